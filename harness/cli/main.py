@@ -1,0 +1,42 @@
+"""The ``harness`` app. Start-up imports neither torch nor tensorflow (a test checks it)."""
+
+from __future__ import annotations
+
+import typer
+
+from .. import __version__
+from . import data_cmd
+from .plugins_cmd import plugins
+
+app = typer.Typer(
+    name="harness",
+    help="Competition harness for robust image classification.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"harness {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Show the version and exit."),
+) -> None:
+    """Competition harness for robust image classification.
+
+    Set HARNESS_DEBUG=1 to see tracebacks.
+    """
+
+
+app.command(rich_help_panel="Plugins")(plugins)
+app.add_typer(data_cmd.app, name="data", rich_help_panel="Data")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

@@ -1,0 +1,36 @@
+"""One exception hierarchy for the whole harness.
+
+The CLI turns a :class:`HarnessError` into one line plus an optional hint;
+:class:`UsageError` (bad input) exits with code 2, anything else with code 1.
+"""
+
+from __future__ import annotations
+
+
+class HarnessError(Exception):
+    """Base class of every error the harness raises on purpose."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, *, hint: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+
+class UsageError(HarnessError):
+    """The user gave something wrong: a name, a file, a field, a value."""
+
+    exit_code = 2
+
+
+class PluginError(UsageError):
+    """A plugin is unknown, duplicated or broken."""
+
+
+class DataError(UsageError):
+    """A dataset file or cache is missing, corrupt or malformed."""
+
+
+class DownloadError(HarnessError):
+    """A download (dataset, pretrained weights) could not happen."""

@@ -1,0 +1,57 @@
+"""Test helpers: fake installed distributions with entry points, image-folder writers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+
+def install_fake_distribution(site: Path, name: str, entry_points: dict[str, str], version: str = "1.0") -> None:
+    """Write ``<name>-<version>.dist-info`` with ``harness`` entry points into ``site``.
+
+    Callers put ``site`` on sys.path (``monkeypatch.syspath_prepend``) so it goes away after the test.
+    """
+    info = site / f"{name.replace('-', '_')}-{version}.dist-info"
+    info.mkdir(parents=True, exist_ok=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
+    lines = "\n".join(f"{ep} = {target}" for ep, target in entry_points.items())
+    (info / "entry_points.txt").write_text(f"[harness]\n{lines}\n")
+
+
+def write_image(path: Path, size=(64, 64), mode="RGB", seed=0, fmt=None) -> Path:
+    """A real image file with random content."""
+    rng = np.random.default_rng(seed)
+    channels = {"RGB": 3, "L": 1, "CMYK": 4, "RGBA": 4}[mode]
+    array = rng.integers(0, 256, size=(size[1], size[0], channels), dtype=np.uint8)
+    image = Image.fromarray(array[..., 0] if channels == 1 else array, mode=mode)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image.save(path, format=fmt or ("JPEG" if path.suffix.upper() in (".JPEG", ".JPG") else None))
+    return path
+
+
+def make_tiny_imagenet(root: Path, wnids=("n01443537", "n01629819", "n01641577"), train_per_class=4, val_per_class=2, test=3) -> Path:
+    """A tiny-imagenet-200 folder in the real layout with real JPEGs (one grayscale, one CMYK)."""
+    base = root / "tiny-imagenet-200"
+    base.mkdir(parents=True)
+    (base / "wnids.txt").write_text("\n".join(wnids) + "\n")
+    words = [f"{w}\tclass {i}, synonym {i}" for i, w in enumerate(wnids)] + ["n99999999\tunused"]
+    (base / "words.txt").write_text("\n".join(words) + "\n")
+    seed = 0
+    for w in wnids:
+        for i in range(train_per_class):
+            seed += 1
+            write_image(base / "train" / w / "images" / f"{w}_{i}.JPEG", seed=seed)
+        (base / "train" / w / f"{w}_boxes.txt").write_text("")
+    write_image(base / "train" / wnids[0] / "images" / f"{wnids[0]}_0.JPEG", mode="L", seed=99)  # grayscale
+    write_image(base / "train" / wnids[1] / "images" / f"{wnids[1]}_0.JPEG", mode="CMYK", seed=98)
+    lines = []
+    for j in range(val_per_class * len(wnids)):
+        name = f"val_{j}.JPEG"
+        write_image(base / "val" / "images" / name, seed=1000 + j)
+        lines.append(f"{name}\t{wnids[j % len(wnids)]}\t0\t0\t63\t63")
+    (base / "val" / "val_annotations.txt").write_text("\n".join(lines) + "\n")
+    for j in range(test):
+        write_image(base / "test" / "images" / f"test_{j}.JPEG", seed=2000 + j)
+    return base
