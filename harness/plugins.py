@@ -25,6 +25,7 @@ from types import ModuleType
 import pluggy
 
 from . import hookspecs
+from .errors import PluginError
 
 ENTRY_POINT_GROUP = "harness"
 BUILTIN_DISTRIBUTION = "harness"
@@ -104,12 +105,24 @@ class HarnessPluginManager(pluggy.PluginManager):
                 )
                 continue
             self.register_module(module, ep.name, dist, version)
-        self.check_pending()
+        self.check_hooks()
+
+    def check_hooks(self) -> None:
+        """``check_pending()``, as a PluginError naming the plugin with an unknown hook."""
+        try:
+            self.check_pending()
+        except pluggy.PluginValidationError as exc:
+            name = self.get_name(exc.plugin) or repr(exc.plugin)
+            raise PluginError(
+                f"Plugin '{name}': {exc}",
+                hint="hook names are listed in harness/hookspecs.py (harness_register_<kind>s)",
+            ) from None
 
     def load_module(self, module_name: str) -> None:
         """Import ``module_name`` and register it as a plugin (for submissions and tests)."""
         module = importlib.import_module(module_name)
         self.register_module(module, module_name, module_name)
+        self.check_hooks()
 
 
 _manager: HarnessPluginManager | None = None

@@ -113,3 +113,9 @@ def test_every_hook_is_documented_and_tested():
         assert getattr(hookspecs, hook).__doc__, f"{hook} has no docstring"
         kind = hook.removeprefix("harness_register_").rstrip("s")
         assert f"list_{kind}s(" in test_text or f'"{kind}"' in test_text, f"{hook} has no test"
+
+
+def test_misspelled_hook_is_named(fresh_plugins):
+    with pytest.raises(PluginError) as info:
+        get_plugin_manager().load_module("typo_plugin")
+    assert info.value.message.startswith("Plugin 'typo_plugin': unknown hook 'harness_register_atacks'")
