@@ -89,11 +89,12 @@ class PluginSpec:
         if unknown:
             from .registry import suggest
 
-            hints = [suggest(name, list(self.params)) for name in unknown]
+            allowed = [*self.params, *self.call_args]
+            hints = "".join(suggest(name, allowed) for name in unknown)
             raise PluginError(
                 f"{self.kind} '{self.name}' has no parameter "
-                + ", ".join(f"'{n}'{h}" for n, h in zip(unknown, hints))
-                + f". Parameters: {', '.join(self.params) or 'none'}"
+                + ", ".join(f"'{n}'" for n in unknown)
+                + f".{hints} Parameters: {', '.join(allowed) or 'none'}"
             )
         return self.load_factory()(**{**dict(self.params), **params})
 

@@ -92,7 +92,7 @@ def test_data_prepare_with_params(cache_dir, tmp_path):
     assert "6x6x3" in result.output
     result = invoke("data", "prepare", "image-folder", "-s", str(tmp_path / "imgs"), "-p", "image_sise=6")
     assert result.exit_code == 2
-    assert "has no parameter 'image_sise' Did you mean 'image_size'?" in result.output
+    assert "has no parameter 'image_sise'. Did you mean 'image_size'?" in result.output
     result = invoke("data", "prepare", "image-folder", "-p", "oops")
     assert result.exit_code == 2 and "--param 'oops': expected KEY=VALUE" in result.output
 

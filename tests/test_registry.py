@@ -39,7 +39,7 @@ def test_unknown_name_suggests_the_closest(with_sample):
 
 
 def test_unknown_parameter_is_named_with_suggestion(with_sample):
-    with pytest.raises(PluginError, match=r"attack 'sample-uniform' has no parameter 'esp' Did you mean 'eps'\?"):
+    with pytest.raises(PluginError, match=r"attack 'sample-uniform' has no parameter 'esp'. Did you mean 'eps'\?"):
         registry.create_attack("sample-uniform", esp=0.1)
 
 
