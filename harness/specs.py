@@ -27,8 +27,6 @@ class PluginSpec:
     kind: ClassVar[str] = "plugin"
     #: arguments the caller always passes besides ``params`` (e.g. a backbone's num_classes)
     call_args: ClassVar[tuple[str, ...]] = ()
-    #: arguments every factory of this kind takes besides ``params`` (never rejected as unknown)
-    call_args: ClassVar[tuple[str, ...]] = ()
 
     name: str
     factory: Factory
@@ -112,7 +110,6 @@ class BackboneSpec(PluginSpec):
     """A model architecture: factory(num_classes=, input_shape=(H, W, C), **params) -> model."""
 
     kind: ClassVar[str] = "backbone"
-    call_args: ClassVar[tuple[str, ...]] = ("num_classes", "input_shape")
     call_args: ClassVar[tuple[str, ...]] = ("num_classes", "input_shape")
 
 

@@ -6,6 +6,7 @@ import typer
 
 from .. import __version__
 from . import data_cmd
+from .demo_cmd import demo
 from .plugins_cmd import plugins
 
 app = typer.Typer(
@@ -35,6 +36,7 @@ def root(
 
 app.command(rich_help_panel="Plugins")(plugins)
 app.add_typer(data_cmd.app, name="data", rich_help_panel="Data")
+app.command(rich_help_panel="Main job")(demo)
 
 
 def main() -> None:

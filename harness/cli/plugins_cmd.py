@@ -30,7 +30,7 @@ def plugins(
     table.add_column("kind", no_wrap=True)
     table.add_column("name", no_wrap=True, style="bold")
     table.add_column("framework", no_wrap=True)
-    table.add_column("description", ratio=1, overflow="fold")
+    table.add_column("description", ratio=1, min_width=24, overflow="fold")
     table.add_column("distribution", no_wrap=True)
     table.add_column("version", no_wrap=True)
     rows = 0

@@ -1,0 +1,389 @@
+"""Framework-neutral training pieces shared by the PyTorch and TensorFlow trainers.
+
+- :class:`TrainingConfig`: every common training knob, with defaults and checks;
+- :class:`EpochMetrics` / :class:`TrainingHistory`: the per-epoch record, saved as
+  JSON (:func:`save_metrics_json`) and drawn as curves (:func:`plot_training_curves`);
+- :func:`scheduled_lr`: step / cosine / constant learning-rate maths;
+- :class:`PlateauDetector` and :class:`ProgressiveUnfreezing`: the seed regime of
+  fine-tuning a pretrained backbone -- train the head, step the learning rate down
+  when the training loss plateaus, then unfreeze the next group of layers;
+- :func:`topk_correct` / :func:`topk_accuracy`: top-k accuracy in numpy.
+
+Nothing here imports torch or tensorflow; matplotlib is imported only to plot.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+import numpy as np
+
+from .atomic import atomic_path, write_json
+from .errors import UsageError
+
+METRICS_SCHEMA_VERSION = 1
+OPTIMIZERS = ("sgd", "adam")
+SCHEDULES = ("step", "cosine", "none")
+UNFREEZE_MODES = ("all", "progressive")
+
+#: The seed's fine-tuning regime: head at 0.01 -> 0.001, then upper backbone at 0.001 -> 0.0001.
+SEED_STAGE_LRS = ((0.01, 0.001), (0.001, 0.0001))
+
+
+# --------------------------------------------------------------------------- configuration
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """The training knobs every defense shares, whatever the framework.
+
+    With ``unfreeze="all"`` every parameter trains from the first epoch and the
+    learning rate follows ``schedule``. With ``unfreeze="progressive"`` the model's
+    unfreezing stages (head, upper backbone, lower backbone) open one after the
+    other: stage *i* trains from ``stage_lrs[i][0]``, the rate is multiplied by
+    ``gamma`` each time the training loss plateaus until it reaches
+    ``stage_lrs[i][1]``, and the next plateau unfreezes stage *i + 1*. Stages
+    beyond ``len(stage_lrs)`` stay frozen; ``lr`` and ``schedule`` are then unused.
+    """
+
+    epochs: int = 10
+    batch_size: int = 128
+    eval_batch_size: int = 512
+    optimizer: str = "sgd"
+    lr: float = 0.01
+    momentum: float = 0.9
+    nesterov: bool = False
+    weight_decay: float = 5e-4
+    schedule: str = "step"
+    #: epochs between step-downs; None: a third of ``epochs``
+    step_size: int | None = None
+    gamma: float = 0.1
+    min_lr: float = 0.0
+    label_smoothing: float = 0.0
+    unfreeze: str = "all"
+    stage_lrs: tuple[tuple[float, float], ...] = SEED_STAGE_LRS
+    plateau_patience: int = 2
+    #: relative improvement of the training loss that still counts as progress
+    plateau_min_delta: float = 0.01
+    #: augmentation names, {"name": ..., **params} tables or callables, applied in order to training batches
+    augmentations: tuple[Any, ...] = ()
+    seed: int = 0
+    device: str = "auto"
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "optimizer", str(self.optimizer).lower())
+        object.__setattr__(self, "schedule", str(self.schedule).lower())
+        object.__setattr__(self, "unfreeze", str(self.unfreeze).lower())
+        object.__setattr__(self, "stage_lrs", tuple((float(hi), float(lo)) for hi, lo in self.stage_lrs))
+        object.__setattr__(self, "augmentations", tuple(self.augmentations or ()))
+        _check_choice("optimizer", self.optimizer, OPTIMIZERS)
+        _check_choice("schedule", self.schedule, SCHEDULES)
+        _check_choice("unfreeze", self.unfreeze, UNFREEZE_MODES)
+        for name in ("epochs", "batch_size", "eval_batch_size", "plateau_patience"):
+            if int(getattr(self, name)) < 1:
+                raise UsageError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.lr <= 0:
+            raise UsageError(f"lr must be positive, got {self.lr}")
+        if self.step_size is not None and self.step_size < 1:
+            raise UsageError(f"step_size must be at least 1 (or None), got {self.step_size}")
+        if not 0 < self.gamma <= 1:
+            raise UsageError(f"gamma must be in (0, 1], got {self.gamma}")
+        if not 0 <= self.label_smoothing < 1:
+            raise UsageError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
+        if self.unfreeze == "progressive":
+            if not self.stage_lrs:
+                raise UsageError("unfreeze='progressive' needs at least one entry in stage_lrs")
+            for hi, lo in self.stage_lrs:
+                if not 0 < lo <= hi:
+                    raise UsageError(f"each stage_lrs entry is (start_lr, end_lr) with 0 < end <= start, got {(hi, lo)}")
+
+    @classmethod
+    def defaults(cls) -> dict[str, Any]:
+        """Every knob and its default, for a plugin spec's ``params``."""
+        return {f.name: to_plain(getattr(cls(), f.name)) for f in fields(cls)}
+
+    @classmethod
+    def split(cls, params: Mapping[str, Any]) -> tuple["TrainingConfig", dict[str, Any]]:
+        """Split ``params`` into a config and the remaining (defense-specific) knobs."""
+        names = {f.name for f in fields(cls)}
+        config = cls(**{k: v for k, v in params.items() if k in names})
+        return config, {k: v for k, v in params.items() if k not in names}
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly view (callables in ``augmentations`` become their repr)."""
+        return {k: to_plain(v) for k, v in asdict(self).items()}
+
+
+def _check_choice(name: str, value: str, choices: Sequence[str]) -> None:
+    if value not in choices:
+        from .registry import suggest
+
+        raise UsageError(f"{name} must be one of {', '.join(choices)}, got {value!r}.{suggest(value, choices)}")
+
+
+def to_plain(value: Any) -> Any:
+    """Tuples to lists, callables to their repr: something JSON, TOML and torch.load(weights_only) hold."""
+    if isinstance(value, (list, tuple)):
+        return [to_plain(v) for v in value]
+    if isinstance(value, Mapping):
+        return {str(k): to_plain(v) for k, v in value.items()}
+    for plain in (bool, int, float, str):  # subclasses too (numpy floats, torch's version string)
+        if isinstance(value, plain):
+            return plain(value)
+    return None if value is None else repr(value)
+
+
+# --------------------------------------------------------------------------- history
+
+
+@dataclass
+class EpochMetrics:
+    """One epoch of training. ``event`` marks what changed at its start (e.g. an unfrozen stage)."""
+
+    epoch: int
+    train_loss: float
+    train_top1: float
+    train_top5: float
+    lr: float
+    seconds: float
+    val_loss: float | None = None
+    val_top1: float | None = None
+    val_top5: float | None = None
+    stage: int = 0
+    stage_name: str = "all"
+    event: str | None = None
+
+
+@dataclass
+class TrainingHistory:
+    """Every epoch so far, plus what produced them (defense, config, model facts)."""
+
+    epochs: list[EpochMetrics] = field(default_factory=list)
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def append(self, record: EpochMetrics) -> None:
+        self.epochs.append(record)
+
+    def __len__(self) -> int:
+        return len(self.epochs)
+
+    def __getitem__(self, index: int) -> EpochMetrics:
+        return self.epochs[index]
+
+    def column(self, name: str) -> list[Any]:
+        """One metric across epochs, e.g. ``history.column("val_top1")``."""
+        return [getattr(record, name) for record in self.epochs]
+
+    @property
+    def events(self) -> list[tuple[int, str]]:
+        """(epoch, event) for every epoch that started with an event."""
+        return [(r.epoch, r.event) for r in self.epochs if r.event]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema_version": METRICS_SCHEMA_VERSION,
+            "meta": to_plain(self.meta),
+            "epochs": [asdict(r) for r in self.epochs],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "TrainingHistory":
+        known = {f.name for f in fields(EpochMetrics)}
+        records = [EpochMetrics(**{k: v for k, v in r.items() if k in known}) for r in data.get("epochs", [])]
+        return cls(records, dict(data.get("meta", {})))
+
+
+def save_metrics_json(history: TrainingHistory, path: str | Path) -> Path:
+    """Write ``history`` as JSON to ``path`` atomically (temp file + ``os.replace``)."""
+    write_json(path, history.to_dict())
+    return Path(path)
+
+
+def load_metrics_json(path: str | Path) -> TrainingHistory:
+    """Read a history written by :func:`save_metrics_json`."""
+    import json
+
+    return TrainingHistory.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
+
+
+def plot_training_curves(history: TrainingHistory, path: str | Path, title: str | None = None) -> Path:
+    """Loss and top-1 accuracy per epoch (train and val) as a PNG, written atomically.
+
+    Dashed vertical lines mark epochs that started with an event, such as a
+    stage of layers being unfrozen.
+    """
+    from matplotlib.figure import Figure  # no pyplot: no GUI backend, no global figure state
+
+    epochs = history.column("epoch")
+    fig = Figure(figsize=(10, 4))
+    loss_ax, acc_ax = fig.subplots(1, 2)
+    panels = ((loss_ax, "loss", "Loss"), (acc_ax, "top1", "Top-1 accuracy"))
+    for ax, metric, label in panels:
+        ax.plot(epochs, history.column(f"train_{metric}"), marker="o", markersize=3, label="train")
+        val = [np.nan if v is None else v for v in history.column(f"val_{metric}")]
+        if not all(np.isnan(v) for v in val):
+            ax.plot(epochs, val, marker="o", markersize=3, label="val")
+        for epoch, event in history.events:
+            ax.axvline(epoch - 0.5, color="grey", linestyle="--", linewidth=1)
+            ax.annotate(event, (epoch - 0.5, 1.0), xycoords=("data", "axes fraction"), rotation=90,
+                        va="top", ha="right", fontsize=7, color="grey")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+        ax.legend(loc="best")
+    acc_ax.set_ylim(0.0, 1.0)
+    fig.suptitle(title or str(history.meta.get("defense", "training")))
+    fig.tight_layout()
+    with atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    return Path(path)
+
+
+# --------------------------------------------------------------------------- learning-rate schedules
+
+
+def scheduled_lr(
+    epoch: int,
+    base_lr: float,
+    schedule: str,
+    epochs: int,
+    step_size: int | None = None,
+    gamma: float = 0.1,
+    min_lr: float = 0.0,
+) -> float:
+    """The learning rate of 0-based ``epoch`` under ``schedule`` (step, cosine or none).
+
+    step: ``base_lr * gamma ** (epoch // step_size)`` (step_size defaults to a third
+    of ``epochs``), never below ``min_lr``; cosine: from ``base_lr`` down to ``min_lr``
+    over ``epochs``; none: ``base_lr``.
+    """
+    _check_choice("schedule", schedule, SCHEDULES)
+    if schedule == "none":
+        return float(base_lr)
+    if schedule == "step":
+        size = step_size or max(1, math.ceil(epochs / 3))
+        return float(max(min_lr, base_lr * gamma ** (epoch // size)))
+    progress = min(1.0, epoch / max(1, epochs))
+    return float(min_lr + (base_lr - min_lr) * 0.5 * (1.0 + math.cos(math.pi * progress)))
+
+
+class PlateauDetector:
+    """Says when a loss has stopped improving.
+
+    A value improves when it is below ``best * (1 - min_delta)``; after
+    ``patience`` updates without improvement :meth:`update` returns True (once,
+    then it starts counting again from the current best).
+    """
+
+    def __init__(self, patience: int = 2, min_delta: float = 0.01):
+        self.patience = int(patience)
+        self.min_delta = float(min_delta)
+        self.reset()
+
+    def reset(self) -> None:
+        self.best = math.inf
+        self.bad_updates = 0
+
+    def update(self, value: float) -> bool:
+        value = float(value)
+        if value < self.best * (1.0 - self.min_delta) or math.isinf(self.best):
+            self.best = min(value, self.best)
+            self.bad_updates = 0
+            return False
+        self.bad_updates += 1
+        if self.bad_updates >= self.patience:
+            self.bad_updates = 0
+            self.best = min(value, self.best)
+            return True
+        return False
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"best": self.best, "bad_updates": self.bad_updates}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.best = float(state["best"])
+        self.bad_updates = int(state["bad_updates"])
+
+
+class ProgressiveUnfreezing:
+    """Stage machine of the seed's fine-tuning regime, driven by the training loss.
+
+    ``stage_lrs[i] = (start, end)``: stage *i* trains at ``start``; on each plateau
+    the rate is multiplied by ``gamma`` (not below ``end``); a plateau at ``end``
+    opens stage *i + 1*. ``num_stages`` caps the stages (the model may have fewer).
+    """
+
+    def __init__(
+        self,
+        stage_lrs: Sequence[tuple[float, float]] = SEED_STAGE_LRS,
+        gamma: float = 0.1,
+        patience: int = 2,
+        min_delta: float = 0.01,
+        num_stages: int | None = None,
+    ):
+        self.stage_lrs = [(float(hi), float(lo)) for hi, lo in stage_lrs]
+        if num_stages is not None:
+            self.stage_lrs = self.stage_lrs[: max(1, num_stages)]
+        self.gamma = float(gamma)
+        self.detector = PlateauDetector(patience, min_delta)
+        self.stage = 0
+        self.lr = self.stage_lrs[0][0]
+
+    @property
+    def final_stage(self) -> int:
+        return len(self.stage_lrs) - 1
+
+    def update(self, train_loss: float) -> str | None:
+        """Feed one epoch's training loss; return the event it causes, if any.
+
+        Events: ``"lr -> <rate>"`` after a step-down, ``"unfreeze <stage>"`` when a
+        stage opens (the caller unfreezes it and uses :attr:`lr`).
+        """
+        if not self.detector.update(train_loss):
+            return None
+        end = self.stage_lrs[self.stage][1]
+        if self.lr > end * (1 + 1e-9):
+            self.lr = max(end, self.lr * self.gamma)
+            return f"lr -> {self.lr:g}"
+        if self.stage < self.final_stage:
+            self.stage += 1
+            self.lr = self.stage_lrs[self.stage][0]
+            self.detector.reset()
+            return f"unfreeze {self.stage}"
+        return None
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"stage": self.stage, "lr": self.lr, "detector": self.detector.state_dict()}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.stage = int(state["stage"])
+        self.lr = float(state["lr"])
+        self.detector.load_state_dict(state["detector"])
+
+
+# --------------------------------------------------------------------------- accuracy
+
+
+def topk_correct(scores: np.ndarray, labels: np.ndarray, k: int) -> int:
+    """How many rows of ``scores`` (N, classes) have their label among the top ``k``.
+
+    ``k`` larger than the number of classes counts every row as correct.
+    """
+    scores = np.asarray(scores)
+    labels = np.asarray(labels).reshape(-1)
+    if scores.ndim != 2 or len(scores) != len(labels):
+        raise ValueError(f"scores must be (N, classes) matching {len(labels)} labels, got {scores.shape}")
+    if k >= scores.shape[1]:
+        return int(len(labels))
+    top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    return int((top == labels[:, None]).any(axis=1).sum())
+
+
+def topk_accuracy(scores: np.ndarray, labels: np.ndarray, ks: Iterable[int] = (1, 5)) -> dict[int, float]:
+    """{k: fraction of rows whose label is among the top k scores}."""
+    n = max(1, len(np.asarray(labels).reshape(-1)))
+    return {k: topk_correct(scores, labels, k) / n for k in ks}

@@ -1,0 +1,160 @@
+"""Registers the PyTorch plugins. Factories are lazy paths, so this module never imports torch."""
+
+from __future__ import annotations
+
+from harness import hookimpl
+from harness.specs import AttackSpec, AugmentationSpec, BackboneSpec, DefenseSpec
+
+M = "harness_torch"
+
+_TORCHVISION_BACKBONES = {
+    "mobilenet_v2": "MobileNetV2 (torchvision), ImageNet-pretrained on request, 512 head",
+    "resnet50": "ResNet-50 (torchvision), ImageNet-pretrained on request, 512 head",
+    "resnext50_32x4d": "ResNeXt-50 32x4d (torchvision), ImageNet-pretrained on request, 512 head",
+    "wide_resnet50_2": "Wide ResNet-50-2 (torchvision): the seed's best Tiny ImageNet model",
+    "efficientnet_b0": "EfficientNet-B0 (torchvision), ImageNet-pretrained on request, 512 head",
+}
+
+
+@hookimpl
+def harness_register_backbones():
+    specs = [
+        BackboneSpec(
+            name="small-cnn",
+            factory=f"{M}.backbones:small_cnn",
+            description="Two-conv CNN that trains in seconds on digits",
+            framework="torch",
+            params={"width": 32, "hidden": 128, "dropout": 0.0},
+        )
+    ]
+    for name, description in _TORCHVISION_BACKBONES.items():
+        specs.append(
+            BackboneSpec(
+                name=name,
+                factory=f"{M}.backbones:{name}",
+                description=description,
+                framework="torch",
+                params={
+                    "pretrained": False,
+                    "weights": None,
+                    "head_hidden": 512,
+                    "dropout": 0.0,
+                    "min_size": 32,
+                },
+            )
+        )
+    return specs
+
+
+#: Each defense's own knobs and defaults (the trainer knobs come from harness.training.TrainingConfig).
+#: harness_torch.defenses reads them from here: one place for every default. eps None: the norm's
+#: default budget (8/255 for linf, 0.5 for l2); step sizes None: 2.5 * eps / steps (harness.attacks).
+DEFENSE_PARAMS = {
+    "standard": {},
+    "model-hardening": {
+        "clean_weight": 1.0,
+        "augmented_weight": 1.0,
+        "fgsm_weight": 1.0,
+        "bim_weight": 1.0,
+        "eps": None,
+        "norm": "linf",
+        "bim_steps": 10,
+        "bim_step_size": None,
+        "reference_model": None,
+    },
+    "pgd-adversarial-training": {
+        "eps": None,
+        "norm": "linf",
+        "steps": 10,
+        "step_size": None,
+        "random_start": True,
+    },
+    "trades": {
+        "beta": 6.0,
+        "eps": None,
+        "norm": "linf",
+        "steps": 10,
+        "step_size": None,
+        "random_start": True,
+    },
+}
+
+_DEFENSES = {
+    "standard": ("standard", "Cross-entropy training on (optionally augmented) clean images"),
+    "model-hardening": (
+        "model_hardening",
+        "The seed's model hardening: every batch trains on clean + augmented + FGSM + BIM images",
+    ),
+    "pgd-adversarial-training": (
+        "pgd_adversarial_training",
+        "PGD adversarial training (Madry et al. 2018): train on L-inf/L2 PGD examples",
+    ),
+    "trades": (
+        "trades",
+        "TRADES (Zhang et al. 2019): cross-entropy + beta * KL(clean || adversarial)",
+    ),
+}
+
+
+@hookimpl
+def harness_register_defenses():
+    from harness.training import TrainingConfig
+
+    trainer_params = TrainingConfig.defaults()
+    return [
+        DefenseSpec(
+            name=name,
+            factory=f"{M}.defenses:{attribute}",
+            description=description,
+            framework="torch",
+            params={**trainer_params, **DEFENSE_PARAMS[name]},
+        )
+        for name, (attribute, description) in _DEFENSES.items()
+    ]
+
+
+_AUGMENTATION_CLASSES = {
+    "hflip": "HFlip",
+    "vflip": "VFlip",
+    "random-crop": "RandomCrop",
+    "color-jitter": "ColorJitter",
+    "grayscale": "Grayscale",
+    "rotation": "Rotation",
+    "affine": "Affine",
+    "perspective": "Perspective",
+    "gaussian-noise": "GaussianNoise",
+    "shot-noise": "ShotNoise",
+    "salt-and-pepper": "SaltAndPepper",
+}
+
+
+@hookimpl
+def harness_register_augmentations():
+    from harness.perturb.severity import AUGMENTATION_DESCRIPTIONS, AUGMENTATION_PARAMS
+
+    return [
+        AugmentationSpec(
+            name=name,
+            factory=f"{M}.augmentations:{cls}",
+            description=AUGMENTATION_DESCRIPTIONS[name],
+            framework="torch",
+            params=dict(AUGMENTATION_PARAMS[name]),
+        )
+        for name, cls in _AUGMENTATION_CLASSES.items()
+    ]
+
+
+@hookimpl
+def harness_register_attacks():
+    from harness.attacks import ATTACK_DESCRIPTIONS, ATTACK_PARAMS
+
+    return [
+        AttackSpec(
+            name=name,
+            factory=f"{M}.attacks:{name.upper()}",
+            description=ATTACK_DESCRIPTIONS[name],
+            framework="torch",
+            params=dict(params),
+        )
+        for name, params in ATTACK_PARAMS.items()
+    ]

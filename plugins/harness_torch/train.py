@@ -1,0 +1,469 @@
+"""The PyTorch trainer every defense shares.
+
+A defense subclasses :class:`Trainer` and overrides :meth:`Trainer.batch_loss`
+(and, if it needs set-up, :meth:`Trainer.prepare`). The trainer does the rest:
+
+- takes uint8 N,H,W,C numpy images and int labels (an object with ``.images`` /
+  ``.labels`` or an ``(images, labels)`` pair), converts batches on the device to
+  float32 N,C,H,W in [0, 1] and applies the configured augmentations there;
+- SGD (momentum, Nesterov) or Adam with weight decay; step / cosine / constant
+  learning rate, or the seed's progressive unfreezing (see
+  :class:`harness.training.TrainingConfig`);
+- seeds everything per epoch (shuffle order, augmentations, attack random starts,
+  dropout), so a resumed run matches an uninterrupted one exactly;
+- after every epoch writes ``metrics.json``, ``training_curves.png`` and
+  ``checkpoint.pt`` (model, optimizer, schedule, epoch, history, RNG states) to
+  ``out_dir``; ``fit(..., resume=True)`` continues from that checkpoint;
+- shows a rich progress bar with the running loss and accuracy.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from pathlib import Path
+from typing import Any, Callable, ClassVar, Mapping, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from harness.atomic import atomic_path
+from harness.errors import UsageError
+from harness.progress import make_progress
+from harness.training import (
+    EpochMetrics,
+    ProgressiveUnfreezing,
+    TrainingConfig,
+    TrainingHistory,
+    plot_training_curves,
+    save_metrics_json,
+    scheduled_lr,
+    to_plain,
+    topk_correct,
+)
+
+from .attacks import eval_mode
+from .backbones import param_groups_for_unfreezing, unfreezing_stages
+from .device import auto_device
+
+CHECKPOINT_NAME = "checkpoint.pt"
+METRICS_NAME = "metrics.json"
+CURVES_NAME = "training_curves.png"
+CHECKPOINT_FORMAT = "harness-torch-checkpoint/1"
+#: knobs that may change between a run and its resumption
+RESUMABLE_CHANGES = frozenset({"epochs", "progress", "device", "eval_batch_size"})
+
+Augmentation = Callable[..., torch.Tensor]
+
+
+# --------------------------------------------------------------------------- data and helpers
+
+
+def split_arrays(split: Any) -> tuple[np.ndarray, np.ndarray]:
+    """(uint8 N,H,W,C images, int64 labels) from an ImageSplit-like object or a pair."""
+    if hasattr(split, "images") and hasattr(split, "labels"):
+        images, labels = split.images, split.labels
+    elif isinstance(split, (tuple, list)) and len(split) == 2:
+        images, labels = split
+    else:
+        raise UsageError(f"expected a split with .images/.labels or an (images, labels) pair, got {type(split).__name__}")
+    images, labels = np.asarray(images), np.asarray(labels).astype(np.int64).reshape(-1)
+    if images.dtype != np.uint8 or images.ndim != 4:
+        raise UsageError(f"images must be uint8 N,H,W,C, got {images.dtype} with shape {images.shape}")
+    if len(images) != len(labels):
+        raise UsageError(f"{len(images)} images but {len(labels)} labels")
+    return images, labels
+
+
+def images_to_tensor(images: np.ndarray, device: torch.device | str | None = None) -> torch.Tensor:
+    """uint8 N,H,W,C numpy -> float32 N,C,H,W in [0, 1] on ``device`` (converted there)."""
+    array = np.ascontiguousarray(images)
+    if not array.flags.writeable:  # read-only memory-mapped cache: torch wants its own copy
+        array = array.copy()
+    tensor = torch.from_numpy(array)
+    if device is not None:
+        tensor = tensor.to(device, non_blocking=True)
+    return tensor.permute(0, 3, 1, 2).float().div_(255.0)
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """``"auto"``/None: :func:`harness_torch.device.auto_device`; else that torch device."""
+    if device is None or str(device) == "auto":
+        return auto_device()
+    try:
+        return torch.device(device)
+    except (RuntimeError, ValueError) as exc:
+        raise UsageError(f"device {device!r} is not a torch device", hint="use auto, cpu, cuda, cuda:0, mps") from exc
+
+
+def derive_seed(*parts: int) -> int:
+    """A 63-bit seed derived from integers (run seed, epoch, stream)."""
+    return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(1, dtype=np.uint64)[0] >> 1)
+
+
+def resolve_augmentations(specs: Sequence[Any]) -> list[Augmentation]:
+    """Callables from augmentation names, ``{"name": ..., **params}`` tables or callables."""
+    augmentations = []
+    for spec in specs:
+        if callable(spec):
+            augmentations.append(spec)
+            continue
+        from harness.registry import create_augmentation
+
+        if isinstance(spec, str):
+            augmentations.append(create_augmentation(spec))
+        elif isinstance(spec, Mapping) and "name" in spec:
+            params = {k: v for k, v in spec.items() if k != "name"}
+            augmentations.append(create_augmentation(spec["name"], **params))
+        else:
+            raise UsageError(f"an augmentation is a name, a {{'name': ..., **params}} table or a callable; got {spec!r}")
+    return augmentations
+
+
+def _batches(order: torch.Tensor, batch_size: int) -> list[torch.Tensor]:
+    """Chunks of ``order``; a last chunk of one image joins the previous one (BatchNorm needs two)."""
+    chunks = list(torch.split(order, batch_size))
+    if len(chunks) > 1 and len(chunks[-1]) == 1:
+        chunks[-2] = torch.cat([chunks[-2], chunks.pop()])
+    return chunks
+
+
+def _rng_state() -> dict[str, Any]:
+    """Global RNG states (torch, CUDA, numpy, python) in a form ``torch.load(weights_only=True)`` reads."""
+    _, keys, pos, has_gauss, cached = np.random.get_state()
+    version, internal, gauss = random.getstate()
+    state = {
+        "torch": torch.get_rng_state(),
+        "numpy": {"keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)), "pos": int(pos),
+                  "has_gauss": int(has_gauss), "cached": float(cached)},
+        "python": {"version": version, "internal": list(internal), "gauss": gauss},
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: Mapping[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    np_state = state["numpy"]
+    np.random.set_state(("MT19937", np_state["keys"].numpy().astype(np.uint32), np_state["pos"],
+                         np_state["has_gauss"], np_state["cached"]))
+    py = state["python"]
+    random.setstate((py["version"], tuple(py["internal"]), py["gauss"]))
+    if "cuda" in state and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+# --------------------------------------------------------------------------- trainer
+
+
+class Trainer:
+    """Trains a model with plain cross-entropy; defenses override :meth:`batch_loss`.
+
+    ``params`` are the :class:`~harness.training.TrainingConfig` knobs plus the
+    defense's own (declared in :attr:`defense_params` with their defaults).
+    """
+
+    name: ClassVar[str] = "standard"
+    #: the defense's own knobs and their defaults
+    defense_params: ClassVar[Mapping[str, Any]] = {}
+
+    def __init__(self, **params: Any):
+        self.config, extra = TrainingConfig.split(params)
+        unknown = sorted(set(extra) - set(self.defense_params))
+        if unknown:
+            known = ", ".join([*TrainingConfig.defaults(), *self.defense_params])
+            raise UsageError(f"defense '{self.name}' has no parameter {', '.join(map(repr, unknown))}. Parameters: {known}")
+        self.options = {**self.defense_params, **extra}
+        self.augmentations = resolve_augmentations(self.config.augmentations)
+        self.generator = torch.Generator()  # CPU: same numbers on every device
+        self._open_stages = 0
+
+    # ---- what a defense overrides
+
+    def prepare(self, model: nn.Module, device: torch.device) -> None:
+        """Called once per :meth:`fit` before the first epoch (e.g. to load a reference model)."""
+
+    def batch_loss(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(loss to minimise, logits whose accuracy is reported as train accuracy) for one batch."""
+        x = self.augment(x)
+        logits = model(x)
+        return self.criterion(logits, y), logits
+
+    # ---- helpers for defenses
+
+    def criterion(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Cross-entropy with the configured label smoothing."""
+        return F.cross_entropy(logits, y, label_smoothing=self.config.label_smoothing)
+
+    def augment(self, x: torch.Tensor) -> torch.Tensor:
+        """The configured augmentations applied in order (seeded by the trainer's generator)."""
+        for augmentation in self.augmentations:
+            x = augmentation(x, generator=self.generator)
+        return x
+
+    # ---- description
+
+    def describe(self) -> dict[str, Any]:
+        """Defense name and every parameter, JSON-friendly (recorded in metrics and checkpoints)."""
+        return {"defense": self.name, "params": {**self.config.to_dict(), **to_plain(self.options)}}
+
+    def __repr__(self) -> str:
+        changed = {k: v for k, v in self.describe()["params"].items()
+                   if k in self.defense_params or TrainingConfig.defaults().get(k, v) != v}
+        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in changed.items())})"
+
+    # ---- training loop
+
+    def fit(
+        self,
+        model: nn.Module,
+        train: Any,
+        val: Any = None,
+        out_dir: str | Path | None = None,
+        *,
+        resume: bool | str | Path = False,
+    ) -> TrainingHistory:
+        """Train ``model`` in place and return its :class:`~harness.training.TrainingHistory`.
+
+        ``out_dir`` receives metrics.json, training_curves.png and checkpoint.pt after
+        every epoch (nothing is written when it is None). ``resume=True`` continues
+        from ``out_dir/checkpoint.pt`` when it exists; ``resume=PATH`` from that file.
+        """
+        cfg = self.config
+        device = resolve_device(cfg.device)
+        train_images, train_labels = split_arrays(train)
+        val_arrays = split_arrays(val) if val is not None else None
+        if not len(train_labels):
+            raise UsageError("the training split is empty")
+        self._check_labels(model, train_labels)
+        out_dir = Path(out_dir) if out_dir is not None else None
+        model.to(device)
+
+        stages = param_groups_for_unfreezing(model)
+        schedule = (
+            ProgressiveUnfreezing(cfg.stage_lrs, cfg.gamma, cfg.plateau_patience, cfg.plateau_min_delta,
+                                  num_stages=len(stages))
+            if cfg.unfreeze == "progressive" else None
+        )
+        history = TrainingHistory(meta={**self.describe(), **self._model_facts(model, device)})
+        start_epoch = 0
+        checkpoint = self._find_checkpoint(resume, out_dir)
+        if checkpoint is not None:
+            state = self._load_checkpoint(checkpoint)
+            model.load_state_dict(state["model"])
+            if schedule is not None:
+                schedule.load_state_dict(state["scheduler"])
+            optimizer = self._open(stages, (schedule.stage + 1) if schedule else len(stages))
+            optimizer.load_state_dict(state["optimizer"])
+            history = TrainingHistory.from_dict(state["history"])
+            history.meta.update({**self.describe(), **self._model_facts(model, device)})
+            start_epoch = int(state["epoch"])
+            _set_rng_state(state["rng"])
+        else:
+            optimizer = self._open(stages, 1 if schedule else len(stages))
+
+        self.prepare(model, device)
+        with make_progress(disable=not cfg.progress, transient=False) as progress:
+            for epoch in range(start_epoch, cfg.epochs):
+                lr = schedule.lr if schedule else scheduled_lr(
+                    epoch, cfg.lr, cfg.schedule, cfg.epochs, cfg.step_size, cfg.gamma, cfg.min_lr)
+                for group in optimizer.param_groups:
+                    group["lr"] = lr
+                stage = schedule.stage if schedule else 0
+                stage_name = stages[stage][0] if schedule else "all"
+                event = self._event(history, stage, stage_name, lr, schedule is not None)
+
+                started = time.perf_counter()
+                task = progress.add_task(f"{self.name} epoch {epoch + 1}/{cfg.epochs}",
+                                         total=len(_batches(torch.arange(len(train_labels)), cfg.batch_size)),
+                                         status="")
+                train_loss, train_top1, train_top5 = self._train_epoch(
+                    model, optimizer, train_images, train_labels, epoch, device,
+                    lambda status: progress.update(task, advance=1, status=status))
+                val_metrics = self.evaluate(model, *val_arrays, device=device) if val_arrays else {}
+                record = EpochMetrics(
+                    epoch=epoch + 1, train_loss=train_loss, train_top1=train_top1, train_top5=train_top5,
+                    lr=lr, seconds=round(time.perf_counter() - started, 3),
+                    val_loss=val_metrics.get("loss"), val_top1=val_metrics.get("top1"),
+                    val_top5=val_metrics.get("top5"), stage=stage, stage_name=stage_name, event=event,
+                )
+                history.append(record)
+                status = f"loss {train_loss:.4f} acc {train_top1:.1%}"
+                if val_metrics:
+                    status += f" | val loss {val_metrics['loss']:.4f} acc {val_metrics['top1']:.1%}"
+                progress.update(task, status=status)
+
+                if schedule is not None and schedule.update(train_loss) and schedule.stage + 1 > self._open_stages:
+                    self._unfreeze(optimizer, stages, schedule.stage + 1)
+                if out_dir is not None:
+                    self._save(out_dir, model, optimizer, schedule, epoch + 1, history)
+        model.eval()
+        return history
+
+    def _train_epoch(self, model, optimizer, images, labels, epoch, device, advance) -> tuple[float, float, float]:
+        cfg = self.config
+        torch.manual_seed(derive_seed(cfg.seed, epoch, 0))  # dropout and anything else on the global RNG
+        self.generator.manual_seed(derive_seed(cfg.seed, epoch, 1))  # augmentations, attack random starts
+        order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(derive_seed(cfg.seed, epoch, 2)))
+        self._train_mode(model)
+        total_loss, top1, top5, seen = 0.0, 0, 0, 0
+        for index in _batches(order, cfg.batch_size):
+            index = np.sort(index.numpy())  # sorted reads are kind to memory-mapped caches
+            x = images_to_tensor(images[index], device)
+            y = torch.from_numpy(labels[index]).to(device)
+            loss, logits = self.batch_loss(model, x, y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            n = len(index)
+            scores = logits.detach().float().cpu().numpy()
+            total_loss += float(loss.detach()) * n
+            top1 += topk_correct(scores, labels[index], 1)
+            top5 += topk_correct(scores, labels[index], 5)
+            seen += n
+            advance(f"loss {total_loss / seen:.4f} acc {top1 / seen:.1%}")
+        return total_loss / seen, top1 / seen, top5 / seen
+
+    @torch.no_grad()
+    def evaluate(self, model: nn.Module, images: np.ndarray, labels: np.ndarray,
+                 device: torch.device | None = None) -> dict[str, float]:
+        """Clean loss, top-1 and top-5 accuracy of ``model`` on uint8 NHWC ``images``."""
+        device = device or next(model.parameters()).device
+        total_loss, top1, top5 = 0.0, 0, 0
+        with eval_mode(model):
+            for start in range(0, len(labels), self.config.eval_batch_size):
+                stop = start + self.config.eval_batch_size
+                logits = model(images_to_tensor(images[start:stop], device))
+                y = torch.from_numpy(labels[start:stop]).to(device)
+                total_loss += float(F.cross_entropy(logits, y, reduction="sum"))
+                scores = logits.float().cpu().numpy()
+                top1 += topk_correct(scores, labels[start:stop], 1)
+                top5 += topk_correct(scores, labels[start:stop], 5)
+        n = max(1, len(labels))
+        return {"loss": total_loss / n, "top1": top1 / n, "top5": top5 / n}
+
+    # ---- stages, optimizer
+
+    def _make_optimizer(self, param_groups: list[list[nn.Parameter]]) -> torch.optim.Optimizer:
+        cfg = self.config
+        groups = [{"params": params} for params in param_groups]
+        if cfg.optimizer == "adam":
+            return torch.optim.Adam(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov and cfg.momentum > 0,
+                               weight_decay=cfg.weight_decay)
+
+    def _open(self, stages, count: int) -> torch.optim.Optimizer:
+        """Freeze everything but the first ``count`` stages; an optimizer with one group per open stage."""
+        self._open_stages = count
+        for index, (_, params) in enumerate(stages):
+            for p in params:
+                p.requires_grad_(index < count)
+        return self._make_optimizer([params for _, params in stages[:count]])
+
+    def _unfreeze(self, optimizer: torch.optim.Optimizer, stages, count: int) -> None:
+        """Open stages up to ``count``: trainable, each with a new optimizer group."""
+        for _, params in stages[self._open_stages:count]:
+            for p in params:
+                p.requires_grad_(True)
+            optimizer.add_param_group({"params": params})
+        self._open_stages = count
+
+    def _train_mode(self, model: nn.Module) -> None:
+        """Train mode, except frozen stages, whose BatchNorm statistics stay as loaded."""
+        model.train()
+        for _, modules in unfreezing_stages(model)[self._open_stages:]:
+            for module in modules:
+                module.eval()
+
+    @staticmethod
+    def _event(history: TrainingHistory, stage: int, stage_name: str, lr: float, progressive: bool) -> str | None:
+        if not progressive:
+            return None
+        if not history.epochs:
+            return f"train {stage_name}"
+        last = history.epochs[-1]
+        if stage != last.stage:
+            return f"unfreeze {stage_name}"
+        if not np.isclose(lr, last.lr):
+            return f"lr {lr:g}"
+        return None
+
+    # ---- checks and facts
+
+    @staticmethod
+    def _check_labels(model: nn.Module, labels: np.ndarray) -> None:
+        classes = getattr(model, "num_classes", None)
+        if classes is not None and len(labels) and (labels.min() < 0 or labels.max() >= classes):
+            raise UsageError(f"labels must be in [0, {classes}), got {labels.min()}..{labels.max()}")
+
+    @staticmethod
+    def _model_facts(model: nn.Module, device: torch.device) -> dict[str, Any]:
+        return {
+            "arch": getattr(model, "arch", type(model).__name__),
+            "parameters": int(sum(p.numel() for p in model.parameters())),
+            "device": str(device),
+            "torch": str(torch.__version__),
+        }
+
+    # ---- checkpoints
+
+    def _find_checkpoint(self, resume: bool | str | Path, out_dir: Path | None) -> Path | None:
+        if resume is False or resume is None:
+            return None
+        if resume is True:
+            if out_dir is None:
+                raise UsageError("resume=True needs out_dir (where checkpoint.pt is)")
+            path = out_dir / CHECKPOINT_NAME
+            return path if path.is_file() else None
+        path = Path(resume)
+        if not path.is_file():
+            raise UsageError(f"checkpoint to resume from not found: {path}")
+        return path
+
+    def _load_checkpoint(self, path: Path) -> dict[str, Any]:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+            raise UsageError(f"{path} is not a harness torch training checkpoint")
+        if state["defense"] != self.name:
+            raise UsageError(f"{path} was written by defense '{state['defense']}', not '{self.name}'")
+        ours, theirs = self.describe()["params"], state["params"]
+        changed = sorted(k for k in set(ours) | set(theirs)
+                         if k not in RESUMABLE_CHANGES and ours.get(k) != theirs.get(k))
+        if changed:
+            raise UsageError(
+                f"cannot resume from {path}: parameters changed: "
+                + ", ".join(f"{k} {theirs.get(k)!r} -> {ours.get(k)!r}" for k in changed),
+                hint="use the checkpoint's parameters, or a fresh out_dir",
+            )
+        return state
+
+    def _save(self, out_dir: Path, model, optimizer, schedule, epoch: int, history: TrainingHistory) -> None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        described = self.describe()
+        state = {
+            "format": CHECKPOINT_FORMAT,
+            "defense": described["defense"],
+            "params": described["params"],
+            "epoch": epoch,
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": schedule.state_dict() if schedule is not None else None,
+            "history": history.to_dict(),
+            "rng": _rng_state(),
+        }
+        with atomic_path(out_dir / CHECKPOINT_NAME, suffix=".pt") as tmp:
+            torch.save(state, tmp)
+        save_metrics_json(history, out_dir / METRICS_NAME)
+        plot_training_curves(history, out_dir / CURVES_NAME, title=f"{self.name} ({history.meta.get('arch', '')})")
+
+
+def load_checkpoint_weights(model: nn.Module, path: str | Path) -> nn.Module:
+    """Load the model weights of a training checkpoint (or a plain state dict) into ``model``."""
+    state = torch.load(Path(path), map_location="cpu", weights_only=True)
+    if isinstance(state, Mapping) and isinstance(state.get("model"), Mapping):
+        state = state["model"]
+    model.load_state_dict(state)
+    return model
