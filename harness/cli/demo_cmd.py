@@ -30,7 +30,6 @@ def demo(
     """Run the main job on the embedded digits dataset: data, plugins, training, robustness table."""
     from ..atomic import write_text
     from ..data import prepare_dataset
-    from ..plugins import get_plugin_manager
     from ..registry import create_attack, create_backbone, create_defense, get_defense
     from .plugins_cmd import plugins
 
@@ -46,7 +45,6 @@ def demo(
 
     console.rule("[bold]2/4 plugins")
     plugins(kind=None, pattern="*", framework=None)
-    get_plugin_manager()
 
     from harness_torch.evaluate import accuracy
 
