@@ -21,7 +21,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 
 #: The reference table (same data sizes, 2-conv CNN, 40 epochs Adam); None: not reported.
 REFERENCE = {

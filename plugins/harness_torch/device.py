@@ -11,24 +11,37 @@ from harness.errors import UsageError
 DEVICE_ENV = "HARNESS_DEVICE"
 
 
+def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
+    """``"auto"``/None: ``HARNESS_DEVICE`` if set, else CUDA when available, else CPU; otherwise ``device``.
+
+    Every device, named or from the environment, is checked to exist: a UsageError says why not.
+    """
+    if device is None or str(device) == "auto":
+        requested = os.environ.get(DEVICE_ENV, "").strip()
+        if not requested:
+            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        return _checked(requested, f"{DEVICE_ENV}={requested!r}", hint_unset=True)
+    return _checked(str(device), f"device {str(device)!r}", hint_unset=False)
+
+
 def auto_device() -> torch.device:
     """CUDA when available, else CPU; ``HARNESS_DEVICE`` (e.g. ``cpu``, ``cuda:1``) overrides."""
-    requested = os.environ.get(DEVICE_ENV, "").strip()
-    if not requested:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return resolve_device("auto")
+
+
+def _checked(requested: str, what: str, hint_unset: bool) -> torch.device:
+    fallback = f"unset {DEVICE_ENV} or set it to cpu" if hint_unset else "use auto or cpu"
     try:
         device = torch.device(requested)
     except (RuntimeError, ValueError) as exc:
-        raise UsageError(f"{DEVICE_ENV}={requested!r} is not a torch device",
-                         hint="use cpu, cuda, cuda:0, mps, ...") from exc
+        raise UsageError(f"{what} is not a torch device", hint="use auto, cpu, cuda, cuda:0, mps") from exc
     if device.type == "cuda":
         if not torch.cuda.is_available():
-            raise UsageError(f"{DEVICE_ENV}={requested!r} but CUDA is not available",
-                             hint=f"unset {DEVICE_ENV} or set it to cpu")
+            raise UsageError(f"{what} but CUDA is not available", hint=fallback)
         if device.index is not None and device.index >= torch.cuda.device_count():
-            raise UsageError(f"{DEVICE_ENV}={requested!r} but only {torch.cuda.device_count()} CUDA device(s) exist")
+            raise UsageError(f"{what} but only {torch.cuda.device_count()} CUDA device(s) exist")
     if device.type == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
-        raise UsageError(f"{DEVICE_ENV}={requested!r} but MPS is not available", hint=f"unset {DEVICE_ENV}")
+        raise UsageError(f"{what} but MPS is not available", hint=fallback)
     return device
 
 

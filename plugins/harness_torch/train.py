@@ -44,9 +44,9 @@ from harness.training import (
     topk_correct,
 )
 
-from .attacks import eval_mode
 from .backbones import param_groups_for_unfreezing, unfreezing_stages
-from .device import auto_device
+from .device import resolve_device
+from .evaluate import accuracy, images_to_tensor
 
 CHECKPOINT_NAME = "checkpoint.pt"
 METRICS_NAME = "metrics.json"
@@ -75,27 +75,6 @@ def split_arrays(split: Any) -> tuple[np.ndarray, np.ndarray]:
     if len(images) != len(labels):
         raise UsageError(f"{len(images)} images but {len(labels)} labels")
     return images, labels
-
-
-def images_to_tensor(images: np.ndarray, device: torch.device | str | None = None) -> torch.Tensor:
-    """uint8 N,H,W,C numpy -> float32 N,C,H,W in [0, 1] on ``device`` (converted there)."""
-    array = np.ascontiguousarray(images)
-    if not array.flags.writeable:  # read-only memory-mapped cache: torch wants its own copy
-        array = array.copy()
-    tensor = torch.from_numpy(array)
-    if device is not None:
-        tensor = tensor.to(device, non_blocking=True)
-    return tensor.permute(0, 3, 1, 2).float().div_(255.0)
-
-
-def resolve_device(device: str | torch.device | None) -> torch.device:
-    """``"auto"``/None: :func:`harness_torch.device.auto_device`; else that torch device."""
-    if device is None or str(device) == "auto":
-        return auto_device()
-    try:
-        return torch.device(device)
-    except (RuntimeError, ValueError) as exc:
-        raise UsageError(f"device {device!r} is not a torch device", hint="use auto, cpu, cuda, cuda:0, mps") from exc
 
 
 def derive_seed(*parts: int) -> int:
@@ -283,7 +262,7 @@ class Trainer:
                 train_loss, train_top1, train_top5 = self._train_epoch(
                     model, optimizer, train_images, train_labels, epoch, device,
                     lambda status: progress.update(task, advance=1, status=status))
-                val_metrics = self.evaluate(model, *val_arrays, device=device) if val_arrays else {}
+                val_metrics = self.evaluate(model, *val_arrays) if val_arrays else {}
                 record = EpochMetrics(
                     epoch=epoch + 1, train_loss=train_loss, train_top1=train_top1, train_top5=train_top5,
                     lr=lr, seconds=round(time.perf_counter() - started, 3),
@@ -327,23 +306,10 @@ class Trainer:
             advance(f"loss {total_loss / seen:.4f} acc {top1 / seen:.1%}")
         return total_loss / seen, top1 / seen, top5 / seen
 
-    @torch.no_grad()
-    def evaluate(self, model: nn.Module, images: np.ndarray, labels: np.ndarray,
-                 device: torch.device | None = None) -> dict[str, float]:
+    def evaluate(self, model: nn.Module, images: np.ndarray, labels: np.ndarray) -> dict[str, float]:
         """Clean loss, top-1 and top-5 accuracy of ``model`` on uint8 NHWC ``images``."""
-        device = device or next(model.parameters()).device
-        total_loss, top1, top5 = 0.0, 0, 0
-        with eval_mode(model):
-            for start in range(0, len(labels), self.config.eval_batch_size):
-                stop = start + self.config.eval_batch_size
-                logits = model(images_to_tensor(images[start:stop], device))
-                y = torch.from_numpy(labels[start:stop]).to(device)
-                total_loss += float(F.cross_entropy(logits, y, reduction="sum"))
-                scores = logits.float().cpu().numpy()
-                top1 += topk_correct(scores, labels[start:stop], 1)
-                top5 += topk_correct(scores, labels[start:stop], 5)
-        n = max(1, len(labels))
-        return {"loss": total_loss / n, "top1": top1 / n, "top5": top5 / n}
+        metrics = accuracy(model, images, labels, batch_size=self.config.eval_batch_size)
+        return {key: metrics[key] for key in ("loss", "top1", "top5")}
 
     # ---- stages, optimizer
 

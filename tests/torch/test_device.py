@@ -33,3 +33,16 @@ def test_bad_env_values_are_usage_errors(monkeypatch):
 def test_model_device():
     assert model_device(torch.nn.Linear(2, 2)) == torch.device("cpu")
     assert model_device(torch.nn.ReLU()) == torch.device("cpu")
+
+
+def test_named_devices_are_checked_like_the_environment(monkeypatch):
+    from harness_torch.device import resolve_device
+
+    monkeypatch.setenv("HARNESS_DEVICE", "cpu")
+    assert resolve_device("auto") == torch.device("cpu") and resolve_device(None) == torch.device("cpu")
+    assert resolve_device("cpu") == torch.device("cpu")
+    with pytest.raises(UsageError, match="device 'gpu-please' is not a torch device"):
+        resolve_device("gpu-please")
+    if not torch.cuda.is_available():
+        with pytest.raises(UsageError, match="device 'cuda' but CUDA is not available"):
+            resolve_device("cuda")
