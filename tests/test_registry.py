@@ -99,3 +99,39 @@ def test_third_party_dataset_backbone_and_defense_work_together(with_sample, cac
 def test_plugin_without_parameters_rejects_any(with_sample):
     with pytest.raises(PluginError, match=r"dataset 'sample-stripes' has no parameter 'n'. Parameters: none"):
         registry.create_dataset("sample-stripes", n=3)
+
+
+@pytest.fixture
+def with_variants(fresh_plugins):
+    get_plugin_manager().load_module("framework_variant_plugin")
+    registry.clear_cache()
+
+
+def test_one_name_may_have_one_variant_per_framework(with_variants):
+    import math
+
+    assert list(registry.variants("attack", "variant-attack")) == ["torch", "tf"]
+    assert registry.get_attack("variant-attack", "tf").factory == "math:floor"
+    assert registry.get_attack("variant-attack", "torch").factory == "math:sqrt"
+    assert registry.get_attack("variant-attack").framework == "torch"  # no framework: any, torch, tf order
+    assert registry.get_attack("variant-attack", "tf").load_factory() is math.floor
+    assert registry.list_attacks("variant-*", framework="tf") == ["variant-attack"]
+    assert registry.list_augmentations("variant-*", framework="tf") == []
+
+
+def test_a_missing_framework_variant_is_named(with_variants):
+    with pytest.raises(PluginError, match=r"^augmentation 'variant-aug' has no tf version \(it exists for: torch\)$"):
+        registry.get_augmentation("variant-aug", "tf")
+    with pytest.raises(PluginError, match=r"Unknown framework 'tensorflow'"):
+        registry.get_augmentation("variant-aug", "tensorflow")
+
+
+def test_same_framework_twice_is_still_a_duplicate(with_variants):
+    import types
+
+    original = __import__("framework_variant_plugin")
+    again = types.SimpleNamespace(harness_register_attacks=original.harness_register_attacks)
+    get_plugin_manager().register(again, name="again")
+    registry.clear_cache()
+    with pytest.raises(PluginError, match="Duplicate attack 'variant-attack'"):
+        registry.registry("attack")

@@ -18,7 +18,7 @@ def plugins(
 ) -> None:
     """List every plugin: kind, name, framework, description, distribution and version."""
     from ..plugins import get_plugin_manager
-    from ..registry import list_plugins, registry
+    from ..registry import list_plugins, registry, variants
     from ..specs import KINDS
 
     kinds = KINDS
@@ -35,12 +35,13 @@ def plugins(
     table.add_column("version", no_wrap=True)
     rows = 0
     for each in kinds:
-        specs = registry(each)
         for name in list_plugins(each, pattern, framework):
-            spec = specs[name]
-            framework_cell = spec.framework if spec.available else f"{spec.framework} [red](not installed)[/]"
-            table.add_row(each, name, framework_cell, spec.description, spec.distribution, spec.version)
-            rows += 1
+            for spec in variants(each, name).values():
+                if framework is not None and spec.framework not in (framework, "any"):
+                    continue
+                framework_cell = spec.framework if spec.available else f"{spec.framework} [red](not installed)[/]"
+                table.add_row(each, name, framework_cell, spec.description, spec.distribution, spec.version)
+                rows += 1
     console.print(table)
     console.print(f"{rows} plugins")
     for failure in get_plugin_manager().load_errors:

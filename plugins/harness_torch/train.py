@@ -92,10 +92,10 @@ def resolve_augmentations(specs: Sequence[Any]) -> list[Augmentation]:
         from harness.registry import create_augmentation
 
         if isinstance(spec, str):
-            augmentations.append(create_augmentation(spec))
+            augmentations.append(create_augmentation(spec, "torch"))
         elif isinstance(spec, Mapping) and "name" in spec:
             params = {k: v for k, v in spec.items() if k != "name"}
-            augmentations.append(create_augmentation(spec["name"], **params))
+            augmentations.append(create_augmentation(spec["name"], "torch", **params))
         else:
             raise UsageError(f"an augmentation is a name, a {{'name': ..., **params}} table or a callable; got {spec!r}")
     return augmentations

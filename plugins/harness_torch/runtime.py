@@ -1,0 +1,76 @@
+"""The PyTorch side of the workflow (:class:`harness.frameworks.Runtime`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .attacks import eval_mode
+from .device import auto_device, model_device
+from .evaluate import accuracy, images_to_tensor
+
+name = "torch"
+weights_file = "weights.pt"
+
+__all__ = ["accuracy", "adversarial_images", "augment_images", "configure", "device_name", "load_weights",
+           "predict_logits", "save_weights"]
+
+
+def configure(threads: int | None = None, seed: int | None = None) -> None:
+    """Intra-op threads and the global seeds (torch, and CUDA when present)."""
+    if threads is not None:
+        torch.set_num_threads(max(1, int(threads)))
+    if seed is not None:
+        torch.manual_seed(int(seed))
+
+
+def device_name() -> str:
+    return str(auto_device())
+
+
+def save_weights(model: torch.nn.Module, path: Path) -> None:
+    torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, path)
+
+
+def load_weights(model: torch.nn.Module, path: Path) -> torch.nn.Module:
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    model.load_state_dict(state)
+    model.to(auto_device())
+    model.eval()
+    return model
+
+
+def predict_logits(model: torch.nn.Module, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    device = model_device(model)
+    outputs = []
+    with eval_mode(model), torch.no_grad():
+        for start in range(0, len(images), batch_size):
+            outputs.append(model(images_to_tensor(images[start : start + batch_size], device)).float().cpu().numpy())
+    if not outputs:
+        return np.zeros((0, 0), dtype=np.float32)
+    return np.concatenate(outputs).astype(np.float32, copy=False)
+
+
+def adversarial_images(model: torch.nn.Module, images: np.ndarray, labels: np.ndarray | None, attack: Any,
+                       batch_size: int = 256) -> np.ndarray:
+    device = model_device(model)
+    outputs = []
+    for start in range(0, len(images), batch_size):
+        x = images_to_tensor(images[start : start + batch_size], device)
+        y = None if labels is None else torch.as_tensor(np.asarray(labels[start : start + batch_size]), device=device)
+        outputs.append(attack(model, x, y).detach().permute(0, 2, 3, 1).cpu().numpy())
+    return np.concatenate(outputs).astype(np.float32, copy=False) if outputs else np.zeros((0,), np.float32)
+
+
+def augment_images(augmentations: list[Any], images: np.ndarray, seed: int, batch_size: int = 256) -> np.ndarray:
+    generator = torch.Generator().manual_seed(int(seed))
+    outputs = []
+    for start in range(0, len(images), batch_size):
+        x = images_to_tensor(images[start : start + batch_size])
+        for augmentation in augmentations:
+            x = augmentation(x, generator=generator)
+        outputs.append(np.clip(np.rint(x.permute(0, 2, 3, 1).numpy() * 255.0), 0, 255).astype(np.uint8))
+    return np.concatenate(outputs) if outputs else np.asarray(images).copy()
