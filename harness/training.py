@@ -7,7 +7,11 @@
 - :class:`PlateauDetector` and :class:`ProgressiveUnfreezing`: the seed regime of
   fine-tuning a pretrained backbone -- train the head, step the learning rate down
   when the training loss plateaus, then unfreeze the next group of layers;
-- :func:`topk_correct` / :func:`topk_accuracy`: top-k accuracy in numpy.
+- :func:`topk_correct` / :func:`topk_accuracy`: top-k accuracy in numpy;
+- the trainers' common plumbing: :func:`split_arrays` (the data boundary),
+  :func:`derive_seed`, :func:`batch_indices`, :func:`resolve_augmentations`,
+  :func:`epoch_event`, :func:`find_checkpoint`, :func:`check_resume`,
+  :func:`write_epoch_outputs`.
 
 Nothing here imports torch or tensorflow; matplotlib is imported only to plot.
 """
@@ -25,6 +29,11 @@ from .atomic import atomic_path, write_json
 from .errors import UsageError
 
 METRICS_SCHEMA_VERSION = 1
+#: what a trainer writes into ``out_dir`` after every epoch (plus its framework's checkpoint)
+METRICS_NAME = "metrics.json"
+CURVES_NAME = "training_curves.png"
+#: knobs that may change between a run and its resumption
+RESUMABLE_CHANGES = frozenset({"epochs", "progress", "device", "eval_batch_size"})
 OPTIMIZERS = ("sgd", "adam")
 SCHEDULES = ("step", "cosine", "none")
 UNFREEZE_MODES = ("all", "progressive")
@@ -387,3 +396,114 @@ def topk_accuracy(scores: np.ndarray, labels: np.ndarray, ks: Iterable[int] = (1
     """{k: fraction of rows whose label is among the top k scores}."""
     n = max(1, len(np.asarray(labels).reshape(-1)))
     return {k: topk_correct(scores, labels, k) / n for k in ks}
+
+
+# --------------------------------------------------------------------------- trainer plumbing
+
+
+def split_arrays(split: Any) -> tuple[np.ndarray, np.ndarray]:
+    """(uint8 N,H,W,C images, int64 labels) from an ImageSplit-like object or a pair."""
+    if hasattr(split, "images") and hasattr(split, "labels"):
+        images, labels = split.images, split.labels
+    elif isinstance(split, (tuple, list)) and len(split) == 2:
+        images, labels = split
+    else:
+        raise UsageError(f"expected a split with .images/.labels or an (images, labels) pair, got {type(split).__name__}")
+    images, labels = np.asarray(images), np.asarray(labels).astype(np.int64).reshape(-1)
+    if images.dtype != np.uint8 or images.ndim != 4:
+        raise UsageError(f"images must be uint8 N,H,W,C, got {images.dtype} with shape {images.shape}")
+    if len(images) != len(labels):
+        raise UsageError(f"{len(images)} images but {len(labels)} labels")
+    return images, labels
+
+
+def check_labels(labels: np.ndarray, num_classes: int | None) -> None:
+    """UsageError unless every label is a class index of the model."""
+    if num_classes is not None and len(labels) and (labels.min() < 0 or labels.max() >= num_classes):
+        raise UsageError(f"labels must be in [0, {num_classes}), got {labels.min()}..{labels.max()}")
+
+
+def derive_seed(*parts: int) -> int:
+    """A 63-bit seed derived from integers (run seed, epoch, stream)."""
+    return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(1, dtype=np.uint64)[0] >> 1)
+
+
+def batch_indices(order: np.ndarray, batch_size: int) -> list[np.ndarray]:
+    """Chunks of ``order``; a last chunk of one image joins the previous one (BatchNorm needs two)."""
+    order = np.asarray(order)
+    chunks = [order[start:start + batch_size] for start in range(0, len(order), batch_size)]
+    if len(chunks) > 1 and len(chunks[-1]) == 1:
+        chunks[-2] = np.concatenate([chunks[-2], chunks.pop()])
+    return chunks
+
+
+def resolve_augmentations(specs: Sequence[Any], framework: str) -> list[Any]:
+    """Callables from augmentation names, ``{"name": ..., **params}`` tables or callables (for ``framework``)."""
+    augmentations = []
+    for spec in specs:
+        if callable(spec):
+            augmentations.append(spec)
+            continue
+        from .registry import create_augmentation
+
+        if isinstance(spec, str):
+            augmentations.append(create_augmentation(spec, framework))
+        elif isinstance(spec, Mapping) and "name" in spec:
+            params = {k: v for k, v in spec.items() if k != "name"}
+            augmentations.append(create_augmentation(spec["name"], framework, **params))
+        else:
+            raise UsageError(f"an augmentation is a name, a {{'name': ..., **params}} table or a callable; got {spec!r}")
+    return augmentations
+
+
+def epoch_event(history: TrainingHistory, stage: int, stage_name: str, lr: float, progressive: bool) -> str | None:
+    """What changed at the start of an epoch under progressive unfreezing (None otherwise)."""
+    if not progressive:
+        return None
+    if not history.epochs:
+        return f"train {stage_name}"
+    last = history.epochs[-1]
+    if stage != last.stage:
+        return f"unfreeze {stage_name}"
+    if not np.isclose(lr, last.lr):
+        return f"lr {lr:g}"
+    return None
+
+
+def find_checkpoint(resume: bool | str | Path | None, out_dir: Path | None, name: str) -> Path | None:
+    """The checkpoint ``fit(..., resume=...)`` continues from: None (start afresh), ``out_dir/name`` or a path."""
+    if resume is False or resume is None:
+        return None
+    if resume is True:
+        if out_dir is None:
+            raise UsageError(f"resume=True needs out_dir (where {name} is)")
+        path = out_dir / name
+        return path if path.is_file() else None
+    path = Path(resume)
+    if not path.is_file():
+        raise UsageError(f"checkpoint to resume from not found: {path}")
+    return path
+
+
+def check_resume(path: Path, defense: str, params: Mapping[str, Any], saved_defense: str,
+                 saved_params: Mapping[str, Any]) -> None:
+    """UsageError when a checkpoint was written by another defense or with other parameters.
+
+    Only :data:`RESUMABLE_CHANGES` may differ between a run and its resumption.
+    """
+    if saved_defense != defense:
+        raise UsageError(f"{path} was written by defense '{saved_defense}', not '{defense}'")
+    changed = sorted(k for k in set(params) | set(saved_params)
+                     if k not in RESUMABLE_CHANGES and params.get(k) != saved_params.get(k))
+    if changed:
+        raise UsageError(
+            f"cannot resume from {path}: parameters changed: "
+            + ", ".join(f"{k} {saved_params.get(k)!r} -> {params.get(k)!r}" for k in changed),
+            hint="use the checkpoint's parameters, or a fresh out_dir",
+        )
+
+
+def write_epoch_outputs(out_dir: Path, history: TrainingHistory, title: str) -> None:
+    """``metrics.json`` and ``training_curves.png`` in ``out_dir`` (each written atomically)."""
+    save_metrics_json(history, out_dir / METRICS_NAME)
+    plot_training_curves(history, out_dir / CURVES_NAME, title=title)

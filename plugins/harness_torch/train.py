@@ -22,7 +22,7 @@ from __future__ import annotations
 import random
 import time
 from pathlib import Path
-from typing import Any, Callable, ClassVar, Mapping, Sequence
+from typing import Any, Callable, ClassVar, Mapping
 
 import numpy as np
 import torch
@@ -32,16 +32,26 @@ from torch import nn
 from harness.atomic import atomic_path
 from harness.errors import UsageError
 from harness.progress import make_progress
-from harness.training import (
+from harness.training import (  # noqa: F401 - split_arrays, derive_seed, *_NAME: re-exported
+    CURVES_NAME,
+    METRICS_NAME,
+    RESUMABLE_CHANGES,
     EpochMetrics,
     ProgressiveUnfreezing,
     TrainingConfig,
     TrainingHistory,
-    plot_training_curves,
-    save_metrics_json,
+    batch_indices,
+    check_labels,
+    check_resume,
+    derive_seed,
+    epoch_event,
+    find_checkpoint,
+    resolve_augmentations,
     scheduled_lr,
+    split_arrays,
     to_plain,
     topk_correct,
+    write_epoch_outputs,
 )
 
 from .backbones import param_groups_for_unfreezing, unfreezing_stages
@@ -49,64 +59,12 @@ from .device import resolve_device
 from .evaluate import accuracy, images_to_tensor
 
 CHECKPOINT_NAME = "checkpoint.pt"
-METRICS_NAME = "metrics.json"
-CURVES_NAME = "training_curves.png"
 CHECKPOINT_FORMAT = "harness-torch-checkpoint/1"
-#: knobs that may change between a run and its resumption
-RESUMABLE_CHANGES = frozenset({"epochs", "progress", "device", "eval_batch_size"})
 
 Augmentation = Callable[..., torch.Tensor]
 
 
-# --------------------------------------------------------------------------- data and helpers
-
-
-def split_arrays(split: Any) -> tuple[np.ndarray, np.ndarray]:
-    """(uint8 N,H,W,C images, int64 labels) from an ImageSplit-like object or a pair."""
-    if hasattr(split, "images") and hasattr(split, "labels"):
-        images, labels = split.images, split.labels
-    elif isinstance(split, (tuple, list)) and len(split) == 2:
-        images, labels = split
-    else:
-        raise UsageError(f"expected a split with .images/.labels or an (images, labels) pair, got {type(split).__name__}")
-    images, labels = np.asarray(images), np.asarray(labels).astype(np.int64).reshape(-1)
-    if images.dtype != np.uint8 or images.ndim != 4:
-        raise UsageError(f"images must be uint8 N,H,W,C, got {images.dtype} with shape {images.shape}")
-    if len(images) != len(labels):
-        raise UsageError(f"{len(images)} images but {len(labels)} labels")
-    return images, labels
-
-
-def derive_seed(*parts: int) -> int:
-    """A 63-bit seed derived from integers (run seed, epoch, stream)."""
-    return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(1, dtype=np.uint64)[0] >> 1)
-
-
-def resolve_augmentations(specs: Sequence[Any]) -> list[Augmentation]:
-    """Callables from augmentation names, ``{"name": ..., **params}`` tables or callables."""
-    augmentations = []
-    for spec in specs:
-        if callable(spec):
-            augmentations.append(spec)
-            continue
-        from harness.registry import create_augmentation
-
-        if isinstance(spec, str):
-            augmentations.append(create_augmentation(spec, "torch"))
-        elif isinstance(spec, Mapping) and "name" in spec:
-            params = {k: v for k, v in spec.items() if k != "name"}
-            augmentations.append(create_augmentation(spec["name"], "torch", **params))
-        else:
-            raise UsageError(f"an augmentation is a name, a {{'name': ..., **params}} table or a callable; got {spec!r}")
-    return augmentations
-
-
-def _batches(order: torch.Tensor, batch_size: int) -> list[torch.Tensor]:
-    """Chunks of ``order``; a last chunk of one image joins the previous one (BatchNorm needs two)."""
-    chunks = list(torch.split(order, batch_size))
-    if len(chunks) > 1 and len(chunks[-1]) == 1:
-        chunks[-2] = torch.cat([chunks[-2], chunks.pop()])
-    return chunks
+# --------------------------------------------------------------------------- RNG state
 
 
 def _rng_state() -> dict[str, Any]:
@@ -156,7 +114,7 @@ class Trainer:
             known = ", ".join([*TrainingConfig.defaults(), *self.defense_params])
             raise UsageError(f"defense '{self.name}' has no parameter {', '.join(map(repr, unknown))}. Parameters: {known}")
         self.options = {**self.defense_params, **extra}
-        self.augmentations = resolve_augmentations(self.config.augmentations)
+        self.augmentations = resolve_augmentations(self.config.augmentations, "torch")
         self.generator = torch.Generator()  # CPU: same numbers on every device
         self._open_stages = 0
 
@@ -217,7 +175,7 @@ class Trainer:
         val_arrays = split_arrays(val) if val is not None else None
         if not len(train_labels):
             raise UsageError("the training split is empty")
-        self._check_labels(model, train_labels)
+        check_labels(train_labels, getattr(model, "num_classes", None))
         out_dir = Path(out_dir) if out_dir is not None else None
         model.to(device)
 
@@ -229,7 +187,7 @@ class Trainer:
         )
         history = TrainingHistory(meta={**self.describe(), **self._model_facts(model, device)})
         start_epoch = 0
-        checkpoint = self._find_checkpoint(resume, out_dir)
+        checkpoint = find_checkpoint(resume, out_dir, CHECKPOINT_NAME)
         if checkpoint is not None:
             state = self._load_checkpoint(checkpoint)
             model.load_state_dict(state["model"])
@@ -253,11 +211,11 @@ class Trainer:
                     group["lr"] = lr
                 stage = schedule.stage if schedule else 0
                 stage_name = stages[stage][0] if schedule else "all"
-                event = self._event(history, stage, stage_name, lr, schedule is not None)
+                event = epoch_event(history, stage, stage_name, lr, schedule is not None)
 
                 started = time.perf_counter()
                 task = progress.add_task(f"{self.name} epoch {epoch + 1}/{cfg.epochs}",
-                                         total=len(_batches(torch.arange(len(train_labels)), cfg.batch_size)),
+                                         total=len(batch_indices(np.arange(len(train_labels)), cfg.batch_size)),
                                          status="")
                 train_loss, train_top1, train_top5 = self._train_epoch(
                     model, optimizer, train_images, train_labels, epoch, device,
@@ -289,8 +247,8 @@ class Trainer:
         order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(derive_seed(cfg.seed, epoch, 2)))
         self._train_mode(model)
         total_loss, top1, top5, seen = 0.0, 0, 0, 0
-        for index in _batches(order, cfg.batch_size):
-            index = np.sort(index.numpy())  # sorted reads are kind to memory-mapped caches
+        for index in batch_indices(order.numpy(), cfg.batch_size):
+            index = np.sort(index)  # sorted reads are kind to memory-mapped caches
             x = images_to_tensor(images[index], device)
             y = torch.from_numpy(labels[index]).to(device)
             loss, logits = self.batch_loss(model, x, y)
@@ -344,26 +302,7 @@ class Trainer:
             for module in modules:
                 module.eval()
 
-    @staticmethod
-    def _event(history: TrainingHistory, stage: int, stage_name: str, lr: float, progressive: bool) -> str | None:
-        if not progressive:
-            return None
-        if not history.epochs:
-            return f"train {stage_name}"
-        last = history.epochs[-1]
-        if stage != last.stage:
-            return f"unfreeze {stage_name}"
-        if not np.isclose(lr, last.lr):
-            return f"lr {lr:g}"
-        return None
-
     # ---- checks and facts
-
-    @staticmethod
-    def _check_labels(model: nn.Module, labels: np.ndarray) -> None:
-        classes = getattr(model, "num_classes", None)
-        if classes is not None and len(labels) and (labels.min() < 0 or labels.max() >= classes):
-            raise UsageError(f"labels must be in [0, {classes}), got {labels.min()}..{labels.max()}")
 
     @staticmethod
     def _model_facts(model: nn.Module, device: torch.device) -> dict[str, Any]:
@@ -376,34 +315,11 @@ class Trainer:
 
     # ---- checkpoints
 
-    def _find_checkpoint(self, resume: bool | str | Path, out_dir: Path | None) -> Path | None:
-        if resume is False or resume is None:
-            return None
-        if resume is True:
-            if out_dir is None:
-                raise UsageError("resume=True needs out_dir (where checkpoint.pt is)")
-            path = out_dir / CHECKPOINT_NAME
-            return path if path.is_file() else None
-        path = Path(resume)
-        if not path.is_file():
-            raise UsageError(f"checkpoint to resume from not found: {path}")
-        return path
-
     def _load_checkpoint(self, path: Path) -> dict[str, Any]:
         state = torch.load(path, map_location="cpu", weights_only=True)
         if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
             raise UsageError(f"{path} is not a harness torch training checkpoint")
-        if state["defense"] != self.name:
-            raise UsageError(f"{path} was written by defense '{state['defense']}', not '{self.name}'")
-        ours, theirs = self.describe()["params"], state["params"]
-        changed = sorted(k for k in set(ours) | set(theirs)
-                         if k not in RESUMABLE_CHANGES and ours.get(k) != theirs.get(k))
-        if changed:
-            raise UsageError(
-                f"cannot resume from {path}: parameters changed: "
-                + ", ".join(f"{k} {theirs.get(k)!r} -> {ours.get(k)!r}" for k in changed),
-                hint="use the checkpoint's parameters, or a fresh out_dir",
-            )
+        check_resume(path, self.name, self.describe()["params"], state["defense"], state["params"])
         return state
 
     def _save(self, out_dir: Path, model, optimizer, schedule, epoch: int, history: TrainingHistory) -> None:
@@ -422,8 +338,7 @@ class Trainer:
         }
         with atomic_path(out_dir / CHECKPOINT_NAME, suffix=".pt") as tmp:
             torch.save(state, tmp)
-        save_metrics_json(history, out_dir / METRICS_NAME)
-        plot_training_curves(history, out_dir / CURVES_NAME, title=f"{self.name} ({history.meta.get('arch', '')})")
+        write_epoch_outputs(out_dir, history, title=f"{self.name} ({history.meta.get('arch', '')})")
 
 
 def load_checkpoint_weights(model: nn.Module, path: str | Path) -> nn.Module:
