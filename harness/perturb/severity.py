@@ -44,6 +44,8 @@ AUGMENTATION_SEVERITY: dict[str, dict[str, tuple[float, ...]]] = {
 }
 
 _GEOMETRY = {"interpolation": "bilinear", "fill": 0.0}
+INTERPOLATIONS = ("nearest", "bilinear", "bicubic")
+PADDING_MODES = ("constant", "edge", "reflect", "symmetric")
 
 #: Every parameter of every augmentation with its default (None: from the severity table).
 AUGMENTATION_PARAMS: dict[str, dict[str, Any]] = {
@@ -109,4 +111,45 @@ def resolve(name: str, severity: int = 3, table: Mapping[str, Mapping[str, tuple
     severity = check_severity(severity)
     params = {key: values[severity - 1] for key, values in table[name].items()}
     params.update({key: value for key, value in overrides.items() if value is not None})
+    return params
+
+
+#: allowed range of each numeric augmentation parameter (inclusive)
+_RANGES: dict[str, dict[str, tuple[float, float]]] = {
+    "color-jitter": {"brightness": (0.0, math.inf), "contrast": (0.0, math.inf), "saturation": (0.0, math.inf),
+                     "hue": (0.0, 0.5)},
+    "rotation": {"degrees": (0.0, 180.0)},
+    "affine": {"translate": (0.0, 1.0), "scale": (0.0, 1.0), "shear": (0.0, 80.0)},
+    "perspective": {"distortion": (0.0, 1.0)},
+}
+_WARPS = ("rotation", "affine", "perspective")
+
+
+def check_augmentation_params(name: str, severity: int, params: dict[str, Any]) -> dict[str, Any]:
+    """Validate and normalise the resolved parameters of augmentation ``name``; every framework uses this.
+
+    ``params`` come from :func:`resolve`; numbers become floats, a bad value raises
+    :class:`UsageError` naming the parameter.
+    """
+    if name in NOISE_SEVERITY:
+        from .noise import noise_params
+
+        return noise_params(name, severity, **params)
+    for key, (low, high) in _RANGES.get(name, {}).items():
+        params[key] = check_number(key, params[key], low, high)
+    if name == "affine" and params["scale"] >= 1.0:
+        raise UsageError(f"scale must be below 1 (images scaled by 1 +- scale), got {params['scale']!r}")
+    if name == "random-crop":
+        if "padding" in params:
+            padding = params["padding"]
+            if isinstance(padding, bool) or not isinstance(padding, Integral) or padding < 0:
+                raise UsageError(f"padding must be a whole number of pixels >= 0, got {padding!r}")
+            params["padding"] = int(padding)
+        if params["padding_mode"] not in PADDING_MODES:
+            raise UsageError(f"padding_mode must be {', '.join(PADDING_MODES[:-1])} or {PADDING_MODES[-1]}, "
+                             f"got {params['padding_mode']!r}")
+    if name in _WARPS and params["interpolation"] not in INTERPOLATIONS:
+        raise UsageError(f"interpolation must be 'nearest', 'bilinear' or 'bicubic', got {params['interpolation']!r}")
+    if name in (*_WARPS, "random-crop"):
+        params["fill"] = check_number("fill", params["fill"], 0.0, 1.0)
     return params

@@ -24,7 +24,13 @@ from torchvision.transforms.v2 import functional as F
 
 from harness.errors import UsageError
 from harness.perturb import noise as _noise
-from harness.perturb.severity import AUGMENTATION_PARAMS, check_number, check_severity, resolve
+from harness.perturb.severity import (
+    AUGMENTATION_PARAMS,
+    check_augmentation_params,
+    check_number,
+    check_severity,
+    resolve,
+)
 
 from .noise import TorchOps
 
@@ -103,8 +109,8 @@ class Augmentation:
         self._generator = torch.Generator().manual_seed(seed) if seed is not None else None
 
     def check_params(self, params: dict[str, Any]) -> dict[str, Any]:
-        """Validate and normalise the resolved parameters (subclasses override)."""
-        return params
+        """Validate and normalise the resolved parameters (the checks every framework shares)."""
+        return check_augmentation_params(self.name, self.severity, params)
 
     def apply(self, x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
         """Augment every image of ``x`` (already selected), each with its own random parameters."""
@@ -170,17 +176,6 @@ class RandomCrop(Augmentation):
                  padding_mode: str = "constant", fill: float = 0.0, seed: int | None = None):
         super().__init__(severity, p, seed, padding=padding, padding_mode=padding_mode, fill=fill)
 
-    def check_params(self, params):
-        if "padding" in params:
-            padding = params["padding"]
-            if isinstance(padding, bool) or not isinstance(padding, int) or padding < 0:
-                raise UsageError(f"padding must be a whole number of pixels >= 0, got {padding!r}")
-        if params["padding_mode"] not in ("constant", "edge", "reflect", "symmetric"):
-            raise UsageError("padding_mode must be constant, edge, reflect or symmetric, "
-                             f"got {params['padding_mode']!r}")
-        params["fill"] = check_number("fill", params["fill"], 0.0, 1.0)
-        return params
-
     def padding_for(self, height: int, width: int) -> int:
         """Padding in pixels for an image of this size."""
         if "padding" in self.params:
@@ -212,12 +207,6 @@ class ColorJitter(Augmentation):
         super().__init__(severity, p, seed, brightness=brightness, contrast=contrast,
                          saturation=saturation, hue=hue)
 
-    def check_params(self, params):
-        for key in ("brightness", "contrast", "saturation"):
-            params[key] = check_number(key, params[key], 0.0)
-        params["hue"] = check_number("hue", params["hue"], 0.0, 0.5)
-        return params
-
     def apply(self, x, generator):
         n, channels = x.shape[:2]
         if channels not in (1, 3):
@@ -242,11 +231,6 @@ class ColorJitter(Augmentation):
 
 
 class _Geometric(Augmentation):
-    def check_params(self, params):
-        _interpolation(params["interpolation"])
-        params["fill"] = check_number("fill", params["fill"], 0.0, 1.0)
-        return params
-
     def _warp_kwargs(self) -> dict[str, Any]:
         return {"interpolation": _interpolation(self.params["interpolation"]), "fill": self.params["fill"]}
 
@@ -259,10 +243,6 @@ class Rotation(_Geometric):
     def __init__(self, severity: int = 3, p: float = 1.0, degrees: float | None = None,
                  interpolation: str = "bilinear", fill: float = 0.0, seed: int | None = None):
         super().__init__(severity, p, seed, degrees=degrees, interpolation=interpolation, fill=fill)
-
-    def check_params(self, params):
-        params["degrees"] = check_number("degrees", params["degrees"], 0.0, 180.0)
-        return super().check_params(params)
 
     def apply(self, x, generator):
         angles = _uniform(x.shape[0], -self.params["degrees"], self.params["degrees"], generator)
@@ -279,14 +259,6 @@ class Affine(_Geometric):
                  fill: float = 0.0, seed: int | None = None):
         super().__init__(severity, p, seed, translate=translate, scale=scale, shear=shear,
                          interpolation=interpolation, fill=fill)
-
-    def check_params(self, params):
-        params["translate"] = check_number("translate", params["translate"], 0.0, 1.0)
-        params["scale"] = check_number("scale", params["scale"], 0.0, 1.0)
-        if params["scale"] >= 1.0:
-            raise UsageError(f"scale must be below 1 (images scaled by 1 +- scale), got {params['scale']!r}")
-        params["shear"] = check_number("shear", params["shear"], 0.0, 80.0)
-        return super().check_params(params)
 
     def apply(self, x, generator):
         n, _, height, width = x.shape
@@ -311,10 +283,6 @@ class Perspective(_Geometric):
                  interpolation: str = "bilinear", fill: float = 0.0, seed: int | None = None):
         super().__init__(severity, p, seed, distortion=distortion, interpolation=interpolation, fill=fill)
 
-    def check_params(self, params):
-        params["distortion"] = check_number("distortion", params["distortion"], 0.0, 1.0)
-        return super().check_params(params)
-
     def apply(self, x, generator):
         n, _, height, width = x.shape
         # like v2.RandomPerspective, but with sub-pixel offsets so small images still move
@@ -331,9 +299,6 @@ class Perspective(_Geometric):
 
 
 class _Noise(Augmentation):
-    def check_params(self, params):
-        return _noise.noise_params(self.name, self.severity, **params)
-
     def apply(self, x, generator):
         return _noise.NOISES[self.name](x, TorchOps(generator), **self.params)
 
