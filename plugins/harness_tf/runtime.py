@@ -1,0 +1,92 @@
+"""The TensorFlow side of the workflow (:class:`harness.frameworks.Runtime`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+import tf_keras as keras
+
+from harness.errors import PluginError
+
+from .backbones import load_model_weights
+from .device import auto_device
+from .evaluate import accuracy, images_to_tensor, predict
+
+name = "tf"
+#: Keras 2 HDF5 weights (layers matched by order, so layer-name counters don't matter)
+weights_file = "weights.h5"
+
+__all__ = ["accuracy", "adversarial_images", "art_classifier", "augment_images", "configure", "device_name",
+           "load_weights", "predict_logits", "save_weights"]
+
+
+def configure(threads: int | None = None, seed: int | None = None) -> None:
+    """Intra-op threads (only before TensorFlow has started; later it keeps its pool) and the global seed."""
+    if threads is not None:
+        try:
+            tf.config.threading.set_intra_op_parallelism_threads(max(1, int(threads)))
+        except RuntimeError:  # the runtime is initialised: TensorFlow cannot resize its pool any more
+            pass
+    if seed is not None:
+        tf.random.set_seed(int(seed))
+
+
+def device_name() -> str:
+    return auto_device().lstrip("/")
+
+
+def save_weights(model: keras.Model, path: Path) -> None:
+    model.save_weights(str(path), save_format="h5")
+
+
+def load_weights(model: keras.Model, path: Path) -> keras.Model:
+    return load_model_weights(model, path)
+
+
+def predict_logits(model: keras.Model, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    outputs = [predict(model, images_to_tensor(images[start : start + batch_size]))
+               for start in range(0, len(images), batch_size)]
+    if not outputs:
+        return np.zeros((0, 0), dtype=np.float32)
+    return np.concatenate(outputs).astype(np.float32, copy=False)
+
+
+def adversarial_images(model: keras.Model, images: np.ndarray, labels: np.ndarray | None, attack: Any,
+                       batch_size: int = 256) -> np.ndarray:
+    outputs = []
+    for start in range(0, len(images), batch_size):
+        x = images_to_tensor(images[start : start + batch_size])
+        y = None if labels is None else tf.constant(np.asarray(labels[start : start + batch_size], dtype=np.int64))
+        outputs.append(np.asarray(attack(model, x, y), dtype=np.float32))
+    return np.concatenate(outputs).astype(np.float32, copy=False) if outputs else np.zeros((0,), np.float32)
+
+
+def augment_images(augmentations: list[Any], images: np.ndarray, seed: int, batch_size: int = 256) -> np.ndarray:
+    generator = tf.random.Generator.from_seed(int(seed))
+    outputs = []
+    for start in range(0, len(images), batch_size):
+        x = images_to_tensor(images[start : start + batch_size])
+        for augmentation in augmentations:
+            x = augmentation(x, generator=generator)
+        outputs.append(np.clip(np.rint(np.asarray(x) * 255.0), 0, 255).astype(np.uint8))
+    return np.concatenate(outputs) if outputs else np.asarray(images).copy()
+
+
+def art_classifier(model: keras.Model, num_classes: int, input_shape: tuple[int, int, int]) -> Any:
+    """An ART ``TensorFlowV2Classifier`` of ``model``: float32 N,H,W,C in [0, 1] (clip_values (0, 1)), logits."""
+    try:
+        from art.estimators.classification import TensorFlowV2Classifier
+    except ImportError as exc:
+        raise PluginError(f"art_classifier needs adversarial-robustness-toolbox: {exc}",
+                          hint="pip install 'harness[robust]'") from exc
+    return TensorFlowV2Classifier(
+        model=model,
+        nb_classes=int(num_classes),
+        input_shape=tuple(int(v) for v in input_shape),
+        loss_object=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        clip_values=(0.0, 1.0),
+        channels_first=False,
+    )

@@ -1,0 +1,73 @@
+"""harness_tf.runtime behaves like the torch runtime: the Runtime protocol, shapes, dtypes, [0, 1], logits."""
+
+from __future__ import annotations
+
+import inspect
+
+import numpy as np
+import pytest
+
+from harness.frameworks import Runtime, get_runtime
+from harness.registry import create_attack, create_augmentation
+
+runtime = get_runtime("tf")
+
+
+def test_runtime_has_every_protocol_function_with_the_same_signature():
+    assert runtime.name == "tf" and runtime.weights_file.endswith(".h5")
+    members = [name for name, _ in inspect.getmembers(Runtime, inspect.isfunction) if not name.startswith("_")]
+    for name in members:
+        expected = list(inspect.signature(getattr(Runtime, name)).parameters)[1:]  # without self
+        assert list(inspect.signature(getattr(runtime, name)).parameters) == expected, name
+    try:
+        torch_runtime = get_runtime("torch")
+    except Exception:  # noqa: BLE001 - torch not installed
+        return
+    assert set(torch_runtime.__all__) <= set(runtime.__all__)
+
+
+def test_predict_and_accuracy_give_logits_on_uint8_images(digits_model, digits_splits):
+    images, labels = digits_splits.test.images[:100], digits_splits.test.labels[:100]
+    logits = runtime.predict_logits(digits_model, images, batch_size=32)
+    assert logits.shape == (100, 10) and logits.dtype == np.float32
+    assert not np.allclose(logits.sum(axis=1), 1.0) and logits.min() < 0  # logits, not probabilities
+    metrics = runtime.accuracy(digits_model, images, labels, batch_size=32)
+    assert set(metrics) == {"loss", "top1", "top5", "count"} and metrics["count"] == 100
+    assert metrics["top1"] == pytest.approx(np.mean(logits.argmax(1) == labels))
+    assert metrics["top5"] >= metrics["top1"] > 0.9 and metrics["loss"] > 0
+    assert runtime.predict_logits(digits_model, images[:0]).shape == (0, 0)
+    attacked = runtime.accuracy(digits_model, images, labels, attack=create_attack("fgsm", "tf", eps=0.2))
+    assert attacked["top1"] < metrics["top1"] - 0.3
+
+
+def test_adversarial_and_augmented_images_stay_in_range(digits_model, digits_splits):
+    images, labels = digits_splits.test.images[:50], digits_splits.test.labels[:50]
+    adversarial = runtime.adversarial_images(digits_model, images, labels, create_attack("pgd", "tf", eps=0.1,
+                                                                                          steps=3), batch_size=16)
+    assert adversarial.shape == images.shape and adversarial.dtype == np.float32
+    assert adversarial.min() >= 0 and adversarial.max() <= 1
+    assert np.abs(adversarial - images / 255.0).max() <= 0.1 + 1e-6
+    unlabelled = runtime.adversarial_images(digits_model, images, None, create_attack("fgsm", "tf", mode="predicted"))
+    assert unlabelled.shape == images.shape
+    augmentations = [create_augmentation("rotation", "tf"), create_augmentation("gaussian-noise", "tf")]
+    a = runtime.augment_images(augmentations, images, seed=3, batch_size=16)
+    assert a.dtype == np.uint8 and a.shape == images.shape and not np.array_equal(a, images)
+    assert np.array_equal(a, runtime.augment_images(augmentations, images, seed=3, batch_size=16))
+    assert not np.array_equal(a, runtime.augment_images(augmentations, images, seed=4, batch_size=16))
+
+
+def test_configure_and_device_name():
+    runtime.configure(threads=1, seed=0)  # after start-up TensorFlow keeps its pool: no error either way
+    assert runtime.device_name() in ("CPU:0", "GPU:0")
+
+
+def test_art_classifier_wraps_the_model_in_pixel_space(digits_model, digits_splits):
+    pytest.importorskip("art")
+    classifier = runtime.art_classifier(digits_model, 10, (8, 8, 1))
+    x = digits_splits.test.images[:20].astype(np.float32) / 255.0
+    y = digits_splits.test.labels[:20]
+    assert np.array_equal(classifier.clip_values, [0.0, 1.0])
+    np.testing.assert_allclose(classifier.predict(x), runtime.predict_logits(digits_model, digits_splits.test.images[:20]),
+                               atol=1e-5)
+    gradient = classifier.loss_gradient(x, np.eye(10)[y])
+    assert gradient.shape == x.shape and np.abs(gradient).sum() > 0
