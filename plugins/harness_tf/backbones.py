@@ -24,9 +24,10 @@ fine-tuning.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import tf_keras as keras
 
@@ -142,12 +143,33 @@ def keras_cache_dir() -> Path:
     return Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")).expanduser() / "models"
 
 
+@contextlib.contextmanager
+def _imagenet_weights_from(path: str) -> Iterator[None]:
+    """Make Keras's ImageNet download hand back a local file.
+
+    The applications build a slightly different graph for ``weights="imagenet"``
+    (EfficientNet adds an input scaling its weights were trained with), so a local
+    copy of those weights must go through the same code path, not ``weights=PATH``.
+    """
+    from tf_keras.src.utils import data_utils
+
+    download = data_utils.get_file
+    data_utils.get_file = lambda *args, **kwargs: path
+    try:
+        yield
+    finally:
+        data_utils.get_file = download
+
+
 def _body(arch: str, input_shape: tuple[int, int, int], weights: Any) -> keras.Model:
     """The application without its top, average-pooled; ``weights``: None, "imagenet" or a local file."""
     cls_name = _APPLICATIONS[arch][0]
     application = getattr(keras.applications, cls_name)
+    if weights is None:
+        return application(input_shape=input_shape, include_top=False, weights=None, pooling="avg")
     if weights != "imagenet":
-        return application(input_shape=input_shape, include_top=False, weights=weights, pooling="avg")
+        with _imagenet_weights_from(str(weights)):
+            return application(input_shape=input_shape, include_top=False, weights="imagenet", pooling="avg")
     try:
         return application(input_shape=input_shape, include_top=False, weights="imagenet", pooling="avg")
     except Exception as exc:  # noqa: BLE001 - network, HTTP or hash failures all mean "no weights"

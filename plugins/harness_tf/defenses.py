@@ -49,6 +49,7 @@ class NSLAdversarialRegularization(Trainer):
     def __init__(self, **params: Any):
         super().__init__(**params)
         self.adv_config = adv_reg_config(self.name, **self.options)
+        self.static_shapes = self.options["random_init"]  # NSL draws its random start with static shapes
 
     def prepare(self, model: keras.Model) -> Any:
         return wrap(model, self.adv_config, tuple(int(v) for v in model.input_shape[1:]), loss=self.loss)

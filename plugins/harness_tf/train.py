@@ -11,8 +11,9 @@ outputs as the PyTorch trainer (:class:`harness.training.TrainingConfig`):
 - SGD (momentum, Nesterov) or Adam; ``weight_decay`` is added to the gradients
   (L2, as torch's optimizers do); step / cosine / constant learning rate, or the
   seed's progressive unfreezing (frozen stages keep BatchNorm statistics as loaded);
-- seeds every epoch (shuffle order, augmentations, TensorFlow's global seed), so
-  a resumed run matches an uninterrupted one (exactly for models without dropout);
+- seeds every epoch (shuffle order, augmentations, TensorFlow's global seed, which a
+  training step traced afresh each epoch passes to dropout and NSL's random start), so
+  a resumed run matches an uninterrupted one exactly;
 - after every epoch writes ``metrics.json``, ``training_curves.png`` and
   ``checkpoint.npz`` (base-model weights, optimizer state, schedule, epoch,
   history) to ``out_dir``; ``fit(..., resume=True)`` continues from that checkpoint;
@@ -153,6 +154,8 @@ class Trainer:
     name: ClassVar[str] = "standard"
     #: the defense's own knobs and their defaults
     defense_params: ClassVar[Mapping[str, Any]] = {}
+    #: trace the step per batch shape (True) instead of once for any batch size
+    static_shapes: bool = False
 
     def __init__(self, **params: Any):
         self.config, extra = TrainingConfig.split(params)
@@ -250,7 +253,6 @@ class Trainer:
             self._open(model, stages, (schedule.stage + 1) if schedule else len(stages))
 
             trained = self.prepare(model)
-            step = self._make_step(trained, model, optimizer)
             with make_progress(disable=not cfg.progress, transient=False) as progress:
                 for epoch in range(start_epoch, cfg.epochs):
                     lr = schedule.lr if schedule else scheduled_lr(
@@ -265,7 +267,7 @@ class Trainer:
                                              total=len(batch_indices(np.arange(len(train_labels)), cfg.batch_size)),
                                              status="")
                     train_loss, train_top1, train_top5 = self._train_epoch(
-                        step, train_images, train_labels, epoch,
+                        trained, model, optimizer, train_images, train_labels, epoch,
                         lambda status: progress.update(task, advance=1, status=status))
                     val_metrics = self.evaluate(model, *val_arrays) if val_arrays else {}
                     record = EpochMetrics(
@@ -282,18 +284,18 @@ class Trainer:
 
                     if schedule is not None and schedule.update(train_loss) and schedule.stage + 1 > self._open_stages:
                         self._open(model, stages, schedule.stage + 1)
-                        step = self._make_step(trained, model, optimizer)  # a new set of trainable variables
                     if out_dir is not None:
                         self._save(out_dir, model, optimizer, schedule, epoch + 1, history)
         return history
 
     def _make_step(self, trained: keras.Model, model: keras.Model, optimizer: Any) -> Any:
-        """A compiled training step over the model's currently trainable variables."""
+        """A compiled training step over the model's currently trainable variables (traced anew every epoch)."""
         variables = list(model.trainable_variables)
         decay = float(self.config.weight_decay)
+        signature = None if self.static_shapes else [
+            tf.TensorSpec([None, *model.input_shape[1:]], tf.float32), tf.TensorSpec([None], tf.int64)]
 
-        # traced per batch shape (two: full and last batch): NSL's random_init needs static shapes
-        @tf.function
+        @tf.function(input_signature=signature)
         def step(x: tf.Tensor, y: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
             with tf.GradientTape() as tape:
                 loss, logits = self.batch_loss(trained, x, y)
@@ -304,9 +306,10 @@ class Trainer:
 
         return step
 
-    def _train_epoch(self, step, images, labels, epoch, advance) -> tuple[float, float, float]:
+    def _train_epoch(self, trained, model, optimizer, images, labels, epoch, advance) -> tuple[float, float, float]:
         cfg = self.config
-        tf.random.set_seed(derive_seed(cfg.seed, epoch, 0))  # dropout and anything else on the global seed
+        tf.random.set_seed(derive_seed(cfg.seed, epoch, 0))  # dropout, NSL's random_init: TF's global seed ...
+        step = self._make_step(trained, model, optimizer)  # ... reaches them in a fresh trace only
         self.generator.reset_from_seed(derive_seed(cfg.seed, epoch, 1))  # augmentations
         order = np.random.default_rng(derive_seed(cfg.seed, epoch, 2)).permutation(len(labels))
         total_loss, top1, top5, seen = 0.0, 0, 0, 0

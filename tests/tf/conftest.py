@@ -27,6 +27,12 @@ except RuntimeError:  # TensorFlow already started elsewhere in this session
 tf.get_logger().setLevel("ERROR")
 
 
+def pytest_configure(config):
+    # Once TensorFlow is loaded, torch's CUDA probe on a machine without CUDA warns
+    # ("CUDA initialization: ... Error 302"); torch still runs on the CPU.
+    config.addinivalue_line("filterwarnings", "ignore:CUDA initialization:UserWarning")
+
+
 @dataclass(frozen=True)
 class DigitsSplits:
     """The ``digits`` dataset as the harness hands it to trainers: uint8 NHWC splits."""

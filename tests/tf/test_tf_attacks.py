@@ -119,7 +119,6 @@ def linear_models(seed=0):
     return torch, torch_model, keras_model
 
 
-@pytest.mark.filterwarnings("ignore:CUDA initialization")  # torch probing for CUDA on a CPU-only machine
 @pytest.mark.parametrize("name, norm, eps", [("fgsm", "linf", 0.1), ("fgsm", "l2", 1.0), ("bim", "linf", 0.1),
                                              ("pgd", "l2", 1.0)])
 def test_tf_and_torch_attacks_give_the_same_perturbation(digits_batch, name, norm, eps):

@@ -124,3 +124,22 @@ def test_pretrained_offline_raises_download_error_with_the_offline_route(monkeyp
     with pytest.raises(DownloadError, match="Cannot download pretrained weights for backbone 'mobilenet_v2'") as info:
         build("mobilenet_v2", input_shape=(32, 32, 3), pretrained=True)
     assert ".keras" in info.value.hint and "weights=PATH" in info.value.hint
+
+
+def test_a_local_copy_of_the_imagenet_file_builds_the_imagenet_graph(tmp_path, monkeypatch):
+    """EfficientNet scales its input differently with weights="imagenet": weights=PATH must match that."""
+    keras.utils.set_random_seed(1)
+    source = build("efficientnet_b0", input_shape=(32, 32, 3), head_hidden=0)
+    body = next(layer for layer in source.layers if isinstance(layer, keras.Model))
+    path = tmp_path / "efficientnetb0_notop.h5"
+    body.save_weights(str(path), save_format="h5")
+    from tf_keras.src.utils import data_utils
+
+    monkeypatch.setattr(data_utils, "get_file", lambda *args, **kwargs: str(path))  # "downloaded" into the cache
+    keras.utils.set_random_seed(2)
+    pretrained = build("efficientnet_b0", input_shape=(32, 32, 3), head_hidden=0, pretrained=True)
+    monkeypatch.undo()
+    keras.utils.set_random_seed(2)
+    local = build("efficientnet_b0", input_shape=(32, 32, 3), head_hidden=0, weights=str(path))
+    x = tf.random.stateless_uniform([2, 32, 32, 3], seed=[4, 5])
+    np.testing.assert_allclose(local(x, training=False), pretrained(x, training=False), atol=1e-5)
