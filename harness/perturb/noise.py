@@ -3,7 +3,7 @@
 The maths (:func:`gaussian_noise`, :func:`shot_noise`, :func:`salt_and_pepper`)
 only calls the five methods of :class:`ArrayOps` plus ``+ - * / < >= &`` on
 arrays, so one implementation serves numpy (:class:`NumpyOps`, here), torch
-(``harness_torch.noise.TorchOps``) and, later, TensorFlow. A new framework
+(``harness_torch.noise.TorchOps``) and TensorFlow (``harness_tf.noise.TFOps``). A new framework
 needs a class with the same five methods and nothing else.
 
 Formulas follow ImageNet-C / Tiny-ImageNet-C (Hendrycks & Dietterich, 2019):
