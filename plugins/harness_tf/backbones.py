@@ -174,7 +174,7 @@ def _body(arch: str, input_shape: tuple[int, int, int], weights: Any) -> keras.M
         return application(input_shape=input_shape, include_top=False, weights="imagenet", pooling="avg")
     except Exception as exc:  # noqa: BLE001 - network, HTTP or hash failures all mean "no weights"
         raise DownloadError(
-            f"Cannot download pretrained weights for backbone '{arch}': {type(exc).__name__}: {exc}",
+            f"Cannot download pretrained weights for backbone '{arch}': {type(exc).__name__}: {_first_line(exc)}",
             hint=(f"on a machine that is online, keras.applications.{cls_name}(include_top=False, "
                   f"weights='imagenet') caches the file in {keras_cache_dir()}: copy it to the same folder here, "
                   "or pass weights=PATH to that .h5 file"),
@@ -295,23 +295,17 @@ def unfreezing_stages(model: keras.Model) -> list[tuple[str, list[keras.layers.L
     stage, ``"all"``. Layers no stage names (e.g. preprocessing) join the last stage.
     """
     head = [layer for layer in model.layers if layer.name in HEAD_LAYERS]
-    if model.name == "nsl-cnn" and head:
-        convs = [layer for layer in model.layers if layer.name.startswith("conv")]
-        upper = convs[-1:]
-    elif model.name in _APPLICATIONS and head:
+    if not head or model.name not in ("nsl-cnn", *_APPLICATIONS):
+        return [("all", [model])]
+    if model.name == "nsl-cnn":
+        upper = [layer for layer in model.layers if layer.name.startswith("conv")][-1:]
+        rest = [layer for layer in model.layers if layer not in head and layer not in upper]
+    else:  # the body's top layers; its other layers and the preprocessing form the lower backbone
         body = next(layer for layer in model.layers if isinstance(layer, keras.Model))
         split = _APPLICATIONS[model.name][2]([layer.name for layer in body.layers])
         upper = body.layers[split:]
-        lower_body = body.layers[:split]
-    else:
-        return [("all", [model])]
-    claimed = {id(layer) for layer in (*head, *upper)}
-    if model.name in _APPLICATIONS:
-        claimed |= {id(body)}
-        lower = [*lower_body, *(layer for layer in model.layers if id(layer) not in claimed)]
-    else:
-        lower = [layer for layer in model.layers if id(layer) not in claimed]
-    return [("head", head), ("upper backbone", upper), ("lower backbone", lower)]
+        rest = [*body.layers[:split], *(layer for layer in model.layers if layer not in head and layer is not body)]
+    return [("head", head), ("upper backbone", upper), ("lower backbone", rest)]
 
 
 def trainable_stages(model: keras.Model, stages: list[tuple[str, list[keras.layers.Layer]]], count: int) -> None:
