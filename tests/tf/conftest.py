@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import importlib.util
+import warnings
 
 import pytest
 
@@ -27,9 +28,13 @@ except RuntimeError:  # TensorFlow already started elsewhere in this session
 tf.get_logger().setLevel("ERROR")
 
 
+# Once TensorFlow is loaded, torch's CUDA probe on a machine without CUDA warns ("CUDA
+# initialization: ... Error 302"); torch still runs on the CPU. Ignored for the rest of the
+# collection (torch test modules probe CUDA when imported) and while tests run.
+warnings.filterwarnings("ignore", "CUDA initialization", UserWarning)
+
+
 def pytest_configure(config):
-    # Once TensorFlow is loaded, torch's CUDA probe on a machine without CUDA warns
-    # ("CUDA initialization: ... Error 302"); torch still runs on the CPU.
     config.addinivalue_line("filterwarnings", "ignore:CUDA initialization:UserWarning")
 
 
