@@ -114,7 +114,7 @@ def test_killed_organiser_resumes_without_lost_or_duplicated_rows(hidden_split, 
     for name in ("one", "two", "three"):
         shutil.copytree(submissions_dir / "tiny", folder / name)
         text = (folder / name / "submission.toml").read_text().replace('name = "tiny"', f'name = "{name}"')
-        (folder / name / "submission.toml").write_text(text.replace("epochs = 3", "epochs = 1"))
+        (folder / name / "submission.toml").write_text(text.replace("epochs = 4", "epochs = 1"))
     db, board = tmp_path / "results.sqlite", tmp_path / "board.csv"
     command = [sys.executable, "-m", "harness.cli.main", "score", str(folder), "--split", str(hidden_split),
                "-P", "cpu", "--db", str(db), "--leaderboard", str(board), "--work-dir", str(tmp_path / "work"),
