@@ -183,8 +183,11 @@ def luma(x: np.ndarray) -> np.ndarray:
 def canny(image: np.ndarray, low: float, high: float) -> np.ndarray:
     """Boolean edges of uint8 (N, H, W) images: cv2.Canny with 3x3 Sobel and L1 gradient magnitude."""
     f = image.astype(np.float64)
-    gx = ndimage.sobel(f, axis=2, mode="nearest")
-    gy = ndimage.sobel(f, axis=1, mode="nearest")
+    derivative, smooth = np.array([-1.0, 0.0, 1.0]), np.array([1.0, 2.0, 1.0])
+    gx = ndimage.correlate1d(ndimage.correlate1d(f, derivative, axis=2, mode="nearest"), smooth, axis=1,
+                             mode="nearest")
+    gy = ndimage.correlate1d(ndimage.correlate1d(f, derivative, axis=1, mode="nearest"), smooth, axis=2,
+                             mode="nearest")
     magnitude = np.abs(gx) + np.abs(gy)
     padded = np.pad(magnitude, ((0, 0), (1, 1), (1, 1)))
     h, w = magnitude.shape[1:]
@@ -194,18 +197,15 @@ def canny(image: np.ndarray, low: float, high: float) -> np.ndarray:
 
     ax, ay = np.abs(gx), np.abs(gy)
     tan22, tan67 = np.tan(np.deg2rad(22.5)), np.tan(np.deg2rad(67.5))
-    horizontal = ay <= tan22 * ax
+    horizontal = ay < tan22 * ax
     vertical = ay > tan67 * ax
-    same_sign = (gx * gy) > 0
-    pairs = [
-        (horizontal, neighbour(0, -1), neighbour(0, 1)),
-        (vertical, neighbour(-1, 0), neighbour(1, 0)),
-        (~horizontal & ~vertical & same_sign, neighbour(-1, -1), neighbour(1, 1)),
-        (~horizontal & ~vertical & ~same_sign, neighbour(-1, 1), neighbour(1, -1)),
-    ]
-    peak = np.zeros(magnitude.shape, dtype=bool)
-    for where, first, second in pairs:
-        peak |= where & (magnitude > first) & (magnitude >= second)
+    diagonal = ~horizontal & ~vertical
+    same_sign = (gx * gy) >= 0
+    peak = horizontal & (magnitude > neighbour(0, -1)) & (magnitude >= neighbour(0, 1))
+    peak |= vertical & (magnitude > neighbour(-1, 0)) & (magnitude >= neighbour(1, 0))
+    # OpenCV is strict on both sides of a diagonal
+    peak |= diagonal & same_sign & (magnitude > neighbour(-1, -1)) & (magnitude > neighbour(1, 1))
+    peak |= diagonal & ~same_sign & (magnitude > neighbour(-1, 1)) & (magnitude > neighbour(1, -1))
     weak = peak & (magnitude > low)
     structure = np.zeros((3, 3, 3), dtype=bool)
     structure[1] = True  # 8-connected within an image, never across images
