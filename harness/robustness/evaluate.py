@@ -99,6 +99,8 @@ class RobustnessReport:
     checks: list[C.SanityCheck] = field(default_factory=list)
     corruption: CorruptionResult | None = None
     files: dict[str, str] = field(default_factory=dict)
+    #: attack (and "ensemble") -> eps -> per-example bool: still correct (not in the JSON)
+    survival: dict[str, dict[float, np.ndarray]] = field(default_factory=dict, repr=False)
 
     @property
     def flags(self) -> list[str]:
@@ -224,6 +226,10 @@ def _seed(*parts: int) -> int:
     return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(1)[0])
 
 
+def _failure(eps: float, exc: Exception) -> str:
+    return f"eps {eps * 255:.3g}/255: {type(exc).__name__}: {exc}".splitlines()[0]
+
+
 def _run_member(member: EnsembleAttack, target: Target, images: np.ndarray, x: np.ndarray, labels: np.ndarray,
                 eps: float, seed: int) -> tuple[np.ndarray, dict[str, int]]:
     """Adversarial images of one member, projected back into the valid set, and what was wrong with them."""
@@ -293,7 +299,7 @@ def evaluate_robustness(
                     adversarial, bad = _run_member(member, target, images[idx], x[idx], labels[idx], e,
                                                    _seed(seed, i, j))
                 except Exception as exc:  # noqa: BLE001 - recorded and flagged, the others still run
-                    errors[member.name].append(f"eps {e * 255:.3g}/255: {type(exc).__name__}: {exc}".splitlines()[0])
+                    errors[member.name].append(_failure(e, exc))
                     adversarial, bad = x[idx], {}
                 violations[member.name][e] = bad
                 alive[idx] = target.predict(adversarial) == labels[idx]
@@ -315,8 +321,12 @@ def evaluate_robustness(
             for j, e in enumerate(eps_values):
                 alive = np.zeros(count, dtype=bool)
                 if len(idx):
-                    adversarial, _ = _run_member(member, target, images[idx], x[idx], labels[idx], e,
-                                                 _seed(seed, 1000 + steps, j))
+                    try:
+                        adversarial, _ = _run_member(member, target, images[idx], x[idx], labels[idx], e,
+                                                     _seed(seed, 1000 + steps, j))
+                    except Exception as exc:  # noqa: BLE001 - the same failure as the pgd member's, recorded
+                        errors.setdefault(f"pgd-{steps}-steps", []).append(_failure(e, exc))
+                        adversarial = x[idx]
                     alive[idx] = target.predict(adversarial) == labels[idx]
                 by_steps[steps][e] = alive
 
@@ -374,7 +384,7 @@ def evaluate_robustness(
         attack_accuracy=attack_accuracy, attack_params=params,
         pgd_steps_accuracy={k: {e: float(v.mean()) for e, v in by_eps.items()} for k, by_eps in by_steps.items()},
         transfer_accuracy=transfer_accuracy, transfer=transfer_info, checks=report_checks, corruption=corruption,
-        whitebox_accuracy=whitebox,
+        whitebox_accuracy=whitebox, survival=series,
     )
     if out_dir is not None:
         report.write(out_dir)
