@@ -224,3 +224,12 @@ def test_reference_implementation_where_it_still_runs():
     kernel = filters.disk(2.5, 0.01).astype(np.float32)
     np.testing.assert_allclose(filters.filter2d(f, kernel), np.stack([cv2.filter2D(i, -1, kernel) for i in f]),
                                atol=1e-5)
+
+
+def test_listing_plugins_loads_no_corruption_code():
+    import subprocess
+    import sys
+
+    code = ("import sys; from harness import registry; registry.list_augmentations('corruption*'); "
+            "assert 'scipy' not in sys.modules and 'harness_corruptions.corruptions' not in sys.modules")
+    subprocess.run([sys.executable, "-c", code], check=True)
