@@ -345,8 +345,9 @@ def evaluate_robustness(
             transfer_info = {"reference": "precomputed examples"}
         transfer_accuracy = {}
         for e in eps_values:
-            if e in examples:
-                adversarial, _ = C.project_adversarial(examples[e], x, e)
+            key = next((k for k in examples if math.isclose(k, e, rel_tol=1e-6)), None)
+            if key is not None:
+                adversarial, _ = C.project_adversarial(examples[key], x, e)
                 transfer_accuracy[e] = float(np.mean(target.predict(adversarial) == labels))
 
     # ---- model checks on a subset

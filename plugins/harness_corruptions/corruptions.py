@@ -12,7 +12,9 @@ with numpy, scipy and Pillow (:mod:`.filters`); frost uses synthesised textures
 ``size_scale`` (default ``sqrt(min(H, W) / 64)``: 1 for Tiny ImageNet). Colour
 corruptions (snow, frost, spatter, saturate) run on grey images as RGB and come
 back as their luma. The seed given to the call (else the one given to the
-factory) fixes every random draw; None draws fresh randomness.
+factory) fixes every random draw; None draws fresh randomness. A torch batch (float
+N,C,H,W in [0, 1]) with ``generator=`` is accepted too, so torch trainers can augment with
+corruptions like with their own augmentations.
 """
 
 from __future__ import annotations
@@ -79,7 +81,12 @@ def defocus_blur(x, rng, radius, alias_blur):
 
 
 def glass_blur(x, rng, sigma, max_delta, iterations):
-    """Blur, swap each pixel with a random neighbour (bottom-right to top-left, in order), blur again."""
+    """Blur, replace each pixel by a random neighbour's (bottom-right to top-left, in order), blur again.
+
+    The original meant to swap the two pixels, but its ``a[p], a[q] = a[q], a[p]`` on numpy
+    views of RGB pixels copies ``a[q]`` into ``a[p]`` and leaves ``a[q]``: Tiny-ImageNet-C was
+    made that way, so this does the same.
+    """
     x = np.floor(np.clip(filters.gaussian(x, sigma), 0, 1) * 255.0)  # the original's np.uint8(...)
     n, h, w = x.shape[:3]
     index = np.arange(n)
@@ -87,9 +94,7 @@ def glass_blur(x, rng, sigma, max_delta, iterations):
         for row in range(h - max_delta, max_delta, -1):
             for col in range(w - max_delta, max_delta, -1):
                 dy, dx = rng.integers(-max_delta, max_delta, size=(2, n))
-                other = x[index, row + dy, col + dx]
-                x[index, row + dy, col + dx] = x[:, row, col]
-                x[:, row, col] = other
+                x[:, row, col] = x[index, row + dy, col + dx]
     return filters.gaussian(x / 255.0, sigma).astype(np.float32)
 
 
@@ -314,7 +319,9 @@ class Corruption:
             params["size_scale"] = scale
         return params
 
-    def __call__(self, images: Any, seed: int | None = None) -> np.ndarray:
+    def __call__(self, images: Any, seed: int | None = None, generator: Any = None) -> Any:
+        if not isinstance(images, np.ndarray) and hasattr(images, "permute"):
+            return self._torch(images, seed, generator)
         images = check_images(images)
         seed = self.seed if seed is None else seed
         rng = np.random.default_rng(seed)
@@ -325,6 +332,17 @@ class Corruption:
         for start in range(0, len(images), CHUNK):
             out[start : start + CHUNK] = self._apply(images[start : start + CHUNK], rng, params)
         return out
+
+    def _torch(self, x: Any, seed: int | None, generator: Any) -> Any:
+        """A torch trainer's batch (float N,C,H,W in [0, 1], any device) through the uint8 corruption;
+        the seed comes from ``generator`` when none is given, as for the torch augmentations."""
+        import torch
+
+        if seed is None and generator is not None:
+            seed = int(torch.randint(0, 2**62, (1,), generator=generator, device=generator.device).item())
+        images = (x.detach().clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+        out = self(images, seed=seed)
+        return torch.from_numpy(out).to(x.device).permute(0, 3, 1, 2).float().div_(255.0)
 
     def _apply(self, images: np.ndarray, rng: np.random.Generator, params: dict[str, Any]) -> np.ndarray:
         x = images.astype(np.float32) / 255.0
