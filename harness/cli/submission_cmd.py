@@ -72,8 +72,14 @@ def evaluate(
     limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Only the first N images."),
     seed: int = typer.Option(0, "--seed", help="Seed of augmentations and attacks."),
     csv_path: Optional[Path] = typer.Option(None, "--csv", help="CSV file (default: RUNS/evaluation.csv)."),
+    robust: bool = typer.Option(False, "--robust", help="Also the attack ensemble (PGD, APGD-CE, APGD-T, Square) at "
+                                "2/255, 4/255, 8/255 and --eps, with sanity checks (docs/robustness.md)."),
+    corruptions: Optional[str] = typer.Option(None, "--corruptions",
+                                              help="With --robust: benchmark, holdout or all corruption suites."),
+    apgd_iters: int = typer.Option(100, "--apgd-iters", min=1, help="With --robust: APGD-CE / APGD-T iterations."),
+    square_queries: int = typer.Option(5000, "--square-queries", min=1, help="With --robust: Square queries."),
 ) -> None:
-    """Top-1/top-5 on clean, augmented, FGSM and BIM validation sets (rich table and CSV)."""
+    """Top-1/top-5 on clean, augmented, FGSM and BIM validation sets (rich table and CSV); --robust for more."""
     from ..atomic import write_text
     from ..data import load_dataset
     from ..errors import UsageError
@@ -91,6 +97,11 @@ def evaluate(
         count = len(data) if limit is None else min(limit, len(data))
         results = evaluate_model(model, data.images[:count], data.labels[:count], eps=eps, bim_steps=bim_steps,
                                  seed=seed)
+        if robust:
+            attacks = {"pgd": {}, "apgd-ce": {"max_iter": apgd_iters}, "apgd-t": {"max_iter": apgd_iters},
+                       "square": {"max_iter": square_queries}}
+            _robust_report(model, data.images[:count], data.labels[:count], eps, corruptions, seed, attacks,
+                           default_run_dir(loaded_submission, runs) / "robustness")
         for name, values in results.items():
             rows.append({"submission": loaded_submission.name, "framework": loaded_submission.framework,
                          "set": name, "top1": round(values["top1"], 4), "top5": round(values["top5"], 4),
@@ -111,3 +122,30 @@ def evaluate(
     target = csv_path or runs / "evaluation.csv"
     write_text(target, buffer.getvalue())
     console.print(f"CSV: {target}")
+
+
+def _robust_report(model, images, labels, eps: float, corruptions: Optional[str], seed: int, attacks: dict,
+                   out: Path) -> None:
+    """Run the robustness evaluation for one model; print its table and flags, write its files to ``out``."""
+    from ..robustness import evaluate_robustness
+
+    report = evaluate_robustness(model.runtime, model.model, images, labels, extra_eps=(eps,),
+                                 attacks=attacks, corruptions=corruptions, seed=seed, out_dir=out,
+                                 num_classes=int(model.info["num_classes"]))
+    table = Table(title=f"{model.submission.name}: robust accuracy (clean {report.clean_accuracy:.1%})")
+    table.add_column("eps (L-inf)")
+    for attack in report.attack_accuracy:
+        table.add_column(attack, justify="right")
+    table.add_column("ensemble (worst case)", justify="right", style="bold")
+    for value in report.eps:
+        cells = [f"{report.attack_accuracy[a].get(value, float('nan')):.1%}" for a in report.attack_accuracy]
+        table.add_row(f"{value * 255:.3g}/255", *cells, f"{report.robust_accuracy[value]:.1%}")
+    console.print(table)
+    if report.corruption is not None:
+        for group in ("benchmark", "holdout"):
+            value = report.corruption.mean_accuracy(group)
+            if value is not None:
+                console.print(f"corruption accuracy ({group}): {value:.1%}")
+    flags = report.flags
+    console.print(f"sanity flags: {', '.join(flags)}" if flags else "sanity flags: none", style="red" if flags else "green")
+    console.print(f"robustness files: {out}")

@@ -71,3 +71,20 @@ def test_train_rejects_an_unknown_profile(submissions_dir):
     result = CliRunner().invoke(app, ["train", str(submissions_dir / "tiny"), "-P", "gpu"])
     assert result.exit_code == 2 and "no profile 'gpu'" in result.output
     assert load_submission(submissions_dir / "tiny", "cpu").training["epochs"] == 4
+
+
+def test_evaluate_robust_runs_the_ensemble_with_sanity_checks(trained, submissions_dir):
+    pytest.importorskip("art")
+    result = CliRunner().invoke(app, ["evaluate", str(submissions_dir / "tiny"), "-P", "cpu", "--runs", str(trained),
+                                      "--eps", "0.1", "--limit", "24", "--robust", "--apgd-iters", "5",
+                                      "--square-queries", "20", "--corruptions", "holdout",
+                                      "--csv", str(trained / "robust-eval.csv")], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    folder = trained / "tiny" / "cpu" / "robustness"
+    report = json.loads((folder / "robustness.json").read_text())
+    robust = {row["eps"]: row["accuracy"] for row in report["robust_accuracy"]}
+    assert sorted(robust) == pytest.approx([2 / 255, 4 / 255, 8 / 255, 0.1])
+    assert robust[max(robust)] <= report["clean_accuracy"]
+    assert (folder / "robustness.png").read_bytes().startswith(b"\x89PNG")
+    assert (folder / "corruptions.csv").is_file()
+    assert "ensemble (worst case)" in result.output and "sanity flags:" in result.output
