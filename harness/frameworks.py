@@ -63,6 +63,18 @@ class Runtime(Protocol):
                        batch_size: int = 256) -> np.ndarray:
         """uint8 images after this framework's augmentation plugins (applied in order, seeded)."""
 
+    def predict_logits_float(self, model: Any, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
+        """float32 (N, classes) logits for float32 N,H,W,C images in [0, 1] (e.g. adversarial ones)."""
+
+    def input_gradients(self, model: Any, images: np.ndarray, labels: np.ndarray,
+                        batch_size: int = 256) -> np.ndarray:
+        """float32 N,H,W,C gradient of the summed cross-entropy wrt float [0, 1] N,H,W,C ``images``
+        (model in inference mode; zeros where the loss does not depend on the input)."""
+
+    def art_classifier(self, model: Any, num_classes: int, input_shape: tuple[int, int, int]) -> Any:
+        """An adversarial-robustness-toolbox classifier of ``model`` that takes float32 N,H,W,C in [0, 1]
+        (clip_values (0, 1), cross-entropy loss, logits out); PluginError naming the extra without ART."""
+
 
 def framework_available(framework: str) -> bool:
     """True when the framework's module is installed (checked without importing it)."""

@@ -55,3 +55,9 @@ def make_tiny_imagenet(root: Path, wnids=("n01443537", "n01629819", "n01641577")
     for j in range(test):
         write_image(base / "test" / "images" / f"test_{j}.JPEG", seed=2000 + j)
     return base
+
+
+#: hostile and tiny submissions the scoring tests run through the real scorer
+TEST_SUBMISSIONS = Path(__file__).resolve().parent / "submissions"
+#: the project's example submissions
+EXAMPLE_SUBMISSIONS = Path(__file__).resolve().parents[1] / "submissions"

@@ -1,110 +1,125 @@
-"""``harness demo``: the README's main job on the embedded digits dataset.
+"""``harness demo``: the whole competition on the embedded digits dataset.
 
-Until the competition workflow lands, the demo prepares the data, lists the
-plugins, trains the small CNN with two defenses and reports clean and
-adversarial accuracy (table, CSV and PNG).
+Builds a hidden perturbed split from the digits test images (recipe
+``submissions/digits-recipe.toml``), scores every example submission with its
+``cpu`` profile in child processes, writes the leaderboard CSV and a bar chart,
+and shows the leaderboard. A submission whose cpu profile needs a GPU is skipped
+on a CPU-only machine with a visible note. A rerun reuses the split and every
+finished score.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 from pathlib import Path
 
 import typer
-from rich.table import Table
 
 from .common import console, handle_errors
 
-DEFENSES = ("standard", "pgd-adversarial-training")
+RECIPE = "digits-recipe.toml"
+PROFILE = "cpu"
 
 
-@handle_errors
-def demo(
-    out: Path = typer.Option(Path("runs/demo"), "--out", help="Folder for models, metrics, curves and results."),
-    epochs: int = typer.Option(8, "--epochs", min=1, help="Training epochs per defense."),
-    eps: float = typer.Option(0.1, "--eps", help="L-inf attack budget in pixel space [0, 1]."),
-    seed: int = typer.Option(0, "--seed", help="Seed for data split, training and attacks."),
-    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
-) -> None:
-    """Run the main job on the embedded digits dataset: data, plugins, training, robustness table."""
-    from ..atomic import write_text
-    from ..data import prepare_dataset
-    from ..registry import create_attack, create_backbone, create_defense, get_defense
-    from .plugins_cmd import plugins
+def gpu_available() -> bool:
+    """Whether a GPU is visible to either installed framework (imports it; fine outside start-up)."""
+    from ..frameworks import framework_available
 
-    if not get_defense("standard").available:
-        from ..errors import UsageError
+    if framework_available("torch"):
+        import torch
 
-        raise UsageError("the demo trains with PyTorch, which is not installed", hint="pip install 'harness[torch]'")
-
-    console.rule("[bold]1/4 data: digits (scikit-learn's bundled handwritten digits)")
-    dataset = prepare_dataset("digits", seed=seed, progress=progress)
-    train, val, test = (dataset.split(s) for s in ("train", "val", "test"))
-    console.print(f"{len(train)} train / {len(val)} val / {len(test)} test images, 8x8 grey, cache {dataset.path}")
-
-    console.rule("[bold]2/4 plugins")
-    plugins(kind=None, pattern="*", framework=None)
-
-    from harness_torch.evaluate import accuracy
-
-    attacks = {
-        "clean": None,
-        f"FGSM eps {eps:g}": create_attack("fgsm", eps=eps, seed=seed),
-        f"PGD-20 eps {eps:g}": create_attack("pgd", eps=eps, steps=20, step_size=eps / 8, seed=seed),
-    }
-    rows = []
-    for defense in DEFENSES:
-        console.rule(f"[bold]3/4 training small-cnn with defense '{defense}' ({epochs} epochs)")
-        model = create_backbone("small-cnn", num_classes=dataset.num_classes, input_shape=dataset.image_shape)
-        params = {"epochs": epochs, "optimizer": "adam", "lr": 3e-3, "weight_decay": 0.0, "batch_size": 64,
-                  "seed": seed, "progress": progress}
-        if defense != "standard":
-            params.update(eps=eps, steps=7)
-        create_defense(defense, **params).fit(model, train, val, out_dir=out / defense)
-        result = {"defense": defense}
-        for name, attack in attacks.items():
-            result[name] = accuracy(model, test.images, test.labels, attack)["top1"]
-        rows.append(result)
-
-    console.rule("[bold]4/4 robustness on the digits test split")
-    table = Table(title=f"top-1 accuracy on {len(test)} test digits (attacks in pixel space, L-inf)")
-    table.add_column("defense")
-    for name in attacks:
-        table.add_column(name, justify="right")
-    for row in rows:
-        table.add_row(row["defense"], *(f"{row[name]:.1%}" for name in attacks))
-    console.print(table)
-
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=["defense", *attacks])
-    writer.writeheader()
-    writer.writerows({k: (f"{v:.4f}" if isinstance(v, float) else v) for k, v in row.items()} for row in rows)
-    write_text(out / "results.csv", buffer.getvalue())
-    _plot(rows, list(attacks), out / "results.png")
-    console.print(f"results: {out / 'results.csv'}, {out / 'results.png'}; training curves: {out}/<defense>/training_curves.png")
+        if torch.cuda.is_available():
+            return True
+    return False
 
 
-def _plot(rows: list[dict], columns: list[str], path: Path) -> None:
-    """Grouped bar chart: accuracy per evaluation set for each defense."""
+def skipped_on_this_machine(folders: list[Path], profile: str) -> dict[str, str]:
+    """Submissions whose profile says requires_gpu, when no GPU is here: name -> visible note."""
+    from ..submission import read_toml
+
+    needs = {}
+    for folder in folders:
+        data = read_toml(folder / "submission.toml")
+        settings = (data.get("profiles") or {}).get(profile) or {}
+        if settings.get("requires_gpu"):
+            needs[data.get("name", folder.name)] = (
+                f"skipped: its '{profile}' profile needs a GPU ({settings.get('description') or 'heavy model'})")
+    return needs if needs and not gpu_available() else {}
+
+
+def leaderboard_chart(records, path: Path, partition: str = "public") -> Path:
+    """Grouped bars: top-1 per perturbation category for every scored submission."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import numpy as np
 
     from ..atomic import atomic_path
+    from ..scoring.leaderboard import category_columns
 
-    figure, axes = plt.subplots(figsize=(7, 4))
-    width = 0.8 / len(rows)
-    for i, row in enumerate(rows):
-        positions = [c + i * width for c in range(len(columns))]
-        axes.bar(positions, [row[c] for c in columns], width, label=row["defense"])
-    axes.set_xticks([c + width * (len(rows) - 1) / 2 for c in range(len(columns))], columns)
-    axes.set_ylim(0, 1)
-    axes.set_ylabel("top-1 accuracy")
-    axes.set_title("digits: clean vs adversarial accuracy")
-    axes.legend()
-    figure.tight_layout()
+    scored = sorted((r for r in records if r.status == "scored"), key=lambda r: -r.metrics[partition]["score"])
+    columns = category_columns(scored)
+    fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(columns) + 2), 4), dpi=120)
+    width = 0.8 / max(1, len(scored))
+    positions = np.arange(len(columns))
+    for i, record in enumerate(scored):
+        values = [record.metrics[partition].get(c, 0.0) * 100 for c in columns]
+        ax.bar(positions + i * width - 0.4 + width / 2, values, width,
+               label=f"{record.submission} ({record.metrics[partition]['score']:.1%})")
+    ax.set_xticks(positions, [c.removeprefix("top1_") for c in columns])
+    ax.set_ylabel("top-1 accuracy (%)")
+    ax.set_ylim(0, 100)
+    ax.set_title(f"Hidden split, {partition} partition: accuracy per perturbation")
+    ax.legend(fontsize=8, loc="lower left")
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
     with atomic_path(path, suffix=".png") as tmp:
-        figure.savefig(tmp, format="png", dpi=120)
-    plt.close(figure)
+        fig.savefig(tmp, format="png")
+    plt.close(fig)
+    return path
+
+
+@handle_errors
+def demo(
+    out: Path = typer.Option(Path("runs/demo"), "--out", help="Folder for the split, results, leaderboard, chart."),
+    submissions: Path = typer.Option(Path("submissions"), "--submissions", help="Folder of example submissions."),
+    timeout: float = typer.Option(900.0, "--timeout", help="Seconds per submission (train + predict)."),
+    fresh: bool = typer.Option(False, "--fresh", help="Rebuild the split and rescore everything."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
+) -> None:
+    """Run the main job on the embedded digits: hidden split, score the examples, leaderboard."""
+    import shutil
+
+    from ..data import prepare_dataset
+    from ..errors import UsageError
+    from ..scoring.scorer import entries_from_paths, score_submissions
+    from ..scoring.split import build_split, load_recipe, verify_split
+    from .score_cmd import _printer, show_leaderboard, split_table
+
+    recipe_path = submissions / RECIPE
+    if not recipe_path.is_file():
+        raise UsageError(f"{recipe_path}: the demo's split recipe is missing",
+                         hint="run the demo from the repository root, or pass --submissions FOLDER")
+    if fresh and out.exists():
+        shutil.rmtree(out)
+    prepare_dataset("digits", progress=progress)
+    split_dir = out / "split"
+    try:
+        split_hash = verify_split(split_dir)
+        console.print(f"hidden split: reusing {split_dir} (hash {split_hash[:16]})")
+    except UsageError:
+        console.rule("1. hidden split")
+        summary = build_split(load_recipe(recipe_path), split_dir, references=out / "references", progress=progress)
+        console.print(split_table(summary))
+    entries = entries_from_paths([submissions])
+    skip = skipped_on_this_machine([e.root for e in entries], PROFILE)
+    console.rule(f"2. scoring {len(entries)} submissions ({PROFILE} profile)")
+    records = score_submissions(entries, split_dir, out / "results.sqlite", out / "leaderboard.csv",
+                                profile=PROFILE, timeout=timeout, work_dir=out / "score", on_event=_printer,
+                                skip=skip)
+    console.rule("3. leaderboard")
+    show_leaderboard(out / "leaderboard.csv", private=False)
+    for name, note in skip.items():
+        console.print(f"[yellow]note:[/] {name} {note}", highlight=False)
+    chart = leaderboard_chart(records, out / "leaderboard.png")
+    console.print(f"leaderboard CSV {out / 'leaderboard.csv'}, chart {chart}, results store {out / 'results.sqlite'}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from .. import __version__
-from . import data_cmd
+from . import data_cmd, score_cmd, submission_cmd
 from .demo_cmd import demo
 from .plugins_cmd import plugins
 
@@ -37,8 +37,18 @@ def root(
 app.command(rich_help_panel="Plugins")(plugins)
 app.add_typer(data_cmd.app, name="data", rich_help_panel="Data")
 app.command(rich_help_panel="Main job")(demo)
+app.add_typer(submission_cmd.app, name="submission", rich_help_panel="Participants")
+app.command(rich_help_panel="Participants")(submission_cmd.train)
+app.command(rich_help_panel="Participants")(submission_cmd.evaluate)
+app.add_typer(score_cmd.split_app, name="split", rich_help_panel="Organisers")
+app.command(rich_help_panel="Organisers")(score_cmd.score)
+app.command(rich_help_panel="Organisers")(score_cmd.leaderboard)
 
 
 def main() -> None:
     """Console-script entry point."""
     app()
+
+
+if __name__ == "__main__":
+    main()

@@ -8,7 +8,8 @@ needs a class with the same five methods and nothing else.
 
 Formulas follow ImageNet-C / Tiny-ImageNet-C (Hendrycks & Dietterich, 2019):
 gaussian ``clip(x + N(0, sigma^2))``, shot ``clip(Poisson(x * lam) / lam)``,
-impulse ``x`` replaced by 1 (salt) or 0 (pepper) with probability ``amount``.
+impulse ``x`` replaced by 1 (salt) or 0 (pepper) with probability ``amount``,
+speckle ``clip(x + x * N(0, sigma^2))`` (used by the corruption suite).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ __all__ = [
     "numpy_noise",
     "salt_and_pepper",
     "shot_noise",
+    "speckle_noise",
 ]
 
 
@@ -106,6 +108,11 @@ def salt_and_pepper(x: Any, ops: ArrayOps, amount: float, salt_vs_pepper: float 
     salt_below = amount * salt_vs_pepper
     out = ops.where(u < salt_below, 1.0, x)
     return ops.where((u >= salt_below) & (u < amount), 0.0, out)
+
+
+def speckle_noise(x: Any, ops: ArrayOps, sigma: float) -> Any:
+    """Multiplicative Gaussian (speckle) noise ``x + x * N(0, sigma^2)``, clipped to [0, 1]."""
+    return ops.clip(x + x * ops.normal(x) * sigma, 0.0, 1.0)
 
 
 #: noise name -> function(x, ops, **params)

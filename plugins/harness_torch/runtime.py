@@ -7,6 +7,9 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
+
+from harness.errors import PluginError
 
 from .attacks import eval_mode
 from .device import auto_device, model_device
@@ -15,8 +18,8 @@ from .evaluate import accuracy, images_to_tensor
 name = "torch"
 weights_file = "weights.pt"
 
-__all__ = ["accuracy", "adversarial_images", "augment_images", "configure", "device_name", "load_weights",
-           "predict_logits", "save_weights"]
+__all__ = ["accuracy", "adversarial_images", "art_classifier", "augment_images", "configure", "device_name",
+           "input_gradients", "load_weights", "predict_logits", "predict_logits_float", "save_weights"]
 
 
 def configure(threads: int | None = None, seed: int | None = None) -> None:
@@ -74,3 +77,61 @@ def augment_images(augmentations: list[Any], images: np.ndarray, seed: int, batc
             x = augmentation(x, generator=generator)
         outputs.append(np.clip(np.rint(x.permute(0, 2, 3, 1).numpy() * 255.0), 0, 255).astype(np.uint8))
     return np.concatenate(outputs) if outputs else np.asarray(images).copy()
+
+
+def _float_batch(images: np.ndarray, device: torch.device) -> torch.Tensor:
+    """float32 N,H,W,C numpy in [0, 1] -> N,H,W,C tensor on ``device`` (permuted by the caller)."""
+    return torch.from_numpy(np.array(images, dtype=np.float32, copy=True)).to(device)
+
+
+def predict_logits_float(model: torch.nn.Module, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    device = model_device(model)
+    outputs = []
+    with eval_mode(model), torch.no_grad():
+        for start in range(0, len(images), batch_size):
+            x = _float_batch(images[start : start + batch_size], device).permute(0, 3, 1, 2)
+            outputs.append(model(x).float().cpu().numpy())
+    if not outputs:
+        return np.zeros((0, 0), dtype=np.float32)
+    return np.concatenate(outputs).astype(np.float32, copy=False)
+
+
+def input_gradients(model: torch.nn.Module, images: np.ndarray, labels: np.ndarray,
+                    batch_size: int = 256) -> np.ndarray:
+    device = model_device(model)
+    outputs = []
+    with eval_mode(model):
+        for start in range(0, len(images), batch_size):
+            x = _float_batch(images[start : start + batch_size], device).requires_grad_(True)
+            y = torch.as_tensor(np.asarray(labels[start : start + batch_size], dtype=np.int64), device=device)
+            loss = F.cross_entropy(model(x.permute(0, 3, 1, 2)).float(), y, reduction="sum")
+            grad = None
+            if loss.requires_grad:
+                (grad,) = torch.autograd.grad(loss, x, allow_unused=True)
+            outputs.append(np.zeros(x.shape, np.float32) if grad is None else grad.detach().cpu().numpy())
+    return np.concatenate(outputs).astype(np.float32, copy=False) if outputs else np.zeros((0,), np.float32)
+
+
+class _ChannelsLast(torch.nn.Module):
+    """``model`` fed N,H,W,C: what ART hands over with channels_first=False."""
+
+    def __init__(self, model: torch.nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x.permute(0, 3, 1, 2))
+
+
+def art_classifier(model: torch.nn.Module, num_classes: int, input_shape: tuple[int, int, int]) -> Any:
+    """ART ``PyTorchClassifier`` on float32 N,H,W,C in [0, 1]; ART runs the model in eval mode."""
+    try:
+        from art.estimators.classification import PyTorchClassifier
+    except ImportError as exc:
+        raise PluginError("the attack needs adversarial-robustness-toolbox, which is not installed",
+                          hint="pip install 'harness[robust]'") from exc
+    device = model_device(model)
+    return PyTorchClassifier(model=_ChannelsLast(model), loss=torch.nn.CrossEntropyLoss(),
+                             input_shape=tuple(int(d) for d in input_shape), nb_classes=int(num_classes),
+                             clip_values=(0.0, 1.0), channels_first=False,
+                             device_type="gpu" if device.type == "cuda" else "cpu")

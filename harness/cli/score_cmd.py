@@ -1,0 +1,133 @@
+"""Organiser commands: ``harness split build|verify``, ``harness score``, ``harness leaderboard``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from rich.table import Table
+
+from .common import console, error_console, handle_errors
+
+split_app = typer.Typer(help="Build and check the hidden perturbed test split (organisers).", no_args_is_help=True)
+
+
+@split_app.command("build")
+@handle_errors
+def split_build(
+    recipe: Path = typer.Argument(..., help="Recipe TOML: held-out images, perturbations, proportions, secret seed."),
+    out: Path = typer.Option(..., "--out", "-o", help="Split folder to write (replaced atomically)."),
+    references: Path = typer.Option(Path("runs/references"), "--references",
+                                    help="Where reference submissions for attacks are trained (and reused)."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
+) -> None:
+    """Write OUT/images (for participants), OUT/organiser (labels, tags, recipe) and OUT/manifest.json."""
+    from ..scoring.split import build_split, load_recipe
+
+    summary = build_split(load_recipe(recipe), out, references=references, progress=progress)
+    console.print(split_table(summary))
+    console.print(f"split hash {summary['split_hash'][:16]}: give participants {out / 'images'} only; "
+                  f"keep {out / 'organiser'} private")
+
+
+def split_table(summary: dict) -> Table:
+    table = Table(title=f"hidden split: {summary['count']} images ({summary['public_count']} public)")
+    table.add_column("category")
+    table.add_column("images", justify="right")
+    for category, count in summary["categories"].items():
+        table.add_row(category, str(count))
+    return table
+
+
+@split_app.command("verify")
+@handle_errors
+def split_verify(split: Path = typer.Argument(..., help="Split folder built by harness split build.")) -> None:
+    """Check every file of a split against its manifest."""
+    from ..scoring.split import verify_split
+
+    console.print(f"[green]ok[/] {split}: split hash {verify_split(split)[:16]}")
+
+
+def _artifacts(items: Optional[List[str]]) -> dict[str, Path]:
+    from ..errors import UsageError
+
+    artifacts = {}
+    for item in items or []:
+        name, sep, folder = item.partition("=")
+        if not sep or not name or not folder:
+            raise UsageError(f"--artifact '{item}': expected NAME=FOLDER (a trained model folder)")
+        artifacts[name] = Path(folder)
+    return artifacts
+
+
+def _printer(kind: str, entry, detail: str) -> None:
+    style = {"scored": "green", "failed": "red", "cached": "cyan", "skipped": "yellow", "running": "bold"}[kind]
+    text = f"[{style}]{kind:>8}[/] {entry.name} ({entry.framework})" + (f": {detail}" if detail else "")
+    (error_console if kind == "failed" else console).print(text, highlight=False, soft_wrap=True)
+
+
+@handle_errors
+def score(
+    submissions: List[Path] = typer.Argument(..., help="Submission folders (or folders of them, e.g. submissions/)."),
+    split: Path = typer.Option(..., "--split", help="Hidden split folder (verified before scoring)."),
+    profile: Optional[str] = typer.Option(None, "--profile", "-P", help="Budget profile, e.g. cpu or gpu."),
+    db: Path = typer.Option(Path("runs/results.sqlite"), "--db", help="SQLite results store (resumable)."),
+    leaderboard: Path = typer.Option(Path("runs/leaderboard.csv"), "--leaderboard", help="Leaderboard CSV."),
+    timeout: float = typer.Option(3600.0, "--timeout", help="Seconds per submission (train + predict)."),
+    work_dir: Path = typer.Option(Path("runs/score"), "--work-dir", help="Scratch folders, one per submission."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="Threads per child process."),
+    artifact: Optional[List[str]] = typer.Option(None, "--artifact",
+                                                 help="NAME=FOLDER: use this trained model instead of training."),
+) -> None:
+    """Train and predict every submission in its own child process; store results; write the leaderboard."""
+    from ..scoring.scorer import entries_from_paths, score_submissions
+
+    entries = entries_from_paths(list(submissions), _artifacts(artifact))
+    records = score_submissions(entries, split, db, leaderboard, profile=profile, timeout=timeout,
+                                work_dir=work_dir, threads=threads, on_event=_printer)
+    show_leaderboard(leaderboard, private=False)
+    failed = sum(r.status != "scored" for r in records)
+    console.print(f"{len(records) - failed} scored, {failed} failed; results in {db}, leaderboard {leaderboard}")
+
+
+def show_leaderboard(path: Path, private: bool) -> None:
+    from ..scoring.leaderboard import failure_lines, read_leaderboard, render_leaderboard
+
+    partition = "private" if private else "public"
+    columns, rows = read_leaderboard(path, partition)
+    console.print(render_leaderboard(columns, rows, f"{partition} leaderboard ({path})"))
+    for line in failure_lines(rows):
+        console.print(f"[red]failed[/] {line}", highlight=False, soft_wrap=True)
+
+
+@handle_errors
+def leaderboard(
+    source: Path = typer.Argument(Path("runs/leaderboard.csv"), help="Leaderboard CSV or SQLite results store."),
+    private: bool = typer.Option(False, "--private", help="Show the private partition (organisers)."),
+    split_hash: Optional[str] = typer.Option(None, "--split-hash", help="With a store: this split (default latest)."),
+) -> None:
+    """Show the leaderboard: public partition by default, --private for organisers."""
+    from ..errors import UsageError
+    from ..scoring.leaderboard import (
+        PARTITIONS, category_columns, failure_lines, leaderboard_rows, render_leaderboard, FIXED_BACK, FIXED_FRONT,
+    )
+    from ..scoring.store import ResultStore
+
+    if not source.exists():
+        raise UsageError(f"{source}: no such leaderboard CSV or results store",
+                         hint="run: harness score ... (or harness demo)")
+    if source.suffix in (".sqlite", ".db", ".sqlite3"):
+        with ResultStore(source) as store:
+            chosen = split_hash or store.latest_split()
+            records = [r for r in store.records() if chosen and r.split_hash.startswith(chosen)]
+        if not records:
+            raise UsageError(f"{source}: no results" + (f" for split {split_hash}" if split_hash else ""))
+        partition = PARTITIONS[1] if private else PARTITIONS[0]
+        rows = leaderboard_rows(records, partition)
+        columns = FIXED_FRONT + category_columns(records) + FIXED_BACK
+        console.print(render_leaderboard(columns, rows, f"{partition} leaderboard ({source})"))
+        for line in failure_lines(rows):
+            console.print(f"[red]failed[/] {line}", highlight=False, soft_wrap=True)
+        return
+    show_leaderboard(source, private)

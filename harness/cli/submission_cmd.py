@@ -1,0 +1,151 @@
+"""``harness submission validate`` and ``harness train`` / ``harness evaluate`` (participants)."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from rich.table import Table
+
+from .common import console, error_console, handle_errors
+
+app = typer.Typer(help="Check submissions before training or scoring them.", no_args_is_help=True)
+
+
+@app.command("validate")
+@handle_errors
+def validate(
+    paths: List[Path] = typer.Argument(..., help="Submission folders (or folders of them, e.g. submissions/)."),
+) -> None:
+    """Report every problem of each submission.toml, each with its field and a suggestion."""
+    from ..submission import find_submissions, validate_submission
+
+    failed = 0
+    for folder in find_submissions(list(paths)):
+        problems = validate_submission(folder)
+        if not problems:
+            console.print(f"[green]ok[/] {folder}")
+            continue
+        failed += 1
+        error_console.print(f"[bold red]{folder / 'submission.toml'}[/]: {len(problems)} problem(s)", highlight=False)
+        for problem in problems:
+            error_console.print(f"  {problem}", highlight=False, soft_wrap=True)
+    if failed:
+        raise typer.Exit(2)
+
+
+PROFILE_OPTION = typer.Option(None, "--profile", "-P", help="Budget profile from submission.toml, e.g. cpu or gpu.")
+RUNS_OPTION = typer.Option(Path("runs"), "--runs", help="Where models go: RUNS/<submission>/<profile>.")
+
+
+@handle_errors
+def train(
+    submission: Path = typer.Argument(..., help="Submission folder (with submission.toml)."),
+    profile: Optional[str] = PROFILE_OPTION,
+    runs: Path = RUNS_OPTION,
+    out: Optional[Path] = typer.Option(None, "--out", help="Model folder (default: RUNS/<submission>/<profile>)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue from the folder's checkpoint."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
+) -> None:
+    """Train a submission: model artifact (weights + spec), metrics.json, training_curves.png."""
+    from ..submission import load_submission
+    from ..workflow import default_run_dir, train_submission
+
+    loaded = load_submission(submission, profile)
+    target = out or default_run_dir(loaded, runs)
+    train_submission(loaded, target, resume=resume, progress=progress)
+    console.print(f"[green]trained[/] {loaded.name} -> {target} (model.json, weights, metrics.json, "
+                  "training_curves.png)")
+
+
+@handle_errors
+def evaluate(
+    submissions: List[Path] = typer.Argument(..., help="Trained submission folders (or folders of them)."),
+    profile: Optional[str] = PROFILE_OPTION,
+    runs: Path = RUNS_OPTION,
+    eps: float = typer.Option(8 / 255, "--eps", help="L-inf budget of FGSM and BIM in pixel space [0, 1]."),
+    bim_steps: int = typer.Option(10, "--bim-steps", min=1, help="BIM iterations."),
+    split: str = typer.Option("val", "--split", help="Labelled dataset split to evaluate on."),
+    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Only the first N images."),
+    seed: int = typer.Option(0, "--seed", help="Seed of augmentations and attacks."),
+    csv_path: Optional[Path] = typer.Option(None, "--csv", help="CSV file (default: RUNS/evaluation.csv)."),
+    robust: bool = typer.Option(False, "--robust", help="Also the attack ensemble (PGD, APGD-CE, APGD-T, Square) at "
+                                "2/255, 4/255, 8/255 and --eps, with sanity checks (docs/robustness.md)."),
+    corruptions: Optional[str] = typer.Option(None, "--corruptions",
+                                              help="With --robust: benchmark, holdout or all corruption suites."),
+    apgd_iters: int = typer.Option(100, "--apgd-iters", min=1, help="With --robust: APGD-CE / APGD-T iterations."),
+    square_queries: int = typer.Option(5000, "--square-queries", min=1, help="With --robust: Square queries."),
+) -> None:
+    """Top-1/top-5 on clean, augmented, FGSM and BIM validation sets (rich table and CSV); --robust for more."""
+    from ..atomic import write_text
+    from ..data import load_dataset
+    from ..errors import UsageError
+    from ..submission import find_submissions, load_submission
+    from ..workflow import default_run_dir, evaluate_model, load_model
+
+    rows = []
+    for folder in find_submissions(list(submissions)):
+        loaded_submission = load_submission(folder, profile)
+        model = load_model(default_run_dir(loaded_submission, runs))
+        dataset = load_dataset(loaded_submission.dataset, **dict(loaded_submission.dataset_params))
+        if split not in dataset.splits or not dataset.split(split).labelled:
+            raise UsageError(f"dataset '{loaded_submission.dataset}' has no labelled split '{split}'")
+        data = dataset.split(split)
+        count = len(data) if limit is None else min(limit, len(data))
+        results = evaluate_model(model, data.images[:count], data.labels[:count], eps=eps, bim_steps=bim_steps,
+                                 seed=seed)
+        if robust:
+            attacks = {"pgd": {}, "apgd-ce": {"max_iter": apgd_iters}, "apgd-t": {"max_iter": apgd_iters},
+                       "square": {"max_iter": square_queries}}
+            _robust_report(model, data.images[:count], data.labels[:count], eps, corruptions, seed, attacks,
+                           default_run_dir(loaded_submission, runs) / "robustness")
+        for name, values in results.items():
+            rows.append({"submission": loaded_submission.name, "framework": loaded_submission.framework,
+                         "set": name, "top1": round(values["top1"], 4), "top5": round(values["top5"], 4),
+                         "loss": round(values["loss"], 4), "images": values["count"]})
+    sets = list(dict.fromkeys(r["set"] for r in rows))
+    table = Table(title=f"top-1 / top-5 on the {split} split")
+    table.add_column("submission", style="bold")
+    for name in sets:
+        table.add_column(name, justify="right")
+    for submission_name in dict.fromkeys(r["submission"] for r in rows):
+        cells = {r["set"]: f"{r['top1']:.1%} / {r['top5']:.1%}" for r in rows if r["submission"] == submission_name}
+        table.add_row(submission_name, *(cells.get(s, "") for s in sets))
+    console.print(table)
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    target = csv_path or runs / "evaluation.csv"
+    write_text(target, buffer.getvalue())
+    console.print(f"CSV: {target}")
+
+
+def _robust_report(model, images, labels, eps: float, corruptions: Optional[str], seed: int, attacks: dict,
+                   out: Path) -> None:
+    """Run the robustness evaluation for one model; print its table and flags, write its files to ``out``."""
+    from ..robustness import evaluate_robustness
+
+    report = evaluate_robustness(model.runtime, model.model, images, labels, extra_eps=(eps,),
+                                 attacks=attacks, corruptions=corruptions, seed=seed, out_dir=out,
+                                 num_classes=int(model.info["num_classes"]))
+    table = Table(title=f"{model.submission.name}: robust accuracy (clean {report.clean_accuracy:.1%})")
+    table.add_column("eps (L-inf)")
+    for attack in report.attack_accuracy:
+        table.add_column(attack, justify="right")
+    table.add_column("ensemble (worst case)", justify="right", style="bold")
+    for value in report.eps:
+        cells = [f"{report.attack_accuracy[a].get(value, float('nan')):.1%}" for a in report.attack_accuracy]
+        table.add_row(f"{value * 255:.3g}/255", *cells, f"{report.robust_accuracy[value]:.1%}")
+    console.print(table)
+    if report.corruption is not None:
+        for group in ("benchmark", "holdout"):
+            value = report.corruption.mean_accuracy(group)
+            if value is not None:
+                console.print(f"corruption accuracy ({group}): {value:.1%}")
+    flags = report.flags
+    console.print(f"sanity flags: {', '.join(flags)}" if flags else "sanity flags: none", style="red" if flags else "green")
+    console.print(f"robustness files: {out}")

@@ -1,0 +1,256 @@
+"""``harness score``: every submission trained and predicted in its own child process, scored here.
+
+The organiser's process alone reads labels and tags. Each child gets a scratch
+folder with a copy of the hidden images, a scrubbed environment, its own process
+group (killed whole on timeout) and dies with the organiser (Linux
+``PR_SET_PDEATHSIG``). A crash, timeout, NaN output or wrong number of rows marks
+the submission failed with the reason; scoring goes on. Finished results go to
+the SQLite store in one transaction each; a rerun skips what is there.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from .. import __version__
+from ..errors import UsageError
+from ..submission import SUBMISSION_FILE, content_hash, read_toml, submission_file
+from ..training import topk_correct
+from .split import HiddenSplit, open_split
+from .store import ResultStore, ScoreRecord, result_key
+
+#: environment variables a child keeps; everything else (tokens, organiser paths) is dropped
+CHILD_ENV_KEEP = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "HARNESS_CACHE_DIR", "HARNESS_DATA_DIR",
+                  "HARNESS_DEVICE", "CUDA_VISIBLE_DEVICES", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
+                  "TF_CPP_MIN_LOG_LEVEL", "VIRTUAL_ENV", "PYTHONPATH")
+STDERR_TAIL = 4000
+DEFAULT_TIMEOUT = 3600.0
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One submission to score, as the organiser sees it before running any of its code."""
+
+    root: Path
+    name: str
+    team: str
+    framework: str
+    content_hash: str
+    artifact: Path | None = None
+
+
+def read_entry(path: str | Path, artifact: Path | None = None) -> Entry:
+    """Name, team and framework straight from submission.toml (no plugin code imported here)."""
+    toml_path = submission_file(path)
+    data = read_toml(toml_path)
+    text = {k: data.get(k) if isinstance(data.get(k), str) else "" for k in ("name", "team", "framework")}
+    return Entry(root=toml_path.parent.resolve(), name=text["name"] or toml_path.parent.name,
+                 team=text["team"] or "?", framework=text["framework"] or "?",
+                 content_hash=content_hash(toml_path.parent), artifact=artifact)
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
+    os.setsid()
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def child_env(threads: int | None) -> dict[str, str]:
+    env = {k: os.environ[k] for k in CHILD_ENV_KEEP if k in os.environ}
+    env["PYTHONUNBUFFERED"] = "1"
+    env["MPLBACKEND"] = "Agg"
+    if threads:
+        env["OMP_NUM_THREADS"] = str(threads)
+    return env
+
+
+def run_child(entry: Entry, profile: str | None, images: Path, scratch: Path, timeout: float,
+              threads: int | None) -> tuple[str, str]:
+    """Run the worker for ``entry``; ("ok", "") or ("failed", reason)."""
+    if scratch.exists():
+        shutil.rmtree(scratch)
+    (scratch / "work").mkdir(parents=True)
+    local_images = scratch / "images.npy"
+    shutil.copyfile(images, local_images)
+    command = [sys.executable, "-m", "harness.scoring.worker", "--submission", str(entry.root),
+               "--images", str(local_images), "--out", str(scratch / "work")]
+    if profile:
+        command += ["--profile", profile]
+    if entry.artifact is not None:
+        command += ["--artifact", str(entry.artifact)]
+    if threads:
+        command += ["--threads", str(threads)]
+    with open(scratch / "stdout.log", "wb") as out, open(scratch / "stderr.log", "wb") as err:
+        process = subprocess.Popen(command, cwd=scratch / "work", env=child_env(threads), stdin=subprocess.DEVNULL,
+                                   stdout=out, stderr=err, preexec_fn=_die_with_parent)
+        try:
+            code = process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            _kill_group(process)
+            return "failed", f"timeout: no result after {timeout:g} s (process group killed)"
+        finally:
+            _kill_group(process)  # anything the submission left running in its group
+    if code != 0:
+        return "failed", _failure_reason(code, scratch / "stderr.log")
+    return "ok", ""
+
+
+def _kill_group(process: subprocess.Popen) -> None:
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    if process.poll() is None:
+        process.wait()
+
+
+def _failure_reason(code: int, stderr: Path) -> str:
+    with open(stderr, "rb") as handle:
+        handle.seek(max(0, stderr.stat().st_size - STDERR_TAIL))
+        lines = [line.strip() for line in handle.read().decode("utf-8", "replace").splitlines() if line.strip()]
+    if code < 0:
+        return f"crashed: killed by signal {signal.Signals(-code).name}" + (f" ({lines[-1]})" if lines else "")
+    last = next((line for line in reversed(lines) if line.startswith("worker failed: ")), None)
+    if last:
+        return f"crashed: {last.removeprefix('worker failed: ')}"
+    return f"crashed: exit code {code}" + (f": {lines[-1]}" if lines else "")
+
+
+def check_predictions(path: Path, count: int, num_classes: int) -> np.ndarray:
+    """The child's logits, checked: readable, (count, num_classes), finite. UsageError says what is wrong."""
+    if not path.is_file():
+        raise UsageError("no predictions written")
+    try:
+        logits = np.load(path, allow_pickle=False)
+    except (ValueError, OSError) as exc:
+        raise UsageError(f"unreadable predictions: {exc}") from None
+    if logits.ndim != 2 or logits.shape[0] != count or logits.shape[1] != num_classes:
+        raise UsageError(f"wrong predictions shape {tuple(logits.shape)}: expected ({count}, {num_classes}), "
+                         "one row of class scores per hidden image")
+    if not np.issubdtype(logits.dtype, np.number):
+        raise UsageError(f"predictions must be numbers, got {logits.dtype}")
+    bad = int(np.count_nonzero(~np.isfinite(logits)))
+    if bad:
+        raise UsageError(f"predictions contain {bad} NaN or infinite values")
+    return logits.astype(np.float32, copy=False)
+
+
+def score_metrics(logits: np.ndarray, split: HiddenSplit) -> dict[str, dict[str, float]]:
+    """Per partition: clean top-1/top-5, top-1 per perturbation category, and the score (their mean)."""
+    categories = list(dict.fromkeys(split.categories))
+    category_of = np.asarray(split.categories)
+    metrics = {}
+    for partition, mask in (("public", split.public), ("private", ~split.public)):
+        values: dict[str, float] = {}
+        clean = mask & (category_of == "clean")
+        if clean.any():
+            values["clean_top1"] = topk_correct(logits[clean], split.labels[clean], 1) / int(clean.sum())
+            values["clean_top5"] = topk_correct(logits[clean], split.labels[clean], 5) / int(clean.sum())
+        per_category = []
+        for category in categories:
+            chosen = mask & (category_of == category)
+            if chosen.any():
+                value = topk_correct(logits[chosen], split.labels[chosen], 1) / int(chosen.sum())
+                values[f"top1_{category}"] = value
+                per_category.append(value)
+        values["score"] = float(np.mean(per_category)) if per_category else 0.0
+        metrics[partition] = values
+    return metrics
+
+
+def score_submissions(
+    entries: list[Entry],
+    split_dir: str | Path,
+    db: str | Path,
+    leaderboard: str | Path | None,
+    *,
+    profile: str | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
+    work_dir: str | Path = "runs/score",
+    threads: int | None = None,
+    skip: dict[str, str] | None = None,
+    on_event: Callable[[str, Entry, str], None] | None = None,
+) -> list[ScoreRecord]:
+    """Score ``entries`` on the split (verified first); return every record of this split.
+
+    ``skip`` maps submission names to a reason (e.g. needs a GPU): recorded nowhere,
+    only reported, so they are scored once the hardware allows. ``on_event(kind,
+    entry, detail)`` reports "cached", "skipped", "running", "scored" and "failed".
+    """
+    from .leaderboard import write_leaderboard
+
+    split = open_split(split_dir)
+    num_classes = int(split.summary["num_classes"])
+    event = on_event or (lambda kind, entry, detail: None)
+    profile_name = profile or "base"
+    work_dir = Path(work_dir)
+    with ResultStore(db) as store:
+        for entry in entries:
+            key = result_key(entry.content_hash, split.split_hash, __version__, profile_name)
+            if store.has(key):
+                event("cached", entry, "already scored: kept")
+                continue
+            if skip and entry.name in skip:
+                event("skipped", entry, skip[entry.name])
+                continue
+            event("running", entry, "")
+            scratch = work_dir / f"{entry.name}-{key[:12]}"
+            status, reason = run_child(entry, profile, split.images_path, scratch, timeout, threads)
+            metrics: dict[str, Any] = {}
+            timings: dict[str, Any] = {}
+            if status == "ok":
+                try:
+                    logits = check_predictions(scratch / "work" / "predictions.npy", len(split.ids), num_classes)
+                    metrics = score_metrics(logits, split)
+                    timings = json.loads((scratch / "work" / "result.json").read_text())
+                    status = "scored"
+                except (UsageError, ValueError, OSError) as exc:
+                    status, reason = "failed", getattr(exc, "message", str(exc))
+            record = ScoreRecord(
+                submission=entry.name, team=entry.team, framework=entry.framework, profile=profile_name,
+                content_hash=entry.content_hash, split_hash=split.split_hash, harness_version=__version__,
+                status=status, reason=reason, metrics=metrics,
+                train_seconds=timings.get("train_seconds"), predict_seconds=timings.get("predict_seconds"),
+            )
+            store.add(record)
+            event(status, entry, reason)
+            if leaderboard is not None:
+                write_leaderboard(store.records(split.split_hash), leaderboard)
+        records = store.records(split.split_hash)
+    if leaderboard is not None:
+        write_leaderboard(records, leaderboard)
+    return records
+
+
+def entries_from_paths(paths: list[str | Path], artifacts: dict[str, Path] | None = None) -> list[Entry]:
+    """Entries for submission folders (or folders of them); ``artifacts`` maps names to trained models."""
+    from ..submission import find_submissions
+
+    artifacts = dict(artifacts or {})
+    entries = []
+    for folder in find_submissions(list(paths)):
+        entry = read_entry(folder)
+        if entry.name in artifacts:
+            entry = read_entry(folder, artifacts.pop(entry.name).resolve())
+        entries.append(entry)
+    names = [e.name for e in entries]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise UsageError(f"two submissions are called '{duplicates[0]}' ({SUBMISSION_FILE} name field)")
+    if artifacts:
+        raise UsageError(f"--artifact names unknown submission '{next(iter(artifacts))}'")
+    return entries

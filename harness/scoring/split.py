@@ -1,0 +1,400 @@
+"""The hidden perturbed test split: recipe, build, manifest, verification.
+
+A recipe (TOML) names the held-out labelled images, the perturbations with their
+share, and a secret seed::
+
+    [split]
+    dataset = "digits"
+    source = "test"              # the dataset split that holds the held-out images
+    seed = 271828                # secret: decides assignment, noise, order, partition
+    public_fraction = 0.3        # Kaggle-style public / private partition
+
+    [[perturbations]]
+    category = "clean"
+    kind = "clean"
+    weight = 1
+
+    [[perturbations]]
+    category = "noise"           # leaderboard column top1_noise
+    kind = "augmentation"        # an augmentation (or corruption) plugin
+    name = "gaussian-noise"
+    severity = 3
+    weight = 1
+
+    [[perturbations]]
+    category = "fgsm"
+    kind = "attack"              # an attack plugin against a reference submission
+    name = "fgsm"
+    params = { eps = 0.1 }
+    reference = "../submissions/cnn-baseline"
+    reference_profile = "cpu"
+    weight = 1
+
+``build_split`` writes ``OUT/images/`` (for participants: images.npy, ids.json and
+their manifest) and ``OUT/organiser/`` (labels, per-image tags with partition,
+the recipe, a summary), plus ``OUT/manifest.json`` with the sha256 of every file;
+its digest is the split hash that keys every score.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+from ..atomic import atomic_directory
+from ..data.cache import sha256_file
+from ..errors import DataError, UsageError
+from ..submission import read_toml
+
+KINDS = ("clean", "augmentation", "attack")
+SPLIT_FIELDS = {"dataset": str, "source": str, "seed": int, "public_fraction": float, "limit": int,
+                "dataset_params": dict, "name": str}
+PERTURBATION_FIELDS = {"category": str, "kind": str, "name": str, "weight": float, "severity": int,
+                       "params": dict, "framework": str, "reference": str, "reference_profile": str,
+                       "reference_artifact": str}
+IMAGES_DIR = "images"
+ORGANISER_DIR = "organiser"
+MANIFEST = "manifest.json"
+
+
+@dataclass(frozen=True)
+class Perturbation:
+    """One recipe entry: how a share of the held-out images is perturbed."""
+
+    category: str
+    kind: str
+    weight: float = 1.0
+    name: str = ""
+    severity: int | None = None
+    params: Mapping[str, Any] = field(default_factory=dict)
+    framework: str | None = None
+    reference: Path | None = None
+    reference_profile: str | None = None
+    reference_artifact: Path | None = None
+
+    @property
+    def tag(self) -> str:
+        """Per-image tag, e.g. ``augmentation:gaussian-noise@3`` or ``attack:fgsm{eps=0.1}``."""
+        if self.kind == "clean":
+            return "clean"
+        detail = f"@{self.severity}" if self.severity is not None else ""
+        if self.params:
+            detail += "{" + ",".join(f"{k}={v}" for k, v in sorted(self.params.items())) + "}"
+        return f"{self.kind}:{self.name}{detail}"
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A parsed, checked recipe."""
+
+    path: Path
+    dataset: str
+    source: str
+    seed: int
+    public_fraction: float
+    perturbations: tuple[Perturbation, ...]
+    limit: int | None = None
+    dataset_params: Mapping[str, Any] = field(default_factory=dict)
+    name: str = "hidden"
+
+
+def _field_error(path: Path, where: str, message: str) -> UsageError:
+    return UsageError(f"{path}: {where}: {message}")
+
+
+def _typed(path: Path, where: str, value: Any, expected: type) -> Any:
+    ok = isinstance(value, expected) and not isinstance(value, bool)
+    if expected is float and isinstance(value, int) and not isinstance(value, bool):
+        ok, value = True, float(value)
+    if not ok:
+        name = {str: "a string", int: "an integer", float: "a number", dict: "a table"}[expected]
+        raise _field_error(path, where, f"must be {name}, got {value!r}")
+    return value
+
+
+def _unknown(path: Path, where: str, data: Mapping[str, Any], allowed) -> None:
+    from ..registry import suggest
+
+    for key in data:
+        if key not in allowed:
+            raise _field_error(path, f"{where}{key}", f"unknown field.{suggest(key, allowed)} "
+                                                      f"Fields: {', '.join(allowed)}")
+
+
+def load_recipe(path: str | Path) -> Recipe:
+    """Parse and check a recipe; the first problem is a one-line UsageError naming file and field."""
+    path = Path(path)
+    if not path.is_file():
+        raise UsageError(f"{path}: no such recipe file")
+    data = read_toml(path)
+    _unknown(path, "", data, ("split", "perturbations"))
+    split = data.get("split")
+    if not isinstance(split, dict):
+        raise _field_error(path, "split", "missing table [split] (dataset, source, seed, public_fraction)")
+    _unknown(path, "split.", split, SPLIT_FIELDS)
+    for required in ("dataset", "seed"):
+        if required not in split:
+            raise _field_error(path, f"split.{required}", "missing (required)")
+    values = {k: _typed(path, f"split.{k}", v, SPLIT_FIELDS[k]) for k, v in split.items()}
+    fraction = values.get("public_fraction", 0.3)
+    if not 0 < fraction < 1:
+        raise _field_error(path, "split.public_fraction", f"must be between 0 and 1 (exclusive), got {fraction}")
+    if values.get("limit") is not None and values["limit"] < 1:
+        raise _field_error(path, "split.limit", f"must be at least 1, got {values['limit']}")
+    entries = data.get("perturbations")
+    if not isinstance(entries, list) or not entries:
+        raise _field_error(path, "perturbations", "missing: at least one [[perturbations]] entry")
+    perturbations = []
+    for i, entry in enumerate(entries):
+        where = f"perturbations[{i}]"
+        if not isinstance(entry, dict):
+            raise _field_error(path, where, f"must be a table, got {entry!r}")
+        _unknown(path, f"{where}.", entry, PERTURBATION_FIELDS)
+        item = {k: _typed(path, f"{where}.{k}", v, PERTURBATION_FIELDS[k]) for k, v in entry.items()}
+        kind = item.get("kind", "clean" if item.get("category") == "clean" else None)
+        if kind not in KINDS:
+            from ..registry import suggest
+
+            raise _field_error(path, f"{where}.kind", f"must be one of {', '.join(KINDS)}, got {kind!r}."
+                                                      f"{suggest(str(kind), KINDS)}")
+        if kind != "clean" and not item.get("name"):
+            raise _field_error(path, f"{where}.name", f"missing: the {kind} plugin to apply")
+        if kind == "attack" and not (item.get("reference") or item.get("reference_artifact")):
+            raise _field_error(path, f"{where}.reference", "missing: the reference submission the attack runs "
+                                                           "against (or reference_artifact, a trained model folder)")
+        if item.get("weight", 1.0) <= 0:
+            raise _field_error(path, f"{where}.weight", f"must be positive, got {item['weight']}")
+        if "severity" in item and not 1 <= item["severity"] <= 5:
+            raise _field_error(path, f"{where}.severity", f"must be 1..5, got {item['severity']}")
+        category = item.get("category") or (item.get("name") if kind != "clean" else "clean")
+        if not category.replace("-", "_").replace("_", "a").isalnum():
+            raise _field_error(path, f"{where}.category", f"letters, digits, '-' and '_' only, got {category!r}")
+        perturbations.append(Perturbation(
+            category=category, kind=kind, weight=item.get("weight", 1.0), name=item.get("name", ""),
+            severity=item.get("severity"), params=item.get("params", {}), framework=item.get("framework"),
+            reference=(path.parent / item["reference"]) if item.get("reference") else None,
+            reference_profile=item.get("reference_profile"),
+            reference_artifact=(path.parent / item["reference_artifact"]) if item.get("reference_artifact") else None,
+        ))
+    return Recipe(path=path, dataset=values["dataset"], source=values.get("source", "test"), seed=values["seed"],
+                  public_fraction=fraction, perturbations=tuple(perturbations), limit=values.get("limit"),
+                  dataset_params=values.get("dataset_params", {}), name=values.get("name", "hidden"))
+
+
+# --------------------------------------------------------------------------- building
+
+
+def allocate(weights: list[float], count: int, rng: np.random.Generator) -> np.ndarray:
+    """Perturbation index per image: exact shares by largest remainder, in random order."""
+    shares = np.asarray(weights, dtype=np.float64) / float(np.sum(weights)) * count
+    counts = np.floor(shares).astype(int)
+    for i in np.argsort(-(shares - counts), kind="stable")[: count - counts.sum()]:
+        counts[i] += 1
+    return rng.permutation(np.repeat(np.arange(len(weights)), counts))
+
+
+def _augment(perturbation: Perturbation, images: np.ndarray, seed: int) -> np.ndarray:
+    from ..frameworks import framework_available, get_runtime
+    from ..registry import get_augmentation, variants
+
+    params = dict(perturbation.params)
+    if perturbation.severity is not None:
+        params["severity"] = perturbation.severity
+    if perturbation.framework:
+        spec = get_augmentation(perturbation.name, perturbation.framework)
+    else:
+        usable = [s for s in variants("augmentation", perturbation.name).values() if s.available]
+        if not usable:
+            raise UsageError(f"augmentation '{perturbation.name}': its framework is not installed")
+        spec = usable[0]
+    augmentation = spec.create(**params)
+    if spec.framework == "any":  # framework-neutral plugins work on uint8 numpy batches
+        return np.asarray(augmentation(images, seed=seed), dtype=np.uint8)
+    if not framework_available(spec.framework):
+        raise UsageError(f"augmentation '{perturbation.name}' needs {spec.framework}, which is not installed")
+    return get_runtime(spec.framework).augment_images([augmentation], images, seed=seed)
+
+
+def _reference_model(perturbation: Perturbation, references: Path, progress: bool):
+    from ..submission import load_submission
+    from ..workflow import default_run_dir, load_model, read_model_info, train_submission
+
+    if perturbation.reference_artifact is not None:
+        return load_model(perturbation.reference_artifact)
+    submission = load_submission(perturbation.reference, perturbation.reference_profile)
+    run_dir = default_run_dir(submission, references)
+    try:
+        read_model_info(run_dir)
+    except UsageError:
+        train_submission(submission, run_dir, progress=progress)
+    return load_model(run_dir)
+
+
+def _attack(perturbation: Perturbation, images: np.ndarray, labels: np.ndarray, seed: int,
+            references: Path, progress: bool) -> np.ndarray:
+    from ..frameworks import quantize_within_budget
+    from ..registry import create_attack
+
+    loaded = _reference_model(perturbation, references, progress)
+    framework = loaded.submission.framework
+    attack = create_attack(perturbation.name, framework, **{"seed": seed, **dict(perturbation.params)})
+    adversarial = loaded.runtime.adversarial_images(loaded.model, images, labels, attack)
+    config = getattr(attack, "config", None)
+    return quantize_within_budget(adversarial, images, getattr(config, "eps", None),
+                                  getattr(config, "norm", "linf"))
+
+
+def _checked(perturbation: Perturbation, result: np.ndarray, original: np.ndarray) -> np.ndarray:
+    if result.shape != original.shape or result.dtype != np.uint8:
+        raise UsageError(f"{perturbation.kind} '{perturbation.name}' returned {result.dtype} {result.shape}, "
+                         f"expected uint8 {original.shape}")
+    return result
+
+
+def _manifest(folder: Path, root: Path) -> dict[str, str]:
+    return {p.relative_to(root).as_posix(): sha256_file(p)
+            for p in sorted(folder.rglob("*")) if p.is_file() and p.name != MANIFEST}
+
+
+def split_digest(files: Mapping[str, str]) -> str:
+    """The split hash: sha256 over every (path, sha256) pair."""
+    return hashlib.sha256("".join(f"{k}\0{v}\n" for k, v in sorted(files.items())).encode()).hexdigest()
+
+
+def build_split(recipe: Recipe, out: str | Path, *, references: str | Path = "runs/references",
+                progress: bool = True) -> dict[str, Any]:
+    """Build the hidden split of ``recipe`` into ``out`` (atomically); return its summary."""
+    from ..data import load_dataset
+    from ..progress import progress_bar
+
+    dataset = load_dataset(recipe.dataset, progress=progress, **dict(recipe.dataset_params))
+    if recipe.source not in dataset.splits:
+        raise UsageError(f"{recipe.path}: split.source: dataset '{recipe.dataset}' has no split "
+                         f"'{recipe.source}' (splits: {', '.join(dataset.splits)})")
+    source = dataset.split(recipe.source)
+    if not source.labelled:
+        raise UsageError(f"{recipe.path}: split.source: split '{recipe.source}' has no labels; "
+                         "the hidden split needs labelled held-out images")
+    rng = np.random.default_rng(recipe.seed)
+    count = len(source) if recipe.limit is None else min(recipe.limit, len(source))
+    chosen = np.sort(rng.permutation(len(source))[:count])
+    images = np.asarray(source.images[chosen])
+    labels = np.asarray(source.labels[chosen], dtype=np.int64)
+    assignment = allocate([p.weight for p in recipe.perturbations], count, rng)
+    perturbed = images.copy()
+    seeds = rng.integers(0, 2**31 - 1, size=len(recipe.perturbations))
+    with progress_bar(len(recipe.perturbations), "perturbing", enabled=progress) as advance:
+        for index, perturbation in enumerate(recipe.perturbations):
+            members = np.flatnonzero(assignment == index)
+            advance(0, perturbation.tag)
+            if len(members) and perturbation.kind == "augmentation":
+                perturbed[members] = _checked(perturbation, _augment(perturbation, images[members],
+                                                                     int(seeds[index])), images[members])
+            elif len(members) and perturbation.kind == "attack":
+                perturbed[members] = _checked(perturbation, _attack(
+                    perturbation, images[members], labels[members], int(seeds[index]), Path(references),
+                    progress), images[members])
+            advance(1)
+    order = rng.permutation(count)  # hide the source order and the grouping by perturbation
+    perturbed, labels, assignment = perturbed[order], labels[order], assignment[order]
+    public = np.zeros(count, dtype=bool)
+    public[rng.permutation(count)[: int(round(recipe.public_fraction * count))]] = True
+    ids = [f"img-{i:05d}" for i in range(count)]
+
+    summary = {
+        "name": recipe.name, "dataset": recipe.dataset, "source": recipe.source, "count": count,
+        "image_shape": list(images.shape[1:]), "num_classes": dataset.num_classes,
+        "class_names": dataset.class_names, "public_fraction": recipe.public_fraction,
+        "public_count": int(public.sum()),
+        "categories": {c: int(sum(1 for a in assignment if recipe.perturbations[a].category == c))
+                       for c in dict.fromkeys(p.category for p in recipe.perturbations)},
+    }
+    with atomic_directory(out) as tmp:
+        image_dir, organiser = tmp / IMAGES_DIR, tmp / ORGANISER_DIR
+        image_dir.mkdir()
+        organiser.mkdir()
+        np.save(image_dir / "images.npy", perturbed)
+        (image_dir / "ids.json").write_text(json.dumps(ids) + "\n")
+        np.save(organiser / "labels.npy", labels)
+        with open(organiser / "tags.csv", "w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["id", "label", "category", "perturbation", "partition"])
+            for i in range(count):
+                p = recipe.perturbations[assignment[i]]
+                writer.writerow([ids[i], int(labels[i]), p.category, p.tag, "public" if public[i] else "private"])
+        shutil.copyfile(recipe.path, organiser / "recipe.toml")
+        (organiser / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        image_files = _manifest(image_dir, image_dir)
+        (image_dir / MANIFEST).write_text(json.dumps({"files": image_files, "count": count}, indent=2) + "\n")
+        files = _manifest(tmp, tmp)
+        summary["split_hash"] = split_digest(files)
+        (tmp / MANIFEST).write_text(json.dumps({"split_hash": summary["split_hash"], "files": files}, indent=2) + "\n")
+    return summary
+
+
+# --------------------------------------------------------------------------- reading and verifying
+
+
+@dataclass
+class HiddenSplit:
+    """A built split as the organiser reads it."""
+
+    root: Path
+    split_hash: str
+    ids: list[str]
+    labels: np.ndarray
+    categories: list[str]
+    public: np.ndarray
+    summary: dict[str, Any]
+
+    @property
+    def images_path(self) -> Path:
+        return self.root / IMAGES_DIR / "images.npy"
+
+
+def verify_split(root: str | Path) -> str:
+    """Check every file against the manifest; return the split hash. A changed, missing or added file is named."""
+    root = Path(root)
+    manifest_path = root / MANIFEST
+    if not manifest_path.is_file():
+        raise DataError(f"{root}: not a hidden split (no {MANIFEST})", hint="build one: harness split build")
+    try:
+        manifest = json.loads(manifest_path.read_text())
+        expected = dict(manifest["files"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise DataError(f"{manifest_path}: unreadable manifest: {exc}") from None
+    present = {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file() and p.name != MANIFEST}
+    for name in sorted(set(expected) - present):
+        raise DataError(f"{root / name}: missing from the hidden split (listed in {MANIFEST})")
+    for name in sorted(present - set(expected)):
+        raise DataError(f"{root / name}: not part of the hidden split (not in {MANIFEST})")
+    for name, digest in sorted(expected.items()):
+        if sha256_file(root / name) != digest:
+            raise DataError(f"{root / name}: changed since the split was built (sha256 mismatch)")
+    if split_digest(expected) != manifest.get("split_hash"):
+        raise DataError(f"{manifest_path}: split_hash does not match its file list")
+    return manifest["split_hash"]
+
+
+def open_split(root: str | Path, verify: bool = True) -> HiddenSplit:
+    """Read the organiser's view of a split (verified against its manifest first)."""
+    root = Path(root)
+    split_hash = verify_split(root) if verify else json.loads((root / MANIFEST).read_text())["split_hash"]
+    organiser = root / ORGANISER_DIR
+    with open(organiser / "tags.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    ids = json.loads((root / IMAGES_DIR / "ids.json").read_text())
+    if [r["id"] for r in rows] != ids:
+        raise DataError(f"{organiser / 'tags.csv'}: ids do not match {IMAGES_DIR}/ids.json")
+    return HiddenSplit(root=root, split_hash=split_hash, ids=ids,
+                       labels=np.load(organiser / "labels.npy", allow_pickle=False),
+                       categories=[r["category"] for r in rows],
+                       public=np.array([r["partition"] == "public" for r in rows]),
+                       summary=json.loads((organiser / "summary.json").read_text()))

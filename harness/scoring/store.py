@@ -1,0 +1,118 @@
+"""The results store: SQLite, one row per (submission content, split, harness version, profile).
+
+A row is written in one transaction when a submission's scoring ends (scored or
+failed), so a killed organiser leaves finished rows intact and nothing half-done;
+a rerun skips every key already present.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS results (
+    key TEXT PRIMARY KEY,
+    submission TEXT NOT NULL,
+    team TEXT NOT NULL,
+    framework TEXT NOT NULL,
+    profile TEXT NOT NULL,
+    content_hash TEXT NOT NULL,
+    split_hash TEXT NOT NULL,
+    harness_version TEXT NOT NULL,
+    status TEXT NOT NULL,
+    reason TEXT NOT NULL DEFAULT '',
+    metrics TEXT NOT NULL DEFAULT '{}',
+    train_seconds REAL,
+    predict_seconds REAL,
+    finished_at REAL NOT NULL
+);
+"""
+
+
+def result_key(content_hash: str, split_hash: str, harness_version: str, profile: str) -> str:
+    """The store key: what was scored, against what, by which harness, with which budget."""
+    return hashlib.sha256(f"{content_hash}\0{split_hash}\0{harness_version}\0{profile}".encode()).hexdigest()
+
+
+@dataclass
+class ScoreRecord:
+    """One finished scoring: status "scored" or "failed" (with the reason)."""
+
+    submission: str
+    team: str
+    framework: str
+    profile: str
+    content_hash: str
+    split_hash: str
+    harness_version: str
+    status: str
+    reason: str = ""
+    #: {"public": {"clean_top1": .., "clean_top5": .., "top1_<category>": .., "score": ..}, "private": {...}}
+    metrics: dict[str, Any] = field(default_factory=dict)
+    train_seconds: float | None = None
+    predict_seconds: float | None = None
+    finished_at: float = field(default_factory=time.time)
+
+    @property
+    def key(self) -> str:
+        return result_key(self.content_hash, self.split_hash, self.harness_version, self.profile)
+
+
+class ResultStore:
+    """A SQLite results database (created on first use)."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._connection = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        self._connection.execute("PRAGMA journal_mode=WAL")
+        self._connection.execute("PRAGMA synchronous=FULL")
+        self._connection.executescript(SCHEMA)
+
+    def close(self) -> None:
+        self._connection.close()
+
+    def __enter__(self) -> "ResultStore":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def has(self, key: str) -> bool:
+        return self._connection.execute("SELECT 1 FROM results WHERE key = ?", (key,)).fetchone() is not None
+
+    def add(self, record: ScoreRecord) -> bool:
+        """Insert ``record`` in one transaction; False when its key was already there (never duplicated)."""
+        data = asdict(record)
+        data["metrics"] = json.dumps(record.metrics)  # key order = the split's category order
+        columns = ", ".join(["key", *data])
+        placeholders = ", ".join("?" * (len(data) + 1))
+        with self._connection:
+            cursor = self._connection.execute(
+                f"INSERT OR IGNORE INTO results ({columns}) VALUES ({placeholders})", (record.key, *data.values()))
+        return cursor.rowcount == 1
+
+    def records(self, split_hash: str | None = None) -> list[ScoreRecord]:
+        """Every record (of one split when given), oldest first."""
+        query = "SELECT * FROM results" + (" WHERE split_hash = ?" if split_hash else "") + " ORDER BY finished_at"
+        cursor = self._connection.execute(query, (split_hash,) if split_hash else ())
+        names = [d[0] for d in cursor.description]
+        return list(self._records(cursor, names))
+
+    @staticmethod
+    def _records(rows, names) -> Iterator[ScoreRecord]:
+        for row in rows:
+            data = dict(zip(names, row))
+            data.pop("key")
+            data["metrics"] = json.loads(data["metrics"])
+            yield ScoreRecord(**data)
+
+    def latest_split(self) -> str | None:
+        row = self._connection.execute("SELECT split_hash FROM results ORDER BY finished_at DESC LIMIT 1").fetchone()
+        return row[0] if row else None

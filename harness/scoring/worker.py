@@ -1,0 +1,65 @@
+"""The scoring child: train (or load) one submission and predict the hidden images.
+
+Run by the scorer as ``python -m harness.scoring.worker`` in its own process
+group and working directory. It receives the images only (a copy in its scratch
+folder): never labels, recipe or tags. It writes ``predictions.npy`` (float32
+logits, one row per image) and ``result.json`` (timings) into ``--out``; any
+failure ends it with one line on stderr and exit code 3.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+EXIT_FAILED = 3
+
+
+def run(submission: Path, profile: str | None, images: Path, out: Path, artifact: Path | None,
+        threads: int | None) -> dict:
+    import numpy as np
+
+    from ..submission import load_submission
+    from ..workflow import load_model, train_submission
+
+    out.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    if artifact is None:
+        loaded_submission = load_submission(submission, profile)
+        artifact = train_submission(loaded_submission, out / "model", progress=False, threads=threads)
+    train_seconds = time.perf_counter() - started
+    loaded = load_model(artifact, threads=threads)
+    hidden = np.load(images, mmap_mode="r", allow_pickle=False)
+    started = time.perf_counter()
+    logits = np.asarray(loaded.predict_logits(hidden), dtype=np.float32)
+    predict_seconds = time.perf_counter() - started
+    np.save(out / "predictions.npy", logits)
+    result = {"train_seconds": round(train_seconds, 3), "predict_seconds": round(predict_seconds, 3),
+              "device": loaded.runtime.device_name(), "rows": int(logits.shape[0])}
+    (out / "result.json").write_text(json.dumps(result) + "\n")
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="harness.scoring.worker")
+    parser.add_argument("--submission", type=Path, required=True)
+    parser.add_argument("--profile", default=None)
+    parser.add_argument("--images", type=Path, required=True)
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--artifact", type=Path, default=None)
+    parser.add_argument("--threads", type=int, default=None)
+    args = parser.parse_args(argv)
+    try:
+        run(args.submission, args.profile, args.images, args.out, args.artifact, args.threads)
+    except Exception as exc:  # noqa: BLE001 - the scorer records one line as the reason
+        message = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
+        print(f"worker failed: {message}".replace("\n", " ")[:2000], file=sys.stderr, flush=True)
+        return EXIT_FAILED
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,436 @@
+"""Submissions: ``submissions/<name>/submission.toml``, parsed, validated and resolved per profile.
+
+A submission composes plugins::
+
+    name = "cnn-nsl"
+    team = "harness examples"
+    framework = "tf"                 # "torch" or "tf"
+    dataset = "digits"
+    seed = 0
+    plugins = ["team_plugins"]       # optional: modules in this folder with harness hooks
+
+    [backbone]
+    name = "nsl-cnn"
+    params = { dropout = 0.1 }
+
+    [[augmentations]]                # optional, applied in order to training batches
+    name = "hflip"
+    p = 0.5
+
+    [defense]
+    name = "nsl-adversarial-regularization"
+    params = { multiplier = 0.2 }
+
+    [training]                       # harness.training.TrainingConfig knobs
+    epochs = 10
+
+    [profiles.cpu]                   # named budgets merged over the base
+    training = { epochs = 3 }
+    [profiles.gpu]
+    dataset = "tiny-imagenet"
+    requires_gpu = true
+
+:func:`validate_submission` reports every problem at once, each naming its field
+with a suggestion; :func:`load_submission` raises on the first report.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import os
+import sys
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Mapping
+
+from .errors import HarnessError, UsageError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+SUBMISSION_FILE = "submission.toml"
+FRAMEWORK_NAMES = ("torch", "tf")
+
+#: top-level fields: name -> (expected type(s), required)
+TOP_FIELDS: dict[str, tuple[tuple[type, ...], bool]] = {
+    "name": ((str,), True),
+    "team": ((str,), True),
+    "framework": ((str,), True),
+    "dataset": ((str,), True),
+    "description": ((str,), False),
+    "seed": ((int,), False),
+    "plugins": ((list,), False),
+    "dataset_params": ((dict,), False),
+    "backbone": ((dict,), True),
+    "augmentations": ((list,), False),
+    "defense": ((dict,), True),
+    "training": ((dict,), False),
+    "profiles": ((dict,), False),
+}
+#: what a profile may override (merged over the base)
+PROFILE_FIELDS = ("dataset", "dataset_params", "backbone", "augmentations", "defense", "training",
+                  "requires_gpu", "description")
+#: files that never count towards a submission's content hash
+_IGNORED_PARTS = {"__pycache__", ".git", ".pytest_cache", "runs", ".ipynb_checkpoints"}
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a submission: the field (dotted path) and what to do."""
+
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.message}" if self.field else self.message
+
+
+class SubmissionError(UsageError):
+    """A submission.toml with problems; ``problems`` lists all of them."""
+
+    def __init__(self, path: Path, problems: list[Problem]):
+        first = problems[0]
+        more = f" (and {len(problems) - 1} more problem{'s' if len(problems) > 2 else ''})" if len(problems) > 1 else ""
+        super().__init__(f"{path}: {first}{more}", hint=f"run: harness submission validate {path.parent}")
+        self.path = path
+        self.problems = problems
+
+
+@dataclass(frozen=True)
+class Submission:
+    """A submission resolved for one profile: everything needed to train and rebuild its model."""
+
+    root: Path
+    name: str
+    team: str
+    framework: str
+    dataset: str
+    backbone: str
+    defense: str
+    profile: str | None = None
+    description: str = ""
+    seed: int = 0
+    plugins: tuple[str, ...] = ()
+    dataset_params: Mapping[str, Any] = field(default_factory=dict)
+    backbone_params: Mapping[str, Any] = field(default_factory=dict)
+    augmentations: tuple[Mapping[str, Any], ...] = ()
+    defense_params: Mapping[str, Any] = field(default_factory=dict)
+    training: Mapping[str, Any] = field(default_factory=dict)
+    requires_gpu: bool = False
+    profiles: tuple[str, ...] = ()
+
+    def trainer_params(self) -> dict[str, Any]:
+        """Everything the defense factory takes: training knobs, defense knobs, augmentations, seed."""
+        params = {**dict(self.training), **dict(self.defense_params)}
+        params.setdefault("seed", self.seed)
+        if self.augmentations:
+            params["augmentations"] = [dict(a) for a in self.augmentations]
+        return params
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly record (stored with a trained model; rebuilds it)."""
+        data = asdict(self)
+        data["root"] = str(self.root)
+        return data
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def submission_file(path: str | os.PathLike) -> Path:
+    """``PATH`` or ``PATH/submission.toml``; UsageError when neither exists."""
+    path = Path(path)
+    candidate = path / SUBMISSION_FILE if path.is_dir() else path
+    if not candidate.is_file():
+        if path.is_dir():
+            raise UsageError(f"{path}: no {SUBMISSION_FILE} in this folder",
+                             hint="a submission is a folder with a submission.toml; see submissions/")
+        raise UsageError(f"{path}: no such submission (folder or {SUBMISSION_FILE})")
+    return candidate
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    """Parse a TOML file; a syntax error becomes a one-line UsageError naming the file and line."""
+    try:
+        with open(path, "rb") as handle:
+            return tomllib.load(handle)
+    except tomllib.TOMLDecodeError as exc:
+        raise UsageError(f"{path}: not valid TOML: {exc}") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"{path}: not valid TOML: the file is not UTF-8 text") from None
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot read: {exc.strerror or exc}") from None
+
+
+def content_hash(root: str | os.PathLike) -> str:
+    """sha256 over every file of a submission folder (relative path + bytes), caches excluded."""
+    root = Path(root)
+    digest = hashlib.sha256()
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        relative = path.relative_to(root)
+        if _IGNORED_PARTS.intersection(relative.parts) or path.suffix == ".pyc" or relative.name.startswith("."):
+            continue
+        digest.update(relative.as_posix().encode() + b"\0")
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()
+
+
+def load_plugin_modules(root: Path, modules: tuple[str, ...] | list[str]) -> None:
+    """Import a submission's own plugin modules (from its folder) and register them."""
+    if not modules:
+        return
+    from .plugins import get_plugin_manager
+    from .registry import clear_cache
+
+    manager = get_plugin_manager()
+    folder = str(Path(root).resolve())
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+    for module in modules:
+        if not manager.has_plugin(module):
+            try:
+                manager.load_module(module)
+            except HarnessError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - a submission's import error is its own problem
+                raise UsageError(f"{root / SUBMISSION_FILE}: plugins: module '{module}' failed to import: "
+                                 f"{type(exc).__name__}: {exc}") from None
+    clear_cache()
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def _suggest(name: str, choices) -> str:
+    from .registry import suggest
+
+    return suggest(name, choices)
+
+
+def _type_name(types: tuple[type, ...]) -> str:
+    return {str: "a string", int: "an integer", list: "a list", dict: "a table", bool: "true or false",
+            float: "a number"}[types[0]]
+
+
+def _check_types(data: Mapping[str, Any], problems: list[Problem], prefix: str = "") -> None:
+    for key, value in data.items():
+        if key not in TOP_FIELDS:
+            problems.append(Problem(f"{prefix}{key}", f"unknown field.{_suggest(key, TOP_FIELDS)} "
+                                                      f"Fields: {', '.join(TOP_FIELDS)}"))
+            continue
+        types, _ = TOP_FIELDS[key]
+        if isinstance(value, bool) and bool not in types or not isinstance(value, types):
+            problems.append(Problem(f"{prefix}{key}", f"must be {_type_name(types)}, got {value!r}"))
+
+
+def _merge(base: dict[str, Any], profile: Mapping[str, Any]) -> dict[str, Any]:
+    """The profile's fields over the base: tables (backbone, defense, training, ...) merge two levels deep,
+    except that a backbone or defense table naming another plugin replaces the base's table."""
+    merged = copy.deepcopy(base)
+    for key, value in profile.items():
+        switched = isinstance(value, dict) and isinstance(merged.get(key), dict) and \
+            value.get("name", merged[key].get("name")) != merged[key].get("name")
+        if switched:  # another plugin: the base's parameters were for the old one
+            merged[key] = copy.deepcopy(value)
+        elif isinstance(value, dict) and isinstance(merged.get(key), dict):
+            inner = dict(merged[key])
+            for k, v in value.items():
+                inner[k] = {**inner[k], **v} if isinstance(v, dict) and isinstance(inner.get(k), dict) else v
+            merged[key] = inner
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def _check_plugin(kind: str, table: Any, framework: str, where: str, problems: list[Problem],
+                  param_keys: tuple[str, ...] = ("params",)) -> None:
+    """A ``{name, params}`` table naming a plugin of ``kind`` usable with ``framework``."""
+    from .errors import PluginError
+    from .registry import get_spec, registry
+
+    if not isinstance(table, dict):
+        problems.append(Problem(where, f"must be a table with a 'name', got {table!r}"))
+        return
+    name = table.get("name")
+    if not isinstance(name, str) or not name:
+        problems.append(Problem(f"{where}.name", f"missing: the {kind} plugin to use "
+                                                 f"(see: harness plugins {kind} -f {framework})"))
+        return
+    if "params" in param_keys:
+        extra = sorted(set(table) - {"name", "params"})
+        if extra:
+            problems.append(Problem(f"{where}.{extra[0]}", f"unknown field.{_suggest(extra[0], ['name', 'params'])} "
+                                                           f"Put the {kind}'s parameters under {where}.params"))
+        params = table.get("params", {})
+        if not isinstance(params, dict):
+            problems.append(Problem(f"{where}.params", f"must be a table, got {params!r}"))
+            return
+    else:
+        params = {k: v for k, v in table.items() if k != "name"}
+    try:
+        get_spec(kind, name)
+    except PluginError as exc:
+        problems.append(Problem(f"{where}.name", exc.message))
+        return
+    usable = registry(kind, framework)
+    if name not in usable:
+        from .registry import variants
+
+        have = ", ".join(variants(kind, name))
+        same = [n for n in usable if n.startswith(name.split("-")[0])][:3]
+        alternative = f" {framework} {kind}s include: {', '.join(same)}" if same else ""
+        problems.append(Problem(f"{where}.name", f"{kind} '{name}' is for {have}, but framework is "
+                                                 f"'{framework}'.{alternative}"))
+        return
+    spec = usable[name]
+    for key in params:
+        if key not in spec.params:
+            problems.append(Problem(f"{where}.{'params.' if 'params' in param_keys else ''}{key}",
+                                    f"{kind} '{name}' has no parameter '{key}'.{_suggest(key, spec.params)} "
+                                    f"Parameters: {', '.join(spec.params) or 'none'}"))
+
+
+def _check_resolved(data: dict[str, Any], problems: list[Problem], prefix: str, root: Path) -> None:
+    """Checks that need the registries: plugin names, parameters, framework fit, training knobs."""
+    from .errors import PluginError
+    from .registry import get_spec
+    from .training import TrainingConfig
+
+    framework = data.get("framework")
+    if not isinstance(framework, str):
+        return
+    if framework not in FRAMEWORK_NAMES:
+        problems.append(Problem(f"{prefix}framework", f"must be one of {', '.join(FRAMEWORK_NAMES)}, "
+                                                      f"got '{framework}'.{_suggest(framework, FRAMEWORK_NAMES)}"))
+        return
+    dataset = data.get("dataset")
+    if isinstance(dataset, str):
+        try:
+            get_spec("dataset", dataset)
+        except PluginError as exc:
+            problems.append(Problem(f"{prefix}dataset", exc.message))
+    if "backbone" in data:
+        _check_plugin("backbone", data["backbone"], framework, f"{prefix}backbone", problems)
+    if "defense" in data:
+        _check_plugin("defense", data["defense"], framework, f"{prefix}defense", problems)
+    for i, augmentation in enumerate(data.get("augmentations") or []):
+        _check_plugin("augmentation", augmentation, framework, f"{prefix}augmentations[{i}]", problems,
+                      param_keys=())
+    training = data.get("training") or {}
+    if isinstance(training, dict):
+        known = {f.name for f in fields(TrainingConfig)} - {"augmentations", "seed", "progress"}
+        for key in training:
+            if key not in known:
+                problems.append(Problem(f"{prefix}training.{key}", f"unknown training knob.{_suggest(key, known)} "
+                                                                   f"Knobs: {', '.join(sorted(known))}"))
+        try:
+            TrainingConfig(**{k: v for k, v in training.items() if k in known})
+        except (UsageError, TypeError) as exc:
+            problems.append(Problem(f"{prefix}training", getattr(exc, "message", str(exc))))
+    else:
+        problems.append(Problem(f"{prefix}training", f"must be a table, got {training!r}"))
+
+
+def validate_submission(path: str | os.PathLike) -> list[Problem]:
+    """Every problem of the submission at ``path`` (folder or file); [] when it is valid."""
+    toml_path = submission_file(path)
+    root = toml_path.parent
+    try:
+        data = read_toml(toml_path)
+    except UsageError as exc:
+        return [Problem("", exc.message.split(": ", 1)[1])]
+    problems: list[Problem] = []
+    _check_types(data, problems)
+    for key, (_, required) in TOP_FIELDS.items():
+        if required and key not in data:
+            problems.append(Problem(key, "missing (required)"))
+    modules = data.get("plugins") or []
+    if isinstance(modules, list):
+        for i, module in enumerate(modules):
+            if not isinstance(module, str) or not module.isidentifier():
+                problems.append(Problem(f"plugins[{i}]", f"must be a module name in this folder, got {module!r}"))
+            elif not ((root / f"{module}.py").is_file() or (root / module / "__init__.py").is_file()):
+                problems.append(Problem(f"plugins[{i}]", f"no module '{module}' in {root} "
+                                                         f"(expected {module}.py or {module}/__init__.py)"))
+    if problems:
+        return problems
+    try:
+        load_plugin_modules(root, modules)
+    except UsageError as exc:
+        return [Problem("plugins", exc.message.split("plugins: ", 1)[-1])]
+    _check_resolved(data, problems, "", root)
+    for profile, overrides in (data.get("profiles") or {}).items():
+        where = f"profiles.{profile}"
+        if not isinstance(overrides, dict):
+            problems.append(Problem(where, f"must be a table, got {overrides!r}"))
+            continue
+        for key, value in overrides.items():
+            if key not in PROFILE_FIELDS:
+                problems.append(Problem(f"{where}.{key}", f"not allowed in a profile.{_suggest(key, PROFILE_FIELDS)} "
+                                                          f"Profiles may set: {', '.join(PROFILE_FIELDS)}"))
+            elif key == "requires_gpu" and not isinstance(value, bool):
+                problems.append(Problem(f"{where}.{key}", f"must be true or false, got {value!r}"))
+        merged = _merge(data, {k: v for k, v in overrides.items() if k in PROFILE_FIELDS})
+        before = len(problems)
+        _check_types({k: v for k, v in merged.items() if k != "requires_gpu"}, problems, f"{where}.")
+        if len(problems) == before:
+            _check_resolved(merged, problems, f"{where}.", root)
+    # one report per field: a profile repeating the base's problem adds nothing
+    unique: dict[str, Problem] = {}
+    for problem in problems:
+        unique.setdefault(str(problem), problem)
+    return list(unique.values())
+
+
+def load_submission(path: str | os.PathLike, profile: str | None = None) -> Submission:
+    """The validated submission at ``path`` resolved for ``profile`` (None: the base settings)."""
+    toml_path = submission_file(path)
+    problems = validate_submission(toml_path)
+    if problems:
+        raise SubmissionError(toml_path, problems)
+    data = read_toml(toml_path)
+    profiles = data.get("profiles") or {}
+    if profile is not None:
+        if profile not in profiles:
+            raise UsageError(f"{toml_path}: no profile '{profile}'.{_suggest(profile, profiles)} "
+                             f"Profiles: {', '.join(profiles) or 'none'}")
+        data = _merge(data, profiles[profile])
+    return Submission(
+        root=toml_path.parent.resolve(),
+        name=data["name"],
+        team=data["team"],
+        framework=data["framework"],
+        dataset=data["dataset"],
+        backbone=data["backbone"]["name"],
+        defense=data["defense"]["name"],
+        profile=profile,
+        description=data.get("description", ""),
+        seed=int(data.get("seed", 0)),
+        plugins=tuple(data.get("plugins") or ()),
+        dataset_params=dict(data.get("dataset_params") or {}),
+        backbone_params=dict(data["backbone"].get("params") or {}),
+        augmentations=tuple(dict(a) for a in data.get("augmentations") or ()),
+        defense_params=dict(data["defense"].get("params") or {}),
+        training=dict(data.get("training") or {}),
+        requires_gpu=bool(data.get("requires_gpu", False)),
+        profiles=tuple(profiles),
+    )
+
+
+def find_submissions(paths: list[str | os.PathLike]) -> list[Path]:
+    """Submission folders from paths: a submission folder, or a folder of them (e.g. submissions/)."""
+    found: list[Path] = []
+    for path in map(Path, paths):
+        if (path / SUBMISSION_FILE).is_file() or path.is_file():
+            found.append(submission_file(path).parent)
+        elif path.is_dir():
+            children = sorted(p.parent for p in path.glob(f"*/{SUBMISSION_FILE}"))
+            if not children:
+                raise UsageError(f"{path}: no submission.toml here or in its sub-folders")
+            found.extend(children)
+        else:
+            raise UsageError(f"{path}: no such submission folder")
+    return found

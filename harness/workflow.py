@@ -1,0 +1,164 @@
+"""Train a submission into a model artifact, load it back, evaluate it the way the seeds did.
+
+A model artifact is a folder::
+
+    model.json            the resolved submission, classes, input shape, hashes: rebuilds the model
+    weights.pt | ...      the framework runtime's weights file
+    metrics.json          per-epoch metrics (harness.training schema)
+    training_curves.png   loss and top-1 per epoch
+
+Framework specifics go through :mod:`harness.frameworks` runtimes.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from . import __version__
+from .atomic import atomic_path, write_json
+from .errors import UsageError
+from .submission import Submission, content_hash, load_plugin_modules
+
+MODEL_FILE = "model.json"
+#: the seed's evaluation sets besides clean: augmented images, FGSM and BIM examples
+EVAL_AUGMENTATIONS = ("color-jitter", "rotation", "gaussian-noise", "salt-and-pepper")
+DEFAULT_EPS = 8 / 255
+
+
+def default_run_dir(submission: Submission, runs: str | Path = "runs") -> Path:
+    """``runs/<submission>/<profile>`` (``base`` without a profile)."""
+    return Path(runs) / submission.name / (submission.profile or "base")
+
+
+def _build_model(submission: Submission, num_classes: int, input_shape: Sequence[int], for_loading: bool) -> Any:
+    from .registry import create_backbone, get_backbone
+
+    params = dict(submission.backbone_params)
+    if for_loading:  # the artifact's weights replace any pretrained ones: don't download them again
+        spec_params = get_backbone(submission.backbone, submission.framework).params
+        params.update({k: v for k, v in (("pretrained", False), ("weights", None)) if k in spec_params})
+    return create_backbone(submission.backbone, submission.framework, num_classes=num_classes,
+                           input_shape=tuple(input_shape), **params)
+
+
+def train_submission(submission: Submission, out_dir: str | Path, *, resume: bool = False,
+                     progress: bool = True, threads: int | None = None) -> Path:
+    """Train ``submission`` on its dataset's train split (val for curves) and write its artifact to ``out_dir``."""
+    from .data import load_dataset
+    from .frameworks import get_runtime
+    from .registry import create_defense
+
+    out_dir = Path(out_dir)
+    runtime = get_runtime(submission.framework)
+    runtime.configure(threads=threads, seed=submission.seed)
+    load_plugin_modules(submission.root, submission.plugins)
+    dataset = load_dataset(submission.dataset, progress=progress, **dict(submission.dataset_params))
+    if "train" not in dataset.splits:
+        raise UsageError(f"dataset '{submission.dataset}' has no train split (splits: {', '.join(dataset.splits)})")
+    train = dataset.split("train")
+    val = dataset.split("val") if "val" in dataset.splits and dataset.split("val").labelled else None
+    model = _build_model(submission, dataset.num_classes, dataset.image_shape, for_loading=False)
+    trainer = create_defense(submission.defense, submission.framework,
+                             **{**submission.trainer_params(), "progress": progress})
+    started = time.perf_counter()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    trainer.fit(model, train, val, out_dir=out_dir, resume=resume)
+    seconds = time.perf_counter() - started
+    with atomic_path(out_dir / runtime.weights_file, suffix=Path(runtime.weights_file).suffix) as tmp:
+        runtime.save_weights(model, tmp)
+    write_json(out_dir / MODEL_FILE, {
+        "submission": submission.to_dict(),
+        "content_hash": content_hash(submission.root),
+        "num_classes": dataset.num_classes,
+        "input_shape": list(dataset.image_shape),
+        "class_names": dataset.class_names,
+        "weights_file": runtime.weights_file,
+        "train_seconds": round(seconds, 3),
+        "harness_version": __version__,
+        "device": runtime.device_name(),
+    })
+    return out_dir
+
+
+@dataclass
+class LoadedModel:
+    """A model rebuilt from its artifact, with its runtime and record."""
+
+    model: Any
+    runtime: Any
+    info: dict[str, Any]
+    submission: Submission
+
+    def predict_logits(self, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
+        return self.runtime.predict_logits(self.model, images, batch_size)
+
+
+def read_model_info(artifact: str | Path) -> dict[str, Any]:
+    """``model.json`` of an artifact folder; a clear error when it is missing or unreadable."""
+    path = Path(artifact) / MODEL_FILE
+    if not path.is_file():
+        raise UsageError(f"{artifact}: not a trained model (no {MODEL_FILE})",
+                         hint="train it first: harness train SUBMISSION")
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"{path}: unreadable model record: {exc}") from None
+
+
+def load_model(artifact: str | Path, threads: int | None = None) -> LoadedModel:
+    """Rebuild the model of an artifact folder and load its weights."""
+    from .frameworks import get_runtime
+
+    info = read_model_info(artifact)
+    record = dict(info["submission"])
+    record["root"] = Path(record["root"])
+    for key in ("plugins", "augmentations", "profiles"):
+        record[key] = tuple(record.get(key) or ())
+    submission = Submission(**record)
+    runtime = get_runtime(submission.framework)
+    runtime.configure(threads=threads, seed=submission.seed)
+    if submission.plugins and submission.root.is_dir():
+        load_plugin_modules(submission.root, submission.plugins)
+    model = _build_model(submission, info["num_classes"], info["input_shape"], for_loading=True)
+    weights = Path(artifact) / info["weights_file"]
+    if not weights.is_file():
+        raise UsageError(f"{artifact}: weights file {info['weights_file']} is missing",
+                         hint="train it again: harness train SUBMISSION")
+    model = runtime.load_weights(model, weights)
+    return LoadedModel(model, runtime, info, submission)
+
+
+# --------------------------------------------------------------------------- evaluation (the seed's table)
+
+
+def evaluation_sets(framework: str, eps: float, bim_steps: int, seed: int) -> dict[str, Any]:
+    """Name -> None (clean), a list of augmentations, or an attack; the seed's four validation sets."""
+    from .registry import create_attack, create_augmentation
+
+    eps_label = f"{eps * 255:.3g}/255"
+    return {
+        "clean": None,
+        "augmented": [create_augmentation(name, framework, p=0.5) for name in EVAL_AUGMENTATIONS],
+        f"fgsm {eps_label}": create_attack("fgsm", framework, eps=eps, seed=seed),
+        f"bim-{bim_steps} {eps_label}": create_attack("bim", framework, eps=eps, steps=bim_steps, seed=seed),
+    }
+
+
+def evaluate_model(loaded: LoadedModel, images: np.ndarray, labels: np.ndarray, *, eps: float = DEFAULT_EPS,
+                   bim_steps: int = 10, seed: int = 0, batch_size: int = 256) -> dict[str, dict[str, float]]:
+    """Top-1/top-5 on clean, augmented, FGSM and BIM versions of ``images``: {set: {top1, top5, loss, count}}."""
+    results = {}
+    runtime, model = loaded.runtime, loaded.model
+    for name, perturbation in evaluation_sets(loaded.submission.framework, eps, bim_steps, seed).items():
+        if isinstance(perturbation, list):
+            augmented = runtime.augment_images(perturbation, images, seed=seed, batch_size=batch_size)
+            results[name] = runtime.accuracy(model, augmented, labels, batch_size=batch_size)
+        else:
+            results[name] = runtime.accuracy(model, images, labels, attack=perturbation, batch_size=batch_size)
+    return results

@@ -1,0 +1,377 @@
+"""The 15 ImageNet-C corruptions and the 4 held-out ones, batched in numpy.
+
+Each corruption is a :class:`Corruption` (the factory of its registry entry)::
+
+    corrupt = Corruption("fog", severity=3)
+    out = corrupt(images, seed=0)    # uint8 (N, H, W, C), C = 1 or 3 -> same shape, uint8
+
+Formulas and severities follow Hendrycks & Dietterich's ``make_tinyimagenet_c.py``
+(see :mod:`.tables`); OpenCV, ImageMagick and scikit-image calls are reproduced
+with numpy, scipy and Pillow (:mod:`.filters`); frost uses synthesised textures
+(:mod:`.frost`). Pixel lengths are for 64-px images and are multiplied by
+``size_scale`` (default ``sqrt(min(H, W) / 64)``: 1 for Tiny ImageNet). Colour
+corruptions (snow, frost, spatter, saturate) run on grey images as RGB and come
+back as their luma. The seed given to the call (else the one given to the
+factory) fixes every random draw; None draws fresh randomness. A torch batch (float
+N,C,H,W in [0, 1]) with ``generator=`` is accepted too, so torch trainers can augment with
+corruptions like with their own augmentations.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from numbers import Integral, Real
+from types import SimpleNamespace
+from typing import Any, Callable
+
+import numpy as np
+from PIL import Image
+
+from harness.errors import UsageError
+from harness.perturb import noise
+from harness.perturb.noise import NumpyOps
+from harness.perturb.severity import check_severity
+
+from . import filters
+from .frost import frost_layers
+from .tables import LENGTHS, SEVERITY
+
+#: size whose pixel lengths the tables give
+REFERENCE_SIZE = 64
+#: images corrupted per step (bounds memory; the random stream runs on across steps)
+CHUNK = 256
+#: corruptions defined on colour images: grey ones go through RGB and back
+COLOUR = frozenset({"snow", "frost", "spatter", "saturate"})
+
+
+def default_size_scale(height: int, width: int) -> float:
+    """``sqrt(min(H, W) / 64)``: 1 at 64 px, 0.71 at 32 px (close to CIFAR-10-C's own blur tables), 0.35 at 8 px."""
+    return math.sqrt(min(height, width) / REFERENCE_SIZE)
+
+
+# --------------------------------------------------------------------------- noise
+
+
+def gaussian_noise(x, rng, sigma):
+    return noise.gaussian_noise(x, NumpyOps(rng), sigma)
+
+
+def shot_noise(x, rng, lam):
+    return noise.shot_noise(x, NumpyOps(rng), lam)
+
+
+def impulse_noise(x, rng, amount):
+    return noise.salt_and_pepper(x, NumpyOps(rng), amount)
+
+
+def speckle_noise(x, rng, sigma):
+    return noise.speckle_noise(x, NumpyOps(rng), sigma)
+
+
+# --------------------------------------------------------------------------- blur
+
+
+def gaussian_blur(x, rng, sigma):
+    return filters.gaussian(x, sigma)
+
+
+def defocus_blur(x, rng, radius, alias_blur):
+    return filters.filter2d(x, filters.disk(radius, alias_blur))
+
+
+def glass_blur(x, rng, sigma, max_delta, iterations):
+    """Blur, replace each pixel by a random neighbour's (bottom-right to top-left, in order), blur again.
+
+    The original meant to swap the two pixels, but its ``a[p], a[q] = a[q], a[p]`` on numpy
+    views of RGB pixels copies ``a[q]`` into ``a[p]`` and leaves ``a[q]``: Tiny-ImageNet-C was
+    made that way, so this does the same.
+    """
+    x = np.floor(np.clip(filters.gaussian(x, sigma), 0, 1) * 255.0)  # the original's np.uint8(...)
+    n, h, w = x.shape[:3]
+    index = np.arange(n)
+    for _ in range(iterations):
+        for row in range(h - max_delta, max_delta, -1):
+            for col in range(w - max_delta, max_delta, -1):
+                dy, dx = rng.integers(-max_delta, max_delta, size=(2, n))
+                x[:, row, col] = x[index, row + dy, col + dx]
+    return filters.gaussian(x / 255.0, sigma).astype(np.float32)
+
+
+def motion_blur(x, rng, radius, sigma):
+    return filters.motion_blur(x, radius, sigma, rng.uniform(-45, 45, len(x)))
+
+
+def zoom_blur(x, rng, end):
+    factors = np.arange(1, end, 0.01)
+    out = x.copy()
+    for factor in factors:
+        out += filters.clipped_zoom(x, factor)
+    return out / (len(factors) + 1)
+
+
+# --------------------------------------------------------------------------- weather
+
+
+def snow(x, rng, loc, scale, zoom, threshold, radius, sigma, blend):
+    n, h, w = x.shape[:3]
+    layer = rng.normal(loc, scale, (n, h, w, 1)).astype(np.float32)
+    layer = filters.clipped_zoom(layer, zoom)
+    layer[layer < threshold] = 0
+    layer = np.floor(np.clip(layer, 0, 1) * 255.0) / 255.0  # the original's uint8 PNG round trip
+    layer = filters.motion_blur(layer, radius, sigma, rng.uniform(-135, -45, n))
+    x = blend * x + (1 - blend) * np.maximum(x, filters.luma(x) * 1.5 + 0.5)
+    return x + layer + layer[:, ::-1, ::-1]
+
+
+def frost(x, rng, image_weight, frost_weight, size_scale):
+    n, h, w = x.shape[:3]
+    return image_weight * x + frost_weight * frost_layers(n, h, w, size_scale, rng)
+
+
+def fog(x, rng, strength, wibble_decay, size_scale):
+    """Plasma fog; the fractal is drawn at the 64-px scale and resized by ``size_scale``."""
+    n, h, w = x.shape[:3]
+    span_h, span_w = math.ceil(h / size_scale), math.ceil(w / size_scale)
+    mapsize = 1 << max(1, math.ceil(math.log2(max(span_h, span_w))))
+    field = filters.plasma_fractal(n, mapsize, wibble_decay, rng)[:, :span_h, :span_w]
+    if (span_h, span_w) != (h, w):
+        field = _resize(field, h, w)
+    peak = x.max(axis=(1, 2, 3), keepdims=True)
+    return (x + strength * field[..., None].astype(np.float32)) * peak / (peak + strength)
+
+
+def _resize(field: np.ndarray, h: int, w: int) -> np.ndarray:
+    """Bilinear resize of (N, h0, w0) maps to (N, h, w), pixel centres aligned."""
+    n, h0, w0 = field.shape
+    rows = np.broadcast_to(((np.arange(h) + 0.5) * h0 / h - 0.5)[None, :, None], (n, h, w))
+    cols = np.broadcast_to(((np.arange(w) + 0.5) * w0 / w - 0.5)[None, None, :], (n, h, w))
+    return filters.bilinear(field[..., None], rows, cols, mode="reflect")[..., 0]
+
+
+# --------------------------------------------------------------------------- digital
+
+
+def brightness(x, rng, delta):
+    """HSV value + ``delta``: every channel scales with the new value (black becomes grey)."""
+    value = x.max(axis=-1, keepdims=True)
+    shifted = np.clip(value + delta, 0, 1)
+    return np.where(value > 0, x * shifted / np.maximum(value, 1e-12), shifted)
+
+
+def contrast(x, rng, factor):
+    means = x.mean(axis=(1, 2), keepdims=True)
+    return (x - means) * factor + means
+
+
+def saturate(x, rng, factor, offset):
+    """HSV saturation ``S * factor + offset`` with hue and value kept (grey pixels have hue 0, red)."""
+    value = x.max(axis=-1, keepdims=True)
+    low = x.min(axis=-1, keepdims=True)
+    spread = value - low
+    sat = np.where(value > 0, spread / np.maximum(value, 1e-12), 0)
+    # each channel's place between max and min, fixed by the hue
+    place = np.where(spread > 0, (value - x) / np.maximum(spread, 1e-12), np.array([0, 1, 1], dtype=x.dtype))
+    new_sat = np.clip(sat * factor + offset, 0, 1)
+    return value - new_sat * value * place
+
+
+def elastic_transform(x, rng, alpha, sigma, affine):
+    """Random affine (three jittered points, reflect-101 border), then a smooth random displacement field."""
+    n, h, w = x.shape[:3]
+    centre = np.array([w // 2, h // 2], dtype=np.float64)
+    half = min(h, w) // 3
+    src = np.array([centre + half, [centre[0] + half, centre[1] - half], centre - half])
+    dst = src[None] + rng.uniform(-affine, affine, size=(n, 3, 2))
+    ones = np.ones((3, 1))
+    # dst = [src 1] @ A  ->  A maps source (x, y) to destination; sample the source at A^-1(dst grid)
+    forward = np.linalg.solve(np.broadcast_to(np.hstack([src, ones]), (n, 3, 3)), dst)  # (n, 3, 2)
+    matrix = np.concatenate([forward.transpose(0, 2, 1), np.broadcast_to([[[0, 0, 1]]], (n, 1, 3))], axis=1)
+    inverse = np.linalg.inv(matrix)
+    yy, xx = np.meshgrid(np.arange(h, dtype=np.float64), np.arange(w, dtype=np.float64), indexing="ij")
+    cols = inverse[:, 0, 0, None, None] * xx + inverse[:, 0, 1, None, None] * yy + inverse[:, 0, 2, None, None]
+    rows = inverse[:, 1, 0, None, None] * xx + inverse[:, 1, 1, None, None] * yy + inverse[:, 1, 2, None, None]
+    x = filters.bilinear(x, rows, cols, mode="mirror")
+    dx = filters.gaussian(rng.uniform(-1, 1, size=(n, h, w)), sigma, mode="reflect", truncate=3) * alpha
+    dy = filters.gaussian(rng.uniform(-1, 1, size=(n, h, w)), sigma, mode="reflect", truncate=3) * alpha
+    return filters.bilinear(x, yy[None] + dy, xx[None] + dx, mode="reflect")
+
+
+def _pil_each(x: np.ndarray, step: Callable[[Image.Image], Image.Image]) -> np.ndarray:
+    """Apply a Pillow step to each image (uint8, 'L' or 'RGB'); floats in, floats out."""
+    images = np.rint(x * 255.0).astype(np.uint8)
+    grey = images.shape[-1] == 1
+    out = np.empty_like(images)
+    for i, image in enumerate(images):
+        result = np.asarray(step(Image.fromarray(image[..., 0] if grey else image, "L" if grey else "RGB")))
+        out[i] = result[..., None] if grey else result
+    return out.astype(np.float32) / 255.0
+
+
+def pixelate(x, rng, factor):
+    h, w = x.shape[1:3]
+    small = (max(1, int(w * factor)), max(1, int(h * factor)))
+    box = Image.Resampling.BOX
+    return _pil_each(x, lambda image: image.resize(small, box).resize((w, h), box))
+
+
+def jpeg_compression(x, rng, quality):
+    def step(image: Image.Image) -> Image.Image:
+        buffer = io.BytesIO()
+        image.save(buffer, "JPEG", quality=int(quality))
+        return Image.open(buffer).convert(image.mode)
+
+    return _pil_each(x, step)
+
+
+def spatter(x, rng, loc, scale, sigma, threshold, intensity, mud):
+    """Water drops (severities 1-3: pale turquoise liquid with edge shading) or mud (4-5: brown blots)."""
+    n, h, w = x.shape[:3]
+    liquid = filters.gaussian(rng.normal(loc, scale, size=(n, h, w)), sigma)
+    liquid[liquid < threshold] = 0
+    if not mud:
+        layer = (np.clip(liquid, 0, 1) * 255).astype(np.uint8)
+        dist = np.stack([
+            np.minimum(filters.ndimage.distance_transform_edt(~edges), 20.0)
+            for edges in filters.canny(layer, 50, 150)
+        ])
+        dist = filters.ndimage.uniform_filter(dist, size=(1, 3, 3), mode="mirror").astype(np.uint8)
+        dist = filters.equalize_hist(dist).astype(np.float64)
+        kernel = np.array([[-2, -1, 0], [-1, 1, 1], [0, 1, 2]], dtype=np.float64)
+        dist = np.clip(np.rint(filters.ndimage.correlate(dist, kernel[None], mode="mirror")), 0, 255)
+        dist = filters.ndimage.uniform_filter(dist, size=(1, 3, 3), mode="mirror")
+        m = liquid * dist
+        m = m / np.maximum(m.max(axis=(1, 2), keepdims=True), 1e-12) * intensity
+        colour = np.array([175, 238, 238], dtype=np.float32) / 255.0
+        return x + m[..., None].astype(np.float32) * colour
+    m = filters.gaussian((liquid > threshold).astype(np.float32), intensity)
+    m[m < 0.8] = 0
+    colour = np.array([63, 42, 20], dtype=np.float32) / 255.0
+    return x * (1 - m[..., None]) + colour * m[..., None]
+
+
+#: corruption name -> function(x float (N, H, W, C) in [0, 1], rng, **parameters) -> float
+FUNCTIONS: dict[str, Callable[..., np.ndarray]] = {
+    "gaussian-noise": gaussian_noise,
+    "shot-noise": shot_noise,
+    "impulse-noise": impulse_noise,
+    "defocus-blur": defocus_blur,
+    "glass-blur": glass_blur,
+    "motion-blur": motion_blur,
+    "zoom-blur": zoom_blur,
+    "snow": snow,
+    "frost": frost,
+    "fog": fog,
+    "brightness": brightness,
+    "contrast": contrast,
+    "elastic-transform": elastic_transform,
+    "pixelate": pixelate,
+    "jpeg-compression": jpeg_compression,
+    "speckle-noise": speckle_noise,
+    "gaussian-blur": gaussian_blur,
+    "spatter": spatter,
+    "saturate": saturate,
+}
+assert set(FUNCTIONS) == set(SEVERITY), "corruption functions and tables disagree"
+
+
+def check_images(images: Any) -> np.ndarray:
+    """``images`` as a uint8 (N, H, W, C) array with C = 1 or 3; UsageError otherwise."""
+    array = np.asarray(images)
+    if array.dtype != np.uint8 or array.ndim != 4 or array.shape[-1] not in (1, 3):
+        raise UsageError(f"corruptions take uint8 images shaped (N, H, W, C) with C = 1 or 3, "
+                         f"got {array.dtype} {array.shape}")
+    return array
+
+
+class Corruption:
+    """Corruption ``name`` at ``severity``: ``corrupt(images, seed=None) -> images`` (uint8 NHWC in and out)."""
+
+    def __init__(self, name: str, severity: int = 3, seed: int | None = None, size_scale: float | None = None):
+        if name not in FUNCTIONS:
+            raise UsageError(f"Unknown corruption '{name}'. Available: {', '.join(FUNCTIONS)}")
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, Integral)):
+            raise UsageError(f"seed must be an integer or None, got {seed!r}")
+        if size_scale is not None and (isinstance(size_scale, bool) or not isinstance(size_scale, Real)
+                                       or not 0 < float(size_scale) < math.inf):
+            raise UsageError(f"size_scale must be a number > 0 or None, got {size_scale!r}")
+        self.name = name
+        self.severity = check_severity(severity)
+        self.seed = seed
+        self.size_scale = None if size_scale is None else float(size_scale)
+        names, rows = SEVERITY[name]
+        #: the severity's row of the 64-px table
+        self.params: dict[str, Any] = dict(zip(names, rows[self.severity - 1]))
+
+    def parameters(self, height: int, width: int) -> dict[str, Any]:
+        """The table row with pixel lengths rescaled for (height, width) images."""
+        scale = self.size_scale if self.size_scale is not None else default_size_scale(height, width)
+        params = dict(self.params)
+        lengths = LENGTHS.get(self.name, ())
+        if self.name == "spatter" and params["mud"]:
+            lengths = (*lengths, "intensity")  # in mud mode it is a blur sigma
+        for key in lengths:
+            params[key] = max(1, round(params[key] * scale)) if key == "max_delta" else params[key] * scale
+        if self.name == "elastic-transform":
+            side = REFERENCE_SIZE * scale
+            params = {key: value * side for key, value in params.items()}
+        if self.name in ("frost", "fog"):
+            params["size_scale"] = scale
+        return params
+
+    def __call__(self, images: Any, seed: int | None = None, generator: Any = None) -> Any:
+        if not isinstance(images, np.ndarray) and hasattr(images, "permute"):
+            return self._torch(images, seed, generator)
+        images = check_images(images)
+        seed = self.seed if seed is None else seed
+        rng = np.random.default_rng(seed)
+        if len(images) == 0:
+            return images.copy()
+        params = self.parameters(*images.shape[1:3])
+        out = np.empty_like(images)
+        for start in range(0, len(images), CHUNK):
+            out[start : start + CHUNK] = self._apply(images[start : start + CHUNK], rng, params)
+        return out
+
+    def _torch(self, x: Any, seed: int | None, generator: Any) -> Any:
+        """A torch trainer's batch (float N,C,H,W in [0, 1], any device) through the uint8 corruption;
+        the seed comes from ``generator`` when none is given, as for the torch augmentations."""
+        import torch
+
+        if seed is None and generator is not None:
+            seed = int(torch.randint(0, 2**62, (1,), generator=generator, device=generator.device).item())
+        images = (x.detach().clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+        out = self(images, seed=seed)
+        return torch.from_numpy(out).to(x.device).permute(0, 3, 1, 2).float().div_(255.0)
+
+    def _apply(self, images: np.ndarray, rng: np.random.Generator, params: dict[str, Any]) -> np.ndarray:
+        x = images.astype(np.float32) / 255.0
+        grey = images.shape[-1] == 1 and self.name in COLOUR
+        if grey:
+            x = np.repeat(x, 3, axis=-1)
+        out = np.clip(FUNCTIONS[self.name](x, rng, **params), 0.0, 1.0)
+        if grey:
+            out = filters.luma(out)
+        return np.clip(np.rint(out * 255.0), 0, 255).astype(np.uint8)
+
+    def __repr__(self) -> str:
+        return f"Corruption({self.name!r}, severity={self.severity}, seed={self.seed}, size_scale={self.size_scale})"
+
+
+def corrupt(name: str, images: Any, severity: int = 3, seed: int | None = 0, size_scale: float | None = None
+            ) -> np.ndarray:
+    """Corruption ``name`` at ``severity`` applied to uint8 NHWC ``images`` (seeded, 0 by default)."""
+    return Corruption(name, severity, seed, size_scale)(images)
+
+
+def _factory(name: str) -> Callable[..., Corruption]:
+    def create(severity: int = 3, seed: int | None = None, size_scale: float | None = None) -> Corruption:
+        return Corruption(name, severity, seed, size_scale)
+
+    create.__name__ = create.__qualname__ = name.replace("-", "_")
+    create.__doc__ = f"Corruption {name!r}: ``create(severity, seed, size_scale)(images, seed=None)``."
+    return create
+
+
+#: the registry's lazy factories: ``harness_corruptions.corruptions:FACTORIES.gaussian_noise`` and so on
+FACTORIES = SimpleNamespace(**{name.replace("-", "_"): _factory(name) for name in FUNCTIONS})

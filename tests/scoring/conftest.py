@@ -1,0 +1,68 @@
+"""Fixtures for the competition workflow: test submissions, a recipe, a small hidden split."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("torch")
+
+from helpers import TEST_SUBMISSIONS as SUBMISSIONS  # noqa: E402
+
+RECIPE = """
+[split]
+dataset = "digits"
+source = "test"
+seed = 4242
+public_fraction = 0.3
+limit = 120
+
+[[perturbations]]
+category = "clean"
+kind = "clean"
+weight = 2
+
+[[perturbations]]
+category = "noise"
+kind = "augmentation"
+name = "gaussian-noise"
+severity = 3
+
+[[perturbations]]
+category = "fgsm"
+kind = "attack"
+name = "fgsm"
+params = { eps = 0.1 }
+reference = "{reference}"
+reference_profile = "cpu"
+"""
+
+
+@pytest.fixture(scope="session")
+def submissions_dir(tmp_path_factory) -> Path:
+    """A copy of tests/submissions (tests may add to it)."""
+    target = tmp_path_factory.mktemp("subs") / "submissions"
+    shutil.copytree(SUBMISSIONS, target, ignore=shutil.ignore_patterns("__pycache__"))
+    return target
+
+
+def write_recipe(folder: Path, reference: Path, **changes: str) -> Path:
+    text = RECIPE.replace("{reference}", str(reference))
+    for old, new in changes.items():
+        text = text.replace(old, new)
+    path = folder / "recipe.toml"
+    path.write_text(text)
+    return path
+
+
+@pytest.fixture(scope="session")
+def hidden_split(tmp_path_factory, submissions_dir) -> Path:
+    """A 120-image split: clean, gaussian noise and FGSM against the tiny reference submission."""
+    from harness.scoring.split import build_split, load_recipe
+
+    folder = tmp_path_factory.mktemp("split")
+    recipe = write_recipe(folder, submissions_dir / "tiny")
+    build_split(load_recipe(recipe), folder / "split", references=folder / "references", progress=False)
+    return folder / "split"

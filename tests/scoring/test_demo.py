@@ -1,0 +1,39 @@
+"""``harness demo`` end to end, on the demo recipe with two small submissions standing in for the examples."""
+
+from __future__ import annotations
+
+import csv
+import shutil
+
+import pytest
+from typer.testing import CliRunner
+
+from harness.cli.main import app
+
+from helpers import EXAMPLE_SUBMISSIONS
+
+pytestmark = pytest.mark.slow
+
+
+def test_demo_builds_the_split_scores_and_shows_the_leaderboard(tmp_path, submissions_dir, cache_dir):
+    folder = tmp_path / "submissions"
+    folder.mkdir()
+    shutil.copytree(submissions_dir / "tiny", folder / "tiny")
+    shutil.copytree(submissions_dir / "crash", folder / "crash")
+    shutil.copytree(EXAMPLE_SUBMISSIONS / "wrn50-hardening", folder / "wrn50-hardening")  # cpu profile needs a GPU
+    recipe = (EXAMPLE_SUBMISSIONS / "digits-recipe.toml").read_text().replace('"cnn-baseline"', '"tiny"')
+    (folder / "digits-recipe.toml").write_text(recipe)
+    out = tmp_path / "demo"
+    args = ["demo", "--out", str(out), "--submissions", str(folder), "--no-progress", "--timeout", "240"]
+    result = CliRunner().invoke(app, args, env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "1. hidden split" in result.output and "3. leaderboard" in result.output
+    assert "wrn50-hardening skipped: its 'cpu' profile needs a GPU" in result.output
+    with open(out / "leaderboard.csv", newline="") as handle:
+        rows = [r for r in csv.DictReader(handle) if r["partition"] == "public"]
+    assert {r["submission"]: r["status"] for r in rows} == {"tiny": "scored", "crash": "failed"}
+    assert {"top1_clean", "top1_noise", "top1_geometry", "top1_fgsm", "top1_bim"} <= set(rows[0])
+    assert (out / "leaderboard.png").read_bytes().startswith(b"\x89PNG")
+    again = CliRunner().invoke(app, args, env={"COLUMNS": "200"})  # a rerun reuses the split and the scores
+    assert again.exit_code == 0, again.output
+    assert "reusing" in again.output and "cached tiny" in " ".join(again.output.split())

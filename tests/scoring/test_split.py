@@ -1,0 +1,123 @@
+"""The hidden split: recipe errors, what goes where, manifest checks, determinism."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from harness.errors import UsageError
+from harness.scoring.split import allocate, build_split, load_recipe, open_split, verify_split
+
+from conftest import write_recipe
+from helpers import TEST_SUBMISSIONS
+
+
+def test_layout_partition_and_tags(hidden_split):
+    participants = sorted(p.name for p in (hidden_split / "images").iterdir())
+    assert participants == ["ids.json", "images.npy", "manifest.json"]  # no labels, tags or recipe
+    organiser = sorted(p.name for p in (hidden_split / "organiser").iterdir())
+    assert organiser == ["labels.npy", "recipe.toml", "summary.json", "tags.csv"]
+    split = open_split(hidden_split)
+    images = np.load(split.images_path)
+    assert images.shape == (120, 8, 8, 1) and images.dtype == np.uint8
+    assert split.public.sum() == 36  # 30% of 120
+    assert split.summary["categories"] == {"clean": 60, "noise": 30, "fgsm": 30}
+    with open(hidden_split / "organiser" / "tags.csv") as handle:
+        tags = {row["perturbation"] for row in csv.DictReader(handle)}
+    assert tags == {"clean", "augmentation:gaussian-noise@3", "attack:fgsm{eps=0.1}"}
+
+
+def test_perturbations_change_images_within_budget(hidden_split, cache_dir):
+    from harness.data import load_dataset
+
+    split = open_split(hidden_split)
+    images = np.load(split.images_path).astype(int)
+    test = load_dataset("digits").split("test")
+    originals = {}
+    for image, label in zip(test.images, test.labels):
+        originals.setdefault(int(label), []).append(np.asarray(image, dtype=int))
+    categories = np.asarray(split.categories)
+    for i in np.flatnonzero(categories == "fgsm")[:10]:
+        # the nearest original of the same class is within the 0.1 budget (25 grey levels)
+        distance = min(np.abs(images[i] - o).max() for o in originals[int(split.labels[i])])
+        assert 0 < distance <= 25
+    for i in np.flatnonzero(categories == "clean")[:10]:
+        assert min(np.abs(images[i] - o).max() for o in originals[int(split.labels[i])]) == 0
+
+
+def test_manifest_catches_changed_missing_and_added_files(hidden_split, tmp_path):
+    copy = tmp_path / "split"
+    shutil.copytree(hidden_split, copy)
+    split_hash = verify_split(copy)
+    assert split_hash == json.loads((hidden_split / "manifest.json").read_text())["split_hash"]
+    labels = copy / "organiser" / "labels.npy"
+    original = labels.read_bytes()
+    labels.write_bytes(original[:-1] + bytes([original[-1] ^ 1]))
+    with pytest.raises(UsageError, match=r"labels.npy: changed since the split was built \(sha256 mismatch\)$"):
+        verify_split(copy)
+    labels.unlink()
+    with pytest.raises(UsageError, match=r"labels.npy: missing from the hidden split"):
+        verify_split(copy)
+    labels.write_bytes(original)
+    (copy / "images" / "extra.npy").write_bytes(b"x")
+    with pytest.raises(UsageError, match=r"extra.npy: not part of the hidden split"):
+        verify_split(copy)
+
+
+def test_same_recipe_same_split(hidden_split, tmp_path):
+    recipe = tmp_path / "recipe.toml"
+    shutil.copyfile(hidden_split / "organiser" / "recipe.toml", recipe)
+    # reuse the session's trained reference so the attack is identical
+    references = hidden_split.parent / "references"
+    summary = build_split(load_recipe(recipe), tmp_path / "again", references=references, progress=False)
+    assert summary["split_hash"] == verify_split(hidden_split)
+
+
+def test_allocate_gives_exact_shares():
+    rng = np.random.default_rng(0)
+    assignment = allocate([2, 1, 1], 10, rng)
+    assert np.bincount(assignment).tolist() == [5, 3, 2] or np.bincount(assignment).tolist() == [5, 2, 3]
+
+
+@pytest.mark.parametrize("change, message", [
+    (('seed = 4242', ''), "split.seed: missing (required)"),
+    (('seed = 4242', 'seed = "x"'), "split.seed: must be an integer, got 'x'"),
+    (('public_fraction = 0.3', 'public_fraction = 1.5'), "split.public_fraction: must be between 0 and 1 (exclusive), got 1.5"),
+    (('kind = "augmentation"', 'kind = "augment"'), "perturbations[1].kind: must be one of clean, augmentation, attack, got 'augment'. Did you mean 'augmentation'?"),
+    (('severity = 3', 'severity = 9'), "perturbations[1].severity: must be 1..5, got 9"),
+    (('severity = 3', 'severty = 3'), "perturbations[1].severty: unknown field. Did you mean 'severity'? Fields: "),
+    (('reference = ', 'referenc = '), "perturbations[2].referenc: unknown field. Did you mean 'reference'?"),
+    (('limit = 120', 'limit = 0'), "split.limit: must be at least 1, got 0"),
+])
+def test_recipe_errors_name_file_and_field(tmp_path, change, message):
+    recipe = write_recipe(tmp_path, TEST_SUBMISSIONS / "tiny", **{change[0]: change[1]})
+    with pytest.raises(UsageError) as info:
+        load_recipe(recipe)
+    assert info.value.message.startswith(f"{recipe}: {message}")
+
+
+def test_recipe_syntax_and_missing_file(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[split\n")
+    with pytest.raises(UsageError, match=rf"^{bad}: not valid TOML: "):
+        load_recipe(bad)
+    with pytest.raises(UsageError, match="no such recipe file"):
+        load_recipe(tmp_path / "none.toml")
+
+
+def test_split_build_command_and_a_missing_plugin(tmp_path, hidden_split):
+    from typer.testing import CliRunner
+
+    from harness.cli.main import app
+
+    recipe = write_recipe(tmp_path, TEST_SUBMISSIONS / "tiny", **{'name = "gaussian-noise"': 'name = "gausian-noise"'})
+    result = CliRunner().invoke(app, ["split", "build", str(recipe), "--out", str(tmp_path / "s"), "--no-progress"])
+    assert result.exit_code == 2
+    assert "Unknown augmentation 'gausian-noise'. Did you mean 'gaussian-noise'?" in result.output
+    assert not (tmp_path / "s").exists()  # nothing half-written
+    ok = CliRunner().invoke(app, ["split", "verify", str(hidden_split)])
+    assert ok.exit_code == 0 and "ok" in ok.output

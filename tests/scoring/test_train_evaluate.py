@@ -1,0 +1,90 @@
+"""``harness train`` and ``harness evaluate`` on the tiny submission."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from harness.cli.main import app
+from harness.submission import load_submission
+from harness.workflow import load_model
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def trained(submissions_dir, tmp_path_factory):
+    runs = tmp_path_factory.mktemp("runs")
+    result = CliRunner().invoke(app, ["train", str(submissions_dir / "tiny"), "-P", "cpu", "--runs", str(runs),
+                                      "--no-progress"])
+    assert result.exit_code == 0, result.output
+    return runs
+
+
+def test_train_writes_the_artifact(trained, submissions_dir):
+    folder = trained / "tiny" / "cpu"
+    for name in ("model.json", "weights.pt", "metrics.json", "training_curves.png"):
+        assert (folder / name).is_file(), name
+    info = json.loads((folder / "model.json").read_text())
+    assert info["submission"]["name"] == "tiny" and info["submission"]["profile"] == "cpu"
+    assert info["num_classes"] == 10 and info["input_shape"] == [8, 8, 1]
+    assert len(json.loads((folder / "metrics.json").read_text())["epochs"]) == 4
+
+
+def test_reloaded_model_predicts_like_the_trained_one(trained, cache_dir):
+    from harness.data import load_dataset
+
+    val = load_dataset("digits").split("val")
+    first, second = load_model(trained / "tiny" / "cpu"), load_model(trained / "tiny" / "cpu")
+    logits = first.predict_logits(val.images)
+    assert logits.shape == (len(val), 10) and logits.dtype == np.float32
+    np.testing.assert_array_equal(logits, second.predict_logits(val.images))
+    assert (logits.argmax(1) == val.labels).mean() > 0.8
+
+
+def test_evaluate_table_and_csv(trained, submissions_dir):
+    csv_path = trained / "eval.csv"
+    result = CliRunner().invoke(app, ["evaluate", str(submissions_dir / "tiny"), "-P", "cpu", "--runs", str(trained),
+                                      "--eps", "0.1", "--bim-steps", "3", "--limit", "100", "--csv", str(csv_path)],
+                                env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader(csv_path.open()))
+    assert [r["set"] for r in rows] == ["clean", "augmented", "fgsm 25.5/255", "bim-3 25.5/255"]
+    top1 = {r["set"]: float(r["top1"]) for r in rows}
+    assert top1["clean"] > 0.8
+    assert top1["bim-3 25.5/255"] <= top1["fgsm 25.5/255"] + 0.05 and top1["fgsm 25.5/255"] < top1["clean"]
+    assert all(float(r["top5"]) >= float(r["top1"]) for r in rows)
+    assert "top-1 / top-5 on the val split" in result.output
+
+
+def test_evaluate_untrained_submission_says_train_first(submissions_dir, tmp_path):
+    result = CliRunner().invoke(app, ["evaluate", str(submissions_dir / "tiny"), "--runs", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "not a trained model (no model.json)" in result.output and "harness train SUBMISSION" in result.output
+
+
+def test_train_rejects_an_unknown_profile(submissions_dir):
+    result = CliRunner().invoke(app, ["train", str(submissions_dir / "tiny"), "-P", "gpu"])
+    assert result.exit_code == 2 and "no profile 'gpu'" in result.output
+    assert load_submission(submissions_dir / "tiny", "cpu").training["epochs"] == 4
+
+
+def test_evaluate_robust_runs_the_ensemble_with_sanity_checks(trained, submissions_dir):
+    pytest.importorskip("art")
+    result = CliRunner().invoke(app, ["evaluate", str(submissions_dir / "tiny"), "-P", "cpu", "--runs", str(trained),
+                                      "--eps", "0.1", "--limit", "24", "--robust", "--apgd-iters", "5",
+                                      "--square-queries", "20", "--corruptions", "holdout",
+                                      "--csv", str(trained / "robust-eval.csv")], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    folder = trained / "tiny" / "cpu" / "robustness"
+    report = json.loads((folder / "robustness.json").read_text())
+    robust = {row["eps"]: row["accuracy"] for row in report["robust_accuracy"]}
+    assert sorted(robust) == pytest.approx([2 / 255, 4 / 255, 8 / 255, 0.1])
+    assert robust[max(robust)] <= report["clean_accuracy"]
+    assert (folder / "robustness.png").read_bytes().startswith(b"\x89PNG")
+    assert (folder / "corruptions.csv").is_file()
+    assert "ensemble (worst case)" in result.output and "sanity flags:" in result.output
