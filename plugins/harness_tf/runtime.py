@@ -20,7 +20,7 @@ name = "tf"
 weights_file = "weights.h5"
 
 __all__ = ["accuracy", "adversarial_images", "art_classifier", "augment_images", "configure", "device_name",
-           "load_weights", "predict_logits", "save_weights"]
+           "input_gradients", "load_weights", "predict_logits", "predict_logits_float", "save_weights"]
 
 
 def configure(threads: int | None = None, seed: int | None = None) -> None:
@@ -54,6 +54,34 @@ def predict_logits(model: keras.Model, images: np.ndarray, batch_size: int = 256
     return np.concatenate(outputs).astype(np.float32, copy=False)
 
 
+def _float_batch(images: np.ndarray) -> tf.Tensor:
+    """float32 N,H,W,C numpy in [0, 1] -> tensor."""
+    return tf.convert_to_tensor(np.asarray(images, dtype=np.float32))
+
+
+def predict_logits_float(model: keras.Model, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    outputs = [predict(model, _float_batch(images[start : start + batch_size]))
+               for start in range(0, len(images), batch_size)]
+    if not outputs:
+        return np.zeros((0, 0), dtype=np.float32)
+    return np.concatenate(outputs).astype(np.float32, copy=False)
+
+
+def input_gradients(model: keras.Model, images: np.ndarray, labels: np.ndarray,
+                    batch_size: int = 256) -> np.ndarray:
+    outputs = []
+    for start in range(0, len(images), batch_size):
+        x = _float_batch(images[start : start + batch_size])
+        y = tf.constant(np.asarray(labels[start : start + batch_size], dtype=np.int64))
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            logits = tf.cast(model(x, training=False), tf.float32)
+            loss = tf.reduce_sum(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits))
+        grad = tape.gradient(loss, x)
+        outputs.append(np.zeros(x.shape, np.float32) if grad is None else grad.numpy())
+    return np.concatenate(outputs).astype(np.float32, copy=False) if outputs else np.zeros((0,), np.float32)
+
+
 def adversarial_images(model: keras.Model, images: np.ndarray, labels: np.ndarray | None, attack: Any,
                        batch_size: int = 256) -> np.ndarray:
     outputs = []
@@ -80,7 +108,7 @@ def art_classifier(model: keras.Model, num_classes: int, input_shape: tuple[int,
     try:
         from art.estimators.classification import TensorFlowV2Classifier
     except ImportError as exc:
-        raise PluginError(f"art_classifier needs adversarial-robustness-toolbox: {exc}",
+        raise PluginError("the attack needs adversarial-robustness-toolbox, which is not installed",
                           hint="pip install 'harness[robust]'") from exc
     return TensorFlowV2Classifier(
         model=model,

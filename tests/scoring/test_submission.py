@@ -97,12 +97,13 @@ def test_defense_that_does_not_fit_the_framework(tmp_path, fresh_plugins):
 
     get_plugin_manager().load_module("framework_variant_plugin")
     clear_cache()
-    text = BASE.replace('[defense]\nname = "standard"', '[defense]\nname = "standard"\n') + \
+    # trades exists for torch only ("standard" has a tf variant too)
+    text = BASE.replace('[defense]\nname = "standard"', '[defense]\nname = "trades"\n') + \
         '\n[[augmentations]]\nname = "variant-aug"\n'
-    text = text.replace('framework = "torch"', 'framework = "tf"').replace('"small-cnn"', '"small-cnn"')
+    text = text.replace('framework = "torch"', 'framework = "tf"')
     found = messages(write(tmp_path, text))
     assert "backbone.name: backbone 'small-cnn' is for torch, but framework is 'tf'." in found
-    assert "defense.name: defense 'standard' is for torch, but framework is 'tf'." in found
+    assert "defense.name: defense 'trades' is for torch, but framework is 'tf'." in found
     assert "augmentations[0].name: augmentation 'variant-aug' is for torch, but framework is 'tf'." in found
 
 

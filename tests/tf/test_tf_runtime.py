@@ -56,6 +56,20 @@ def test_adversarial_and_augmented_images_stay_in_range(digits_model, digits_spl
     assert not np.array_equal(a, runtime.augment_images(augmentations, images, seed=4, batch_size=16))
 
 
+def test_float_logits_and_input_gradients_match_the_uint8_path_and_the_attacks(digits_model, digits_splits):
+    images, labels = digits_splits.test.images[:40], digits_splits.test.labels[:40]
+    x = images.astype(np.float32) / 255.0
+    logits = runtime.predict_logits_float(digits_model, x, batch_size=16)
+    assert logits.dtype == np.float32 and np.allclose(logits, runtime.predict_logits(digits_model, images), atol=1e-6)
+    assert runtime.predict_logits_float(digits_model, x[:0]).shape == (0, 0)
+    gradient = runtime.input_gradients(digits_model, x, labels, batch_size=16)
+    assert gradient.shape == x.shape and gradient.dtype == np.float32 and np.abs(gradient).sum() > 0
+    # FGSM steps along the sign of exactly this gradient (where it is not clipped at 0 or 1)
+    step = np.asarray(create_attack("fgsm", "tf", eps=0.05)(digits_model, x, labels)) - x
+    inside = (x > 0.05) & (x < 0.95) & (np.abs(gradient) > 1e-8)
+    assert np.array_equal(np.sign(step[inside]), np.sign(gradient[inside]))
+
+
 def test_configure_and_device_name():
     runtime.configure(threads=1, seed=0)  # after start-up TensorFlow keeps its pool: no error either way
     assert runtime.device_name() in ("CPU:0", "GPU:0")
