@@ -38,6 +38,8 @@ from . import device  # noqa: F401 - honours HARNESS_DEVICE=cpu before TensorFlo
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 DEFAULT_MIN_SIZE = 32
+#: BatchNorm moving-average momentum in Keras terms (PyTorch's default momentum 0.1)
+BN_MOMENTUM = 0.9
 #: the head every backbone ends with (absent layers are skipped)
 HEAD_LAYERS = ("head_hidden", "head_dropout", "logits")
 INPUT_NAME = "image"
@@ -251,6 +253,9 @@ def _keras_classifier(
         if body_weights not in (None, "imagenet"):
             raise UsageError(f"weights from {weights_path} do not fit backbone '{arch}': {_first_line(exc)}") from exc
         raise
+    for layer in body.layers:  # Keras's 0.99-0.999 barely move in a short run; 0.9 is PyTorch's default (0.1)
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.momentum = BN_MOMENTUM
     outputs = _head(body(x), num_classes, head_hidden, dropout)
     model = keras.Model(inputs, outputs, name=arch)
     if full_model_file:

@@ -53,6 +53,10 @@ def test_applications_take_pixels_of_any_size_and_give_logits(applications, name
     # grey images are repeated to RGB inside the model
     grey_to_rgb = model.get_layer("grey_to_rgb")
     assert grey_to_rgb.output_shape[-1] == 3
+    # BatchNorm statistics move as fast as PyTorch's (Keras's 0.999 leaves a short run's at their init)
+    body = next(layer for layer in model.layers if isinstance(layer, keras.Model))
+    norms = [layer for layer in body.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    assert norms and all(layer.momentum == B.BN_MOMENTUM for layer in norms)
 
 
 @pytest.mark.parametrize("name", ["nsl-cnn", *APPLICATIONS])
