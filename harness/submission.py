@@ -378,10 +378,12 @@ def validate_submission(path: str | os.PathLike) -> list[Problem]:
         _check_types({k: v for k, v in merged.items() if k != "requires_gpu"}, problems, f"{where}.")
         if len(problems) == before:
             _check_resolved(merged, problems, f"{where}.", root)
-    # one report per field: a profile repeating the base's problem adds nothing
-    unique: dict[str, Problem] = {}
+    # one report per problem: a profile repeating the base's problem (same field, same message) adds nothing
+    unique: dict[tuple[str, str], Problem] = {}
     for problem in problems:
-        unique.setdefault(str(problem), problem)
+        field_name = problem.field.split(".", 2)[2] if problem.field.startswith("profiles.") and \
+            problem.field.count(".") >= 2 else problem.field
+        unique.setdefault((field_name, problem.message), problem)
     return list(unique.values())
 
 

@@ -70,7 +70,8 @@ def leaderboard_chart(records, path: Path, partition: str = "public") -> Path:
     ax.set_ylabel("top-1 accuracy (%)")
     ax.set_ylim(0, 100)
     ax.set_title(f"Hidden split, {partition} partition: accuracy per perturbation")
-    ax.legend(fontsize=8, loc="lower left")
+    if scored:
+        ax.legend(fontsize=8, loc="lower left")
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     with atomic_path(path, suffix=".png") as tmp:

@@ -79,13 +79,15 @@ def score(
     threads: Optional[int] = typer.Option(None, "--threads", help="Threads per child process."),
     artifact: Optional[List[str]] = typer.Option(None, "--artifact",
                                                  help="NAME=FOLDER: use this trained model instead of training."),
+    retry_failed: bool = typer.Option(False, "--retry-failed", help="Score again submissions stored as failed."),
 ) -> None:
     """Train and predict every submission in its own child process; store results; write the leaderboard."""
     from ..scoring.scorer import entries_from_paths, score_submissions
 
     entries = entries_from_paths(list(submissions), _artifacts(artifact))
     records = score_submissions(entries, split, db, leaderboard, profile=profile, timeout=timeout,
-                                work_dir=work_dir, threads=threads, on_event=_printer)
+                                work_dir=work_dir, threads=threads, retry_failed=retry_failed,
+                                on_event=_printer)
     show_leaderboard(leaderboard, private=False)
     failed = sum(r.status != "scored" for r in records)
     console.print(f"{len(records) - failed} scored, {failed} failed; results in {db}, leaderboard {leaderboard}")

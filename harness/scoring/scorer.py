@@ -81,6 +81,7 @@ def child_env(threads: int | None) -> dict[str, str]:
 def run_child(entry: Entry, profile: str | None, images: Path, scratch: Path, timeout: float,
               threads: int | None) -> tuple[str, str]:
     """Run the worker for ``entry``; ("ok", "") or ("failed", reason)."""
+    scratch, images = scratch.resolve(), Path(images).resolve()  # the child runs in its own directory
     if scratch.exists():
         shutil.rmtree(scratch)
     (scratch / "work").mkdir(parents=True)
@@ -183,10 +184,12 @@ def score_submissions(
     work_dir: str | Path = "runs/score",
     threads: int | None = None,
     skip: dict[str, str] | None = None,
+    retry_failed: bool = False,
     on_event: Callable[[str, Entry, str], None] | None = None,
 ) -> list[ScoreRecord]:
     """Score ``entries`` on the split (verified first); return every record of this split.
 
+    ``retry_failed`` scores again the submissions whose stored result is a failure.
     ``skip`` maps submission names to a reason (e.g. needs a GPU): recorded nowhere,
     only reported, so they are scored once the hardware allows. ``on_event(kind,
     entry, detail)`` reports "cached", "skipped", "running", "scored" and "failed".
@@ -201,6 +204,8 @@ def score_submissions(
     with ResultStore(db) as store:
         for entry in entries:
             key = result_key(entry.content_hash, split.split_hash, __version__, profile_name)
+            if retry_failed:
+                store.forget_failure(key)
             if store.has(key):
                 event("cached", entry, "already scored: kept")
                 continue

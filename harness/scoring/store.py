@@ -98,6 +98,12 @@ class ResultStore:
                 f"INSERT OR IGNORE INTO results ({columns}) VALUES ({placeholders})", (record.key, *data.values()))
         return cursor.rowcount == 1
 
+    def forget_failure(self, key: str) -> bool:
+        """Delete the row of ``key`` if it records a failure (to score it again); True when one went."""
+        with self._connection:
+            cursor = self._connection.execute("DELETE FROM results WHERE key = ? AND status != 'scored'", (key,))
+        return cursor.rowcount == 1
+
     def records(self, split_hash: str | None = None) -> list[ScoreRecord]:
         """Every record (of one split when given), oldest first."""
         query = "SELECT * FROM results" + (" WHERE split_hash = ?" if split_hash else "") + " ORDER BY finished_at"

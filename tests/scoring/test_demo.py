@@ -15,7 +15,8 @@ from helpers import EXAMPLE_SUBMISSIONS
 pytestmark = pytest.mark.slow
 
 
-def test_demo_builds_the_split_scores_and_shows_the_leaderboard(tmp_path, submissions_dir, cache_dir):
+def test_demo_builds_the_split_scores_and_shows_the_leaderboard(tmp_path, submissions_dir, cache_dir, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # relative paths, as `make demo` uses them
     folder = tmp_path / "submissions"
     folder.mkdir()
     shutil.copytree(submissions_dir / "tiny", folder / "tiny")
@@ -24,7 +25,7 @@ def test_demo_builds_the_split_scores_and_shows_the_leaderboard(tmp_path, submis
     recipe = (EXAMPLE_SUBMISSIONS / "digits-recipe.toml").read_text().replace('"cnn-baseline"', '"tiny"')
     (folder / "digits-recipe.toml").write_text(recipe)
     out = tmp_path / "demo"
-    args = ["demo", "--out", str(out), "--submissions", str(folder), "--no-progress", "--timeout", "240"]
+    args = ["demo", "--out", "demo", "--submissions", "submissions", "--no-progress", "--timeout", "240"]
     result = CliRunner().invoke(app, args, env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
     assert "1. hidden split" in result.output and "3. leaderboard" in result.output

@@ -91,6 +91,13 @@ def test_rerun_skips_finished_work(scored, hidden_split, submissions_dir):
     assert events == [("cached", "tiny"), ("cached", "crash"), ("cached", "hang")]
     with ResultStore(scored["db"]) as store:
         assert sorted(r.submission for r in store.records()) == ["crash", "few", "hang", "nan", "snoop", "tiny"]
+    events.clear()
+    score_submissions(entries[1:2], hidden_split, scored["db"], scored["board"], profile="cpu", timeout=60,
+                      work_dir=scored["work"], retry_failed=True,
+                      on_event=lambda kind, entry, detail: events.append((kind, entry.name)))
+    assert events == [("running", "crash"), ("failed", "crash")]  # retried, failed again, still one row
+    with ResultStore(scored["db"]) as store:
+        assert [r.submission for r in store.records()].count("crash") == 1
 
 
 def test_leaderboard_command_public_and_private(scored):
