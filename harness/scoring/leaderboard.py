@@ -83,26 +83,29 @@ def read_leaderboard(path: str | Path, partition: str = "public") -> tuple[list[
 
 #: columns the terminal table leaves to the CSV (it must fit an 80-column terminal)
 TERMINAL_HIDDEN = ("team", "clean_top5", "top1_clean", "partition", "split_hash", "harness_version", "reason",
-                   "predict_seconds")
+                   "train_seconds", "predict_seconds", "status")
 
 
 def render_leaderboard(columns: list[str], rows: list[dict[str, object]], title: str):
-    """A rich Table of leaderboard rows (accuracies as percentages; every column is in the CSV)."""
+    """A rich Table of leaderboard rows: top-1 in percent; failed rows in red (every column is in the CSV)."""
+    from rich import box
     from rich.table import Table
 
     shown = [c for c in columns if c not in TERMINAL_HIDDEN]
-    headers = {"clean_top1": "clean", "train_seconds": "train s", "submission": "submission"}
-    table = Table(title=title, show_lines=False, pad_edge=False)
+    table = Table(title=title, caption="top-1 accuracy (%) per perturbation category; score = their mean",
+                  box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True, padding=(0, 1))
     for column in shown:
-        table.add_column(headers.get(column, column.removeprefix("top1_")),
-                         justify="left" if column in ("submission", "framework", "status") else "right",
-                         no_wrap=column in ("submission", "framework", "status"), overflow="fold")
+        text = column in ("submission", "framework")
+        table.add_column({"clean_top1": "clean"}.get(column, column.removeprefix("top1_")),
+                         justify="left" if text else "right", no_wrap=True)
     for row in rows:
         cells = []
         for column in shown:
             value = row.get(column, "")
             if value not in ("", None) and (column.startswith(("top1_", "clean_")) or column == "score"):
-                value = f"{float(value):.1%}"
+                value = f"{float(value) * 100:.1f}"
+            elif column == "rank" and row.get("status") != "scored":
+                value = "-"
             cells.append(str(value))
         table.add_row(*cells, style=None if row.get("status") == "scored" else "red")
     return table

@@ -244,7 +244,10 @@ def _attack(perturbation: Perturbation, images: np.ndarray, labels: np.ndarray, 
 
     loaded = _reference_model(perturbation, references, progress)
     framework = loaded.submission.framework
-    attack = create_attack(perturbation.name, framework, **{"seed": seed, **dict(perturbation.params)})
+    from ..registry import get_attack
+
+    seeded = {"seed": seed} if "seed" in get_attack(perturbation.name, framework).params else {}
+    attack = create_attack(perturbation.name, framework, **{**seeded, **dict(perturbation.params)})
     adversarial = loaded.runtime.adversarial_images(loaded.model, images, labels, attack)
     config = getattr(attack, "config", None)
     return quantize_within_budget(adversarial, images, getattr(config, "eps", None),
