@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from harness import hookimpl
-from harness.specs import AttackSpec, AugmentationSpec, BackboneSpec, DefenseSpec
+from harness.framework_specs import attack_specs, augmentation_specs, defense_specs
+from harness.specs import AttackSpec, BackboneSpec
 
 M = "harness_tf"
 
@@ -73,50 +74,12 @@ _DEFENSES = {
 
 @hookimpl
 def harness_register_defenses():
-    from harness.training import TrainingConfig
-
-    trainer_params = TrainingConfig.defaults()
-    return [
-        DefenseSpec(
-            name=name,
-            factory=f"{M}.defenses:{attribute}",
-            description=description,
-            framework="tf",
-            params={**trainer_params, **DEFENSE_PARAMS[name]},
-        )
-        for name, (attribute, description) in _DEFENSES.items()
-    ]
-
-
-_AUGMENTATION_CLASSES = {
-    "hflip": "HFlip",
-    "vflip": "VFlip",
-    "random-crop": "RandomCrop",
-    "color-jitter": "ColorJitter",
-    "grayscale": "Grayscale",
-    "rotation": "Rotation",
-    "affine": "Affine",
-    "perspective": "Perspective",
-    "gaussian-noise": "GaussianNoise",
-    "shot-noise": "ShotNoise",
-    "salt-and-pepper": "SaltAndPepper",
-}
+    return defense_specs(M, "tf", _DEFENSES, DEFENSE_PARAMS)
 
 
 @hookimpl
 def harness_register_augmentations():
-    from harness.perturb.severity import AUGMENTATION_DESCRIPTIONS, AUGMENTATION_PARAMS
-
-    return [
-        AugmentationSpec(
-            name=name,
-            factory=f"{M}.augmentations:{cls}",
-            description=AUGMENTATION_DESCRIPTIONS[name],
-            framework="tf",
-            params=dict(AUGMENTATION_PARAMS[name]),
-        )
-        for name, cls in _AUGMENTATION_CLASSES.items()
-    ]
+    return augmentation_specs(M, "tf")
 
 
 #: nsl-perturb's knobs (NSL's adversarial-neighbour config; neighbours are always clipped to [0, 1])
@@ -133,18 +96,7 @@ NSL_PERTURB_PARAMS = {
 
 @hookimpl
 def harness_register_attacks():
-    from harness.attacks import ATTACK_DESCRIPTIONS, ATTACK_PARAMS
-
-    specs = [
-        AttackSpec(
-            name=name,
-            factory=f"{M}.attacks:{name.upper()}",
-            description=ATTACK_DESCRIPTIONS[name],
-            framework="tf",
-            params=dict(params),
-        )
-        for name, params in ATTACK_PARAMS.items()
-    ]
+    specs = attack_specs(M, "tf")
     specs.append(
         AttackSpec(
             name="nsl-perturb",

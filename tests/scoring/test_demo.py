@@ -33,7 +33,7 @@ def test_demo_builds_the_split_scores_and_shows_the_leaderboard(tmp_path, submis
     with open(out / "leaderboard.csv", newline="") as handle:
         rows = [r for r in csv.DictReader(handle) if r["partition"] == "public"]
     assert {r["submission"]: r["status"] for r in rows} == {"tiny": "scored", "crash": "failed"}
-    assert {"top1_clean", "top1_noise", "top1_geometry", "top1_fgsm", "top1_bim"} <= set(rows[0])
+    assert {"top1_clean", "top1_noise", "top1_geometry", "top1_fgsm", "top1_bim", "top1_unseen"} <= set(rows[0])
     assert (out / "leaderboard.png").read_bytes().startswith(b"\x89PNG")
     again = CliRunner().invoke(app, args, env={"COLUMNS": "200"})  # a rerun reuses the split and the scores
     assert again.exit_code == 0, again.output

@@ -1,0 +1,64 @@
+"""Spec lists every framework plugin package registers the same way (one place, not one per framework).
+
+The torch and TensorFlow packages implement the same augmentations and attacks under the same
+names and parameters (from :mod:`harness.perturb.severity` and :mod:`harness.attacks`); their
+defenses take the shared :class:`harness.training.TrainingConfig` knobs plus their own.
+Nothing here imports a framework: factories are lazy ``"module:attribute"`` paths.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from .specs import AttackSpec, AugmentationSpec, DefenseSpec
+
+#: augmentation name -> class name in each framework package's ``augmentations`` module
+AUGMENTATION_CLASSES = {
+    "hflip": "HFlip",
+    "vflip": "VFlip",
+    "random-crop": "RandomCrop",
+    "color-jitter": "ColorJitter",
+    "grayscale": "Grayscale",
+    "rotation": "Rotation",
+    "affine": "Affine",
+    "perspective": "Perspective",
+    "gaussian-noise": "GaussianNoise",
+    "shot-noise": "ShotNoise",
+    "salt-and-pepper": "SaltAndPepper",
+}
+
+
+def augmentation_specs(package: str, framework: str) -> list[AugmentationSpec]:
+    """The shared augmentations, implemented by ``package.augmentations``."""
+    from .perturb.severity import AUGMENTATION_DESCRIPTIONS, AUGMENTATION_PARAMS
+
+    return [
+        AugmentationSpec(name=name, factory=f"{package}.augmentations:{cls}",
+                         description=AUGMENTATION_DESCRIPTIONS[name], framework=framework,
+                         params=dict(AUGMENTATION_PARAMS[name]))
+        for name, cls in AUGMENTATION_CLASSES.items()
+    ]
+
+
+def attack_specs(package: str, framework: str) -> list[AttackSpec]:
+    """FGSM, BIM and PGD with the shared parameters, implemented by ``package.attacks`` (FGSM, BIM, PGD)."""
+    from .attacks import ATTACK_DESCRIPTIONS, ATTACK_PARAMS
+
+    return [
+        AttackSpec(name=name, factory=f"{package}.attacks:{name.upper()}", description=ATTACK_DESCRIPTIONS[name],
+                   framework=framework, params=dict(params))
+        for name, params in ATTACK_PARAMS.items()
+    ]
+
+
+def defense_specs(package: str, framework: str, defenses: Mapping[str, tuple[str, str]],
+                  defense_params: Mapping[str, Mapping[str, Any]]) -> list[DefenseSpec]:
+    """Defenses ``name -> (factory in package.defenses, description)``: training knobs + their own."""
+    from .training import TrainingConfig
+
+    trainer_params = TrainingConfig.defaults()
+    return [
+        DefenseSpec(name=name, factory=f"{package}.defenses:{attribute}", description=description,
+                    framework=framework, params={**trainer_params, **defense_params[name]})
+        for name, (attribute, description) in defenses.items()
+    ]
