@@ -97,7 +97,8 @@ def render_leaderboard(columns: list[str], rows: list[dict[str, object]], title:
     for column in shown:
         text = column in ("submission", "framework")
         table.add_column({"clean_top1": "clean"}.get(column, column.removeprefix("top1_")),
-                         justify="left" if text else "right", no_wrap=True)
+                         justify="left" if text else "right", no_wrap=column == "submission",
+                         min_width=None if text else 5)  # narrow terminals wrap headers, never numbers
     for row in rows:
         cells = []
         for column in shown:

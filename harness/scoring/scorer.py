@@ -152,7 +152,7 @@ def check_predictions(path: Path, count: int, num_classes: int) -> np.ndarray:
 
 def score_metrics(logits: np.ndarray, split: HiddenSplit) -> dict[str, dict[str, float]]:
     """Per partition: clean top-1/top-5, top-1 per perturbation category, and the score (their mean)."""
-    categories = list(dict.fromkeys(split.categories))
+    categories = list(split.summary.get("categories") or dict.fromkeys(split.categories))  # recipe order
     category_of = np.asarray(split.categories)
     metrics = {}
     for partition, mask in (("public", split.public), ("private", ~split.public)):
