@@ -31,7 +31,9 @@ def configure(threads: int | None = None, seed: int | None = None) -> None:
         except RuntimeError:  # the runtime is initialised: TensorFlow cannot resize its pool any more
             pass
     if seed is not None:
-        tf.random.set_seed(int(seed))
+        keras.utils.set_random_seed(int(seed))  # python, numpy and TensorFlow: Keras initializers draw from all
+        # same seed, same model: scores and hidden splits must be reproducible (costs some GPU speed)
+        tf.config.experimental.enable_op_determinism()
 
 
 def device_name() -> str:

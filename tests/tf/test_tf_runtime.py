@@ -85,3 +85,17 @@ def test_art_classifier_wraps_the_model_in_pixel_space(digits_model, digits_spli
                                atol=1e-5)
     gradient = classifier.loss_gradient(x, np.eye(10)[y])
     assert gradient.shape == x.shape and np.abs(gradient).sum() > 0
+
+
+def test_configure_seed_makes_model_building_reproducible():
+    """Same seed, same initial weights: scores and hidden splits must not depend on the run."""
+    from harness.frameworks import get_runtime
+    from harness.registry import create_backbone
+
+    runtime = get_runtime("tf")
+    weights = []
+    for _ in range(2):
+        runtime.configure(seed=3)
+        model = create_backbone("nsl-cnn", "tf", num_classes=10, input_shape=(8, 8, 1))
+        weights.append(model.get_weights())
+    assert all(np.array_equal(a, b) for a, b in zip(*weights))
