@@ -186,7 +186,8 @@ def gradcam(model: keras.Model, images: np.ndarray, class_ids: np.ndarray, layer
             cam = tf.nn.relu(tf.reduce_sum(tf.reduce_mean(grad, axis=(1, 2), keepdims=True) * activation, axis=-1,
                                            keepdims=True))
             cam = tf.image.resize(cam, tf.shape(x)[1:3], method="bilinear")[..., 0]
-            peak = tf.maximum(tf.reduce_max(cam, axis=(1, 2), keepdims=True), 1e-12)
+            peak = tf.reduce_max(cam, axis=(1, 2), keepdims=True)
+            peak = tf.where(peak > 0, peak, tf.ones_like(peak))  # an all-zero map stays zero
             outputs.append((cam / peak).numpy())
     finally:
         if patched:

@@ -186,7 +186,8 @@ def gradcam(model: torch.nn.Module, images: np.ndarray, class_ids: np.ndarray, l
                     (grad,) = torch.autograd.grad(score, activation)
                 cam = F.relu((grad.mean(dim=(2, 3), keepdim=True) * activation).sum(dim=1, keepdim=True))
                 cam = F.interpolate(cam.detach().float(), size=x.shape[2:], mode="bilinear", align_corners=False)[:, 0]
-                peak = cam.flatten(1).amax(dim=1).clamp_min(1e-12)[:, None, None]
+                peak = cam.flatten(1).amax(dim=1)[:, None, None]
+                peak = torch.where(peak > 0, peak, torch.ones_like(peak))  # an all-zero map stays zero
                 outputs.append((cam / peak).cpu().numpy())
     finally:
         handle.remove()

@@ -54,7 +54,8 @@ def test_gradcam_peaks_at_the_single_bright_patch():
 def test_gradcam_layer_by_name_and_unknown_layer():
     model = _patch_model()
     images = np.zeros((1, 16, 16, 1), np.float32)
-    assert runtime.gradcam(model, images, np.zeros(1, np.int64), layer="0").shape == (1, 16, 16)
+    cam = runtime.gradcam(model, images, np.zeros(1, np.int64), layer="0")
+    assert cam.shape == (1, 16, 16) and not cam.any()  # a black image: an all-zero map stays zero
     from harness.errors import UsageError
 
     with pytest.raises(UsageError, match="no nn.Conv2d layer 'nope'"):
