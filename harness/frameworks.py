@@ -80,7 +80,8 @@ class Runtime(Protocol):
         """float32 N,H,W,C gradient of logit ``class_ids[i]`` of image i wrt float [0, 1] N,H,W,C ``images``
         (vanilla saliency; model in inference mode)."""
 
-    def gradcam(self, model: Any, images: np.ndarray, class_ids: np.ndarray, layer: str | None = None) -> np.ndarray:
+    def gradcam(self, model: Any, images: np.ndarray, class_ids: np.ndarray, layer: str | None = None,
+                batch_size: int = 64) -> np.ndarray:
         """float32 (N, H, W) Grad-CAM heatmaps in [0, 1] of logit ``class_ids[i]``, upsampled to the input size.
 
         ``layer``: name of a convolution layer (None: the last one, nested Keras models included);
