@@ -75,6 +75,18 @@ class Runtime(Protocol):
         """An adversarial-robustness-toolbox classifier of ``model`` that takes float32 N,H,W,C in [0, 1]
         (clip_values (0, 1), cross-entropy loss, logits out); PluginError naming the extra without ART."""
 
+    def class_gradients(self, model: Any, images: np.ndarray, class_ids: np.ndarray,
+                        batch_size: int = 256) -> np.ndarray:
+        """float32 N,H,W,C gradient of logit ``class_ids[i]`` of image i wrt float [0, 1] N,H,W,C ``images``
+        (vanilla saliency; model in inference mode)."""
+
+    def gradcam(self, model: Any, images: np.ndarray, class_ids: np.ndarray, layer: str | None = None,
+                batch_size: int = 64) -> np.ndarray:
+        """float32 (N, H, W) Grad-CAM heatmaps in [0, 1] of logit ``class_ids[i]``, upsampled to the input size.
+
+        ``layer``: name of a convolution layer (None: the last one, nested Keras models included);
+        UsageError when there is none or no such name."""
+
 
 def framework_available(framework: str) -> bool:
     """True when the framework's module is installed (checked without importing it)."""

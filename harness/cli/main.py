@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from .. import __version__
-from . import data_cmd, score_cmd, submission_cmd
+from . import data_cmd, pictures_cmd, score_cmd, submission_cmd
 from .demo_cmd import demo
 from .plugins_cmd import plugins
 
@@ -40,6 +40,8 @@ app.command(rich_help_panel="Main job")(demo)
 app.add_typer(submission_cmd.app, name="submission", rich_help_panel="Participants")
 app.command(rich_help_panel="Participants")(submission_cmd.train)
 app.command(rich_help_panel="Participants")(submission_cmd.evaluate)
+app.command(rich_help_panel="Pictures")(pictures_cmd.explain)
+app.add_typer(pictures_cmd.plot_app, name="plot", rich_help_panel="Pictures")
 app.add_typer(score_cmd.split_app, name="split", rich_help_panel="Organisers")
 app.command(rich_help_panel="Organisers")(score_cmd.score)
 app.command(rich_help_panel="Organisers")(score_cmd.leaderboard)

@@ -19,8 +19,9 @@ name = "tf"
 #: Keras 2 HDF5 weights (layers matched by order, so layer-name counters don't matter)
 weights_file = "weights.h5"
 
-__all__ = ["accuracy", "adversarial_images", "art_classifier", "augment_images", "configure", "device_name",
-           "input_gradients", "load_weights", "predict_logits", "predict_logits_float", "save_weights"]
+__all__ = ["accuracy", "adversarial_images", "art_classifier", "augment_images", "class_gradients", "configure",
+           "device_name", "gradcam", "input_gradients", "load_weights", "predict_logits", "predict_logits_float",
+           "save_weights"]
 
 
 def configure(threads: int | None = None, seed: int | None = None) -> None:
@@ -120,3 +121,81 @@ def art_classifier(model: keras.Model, num_classes: int, input_shape: tuple[int,
         clip_values=(0.0, 1.0),
         channels_first=False,
     )
+
+
+def class_gradients(model: keras.Model, images: np.ndarray, class_ids: np.ndarray,
+                    batch_size: int = 256) -> np.ndarray:
+    outputs = []
+    for start in range(0, len(images), batch_size):
+        x = _float_batch(images[start : start + batch_size])
+        ids = tf.constant(np.asarray(class_ids[start : start + batch_size], dtype=np.int64))
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            logits = tf.cast(model(x, training=False), tf.float32)
+            score = tf.reduce_sum(tf.gather(logits, ids, axis=1, batch_dims=1))
+        grad = tape.gradient(score, x)
+        outputs.append(np.zeros(x.shape, np.float32) if grad is None else grad.numpy())
+    return np.concatenate(outputs).astype(np.float32, copy=False) if outputs else np.zeros((0,), np.float32)
+
+
+def _conv_layers(model: Any) -> dict[str, Any]:
+    """Every Conv2D layer by name, in order, looking inside nested models (e.g. Keras applications)."""
+    found: dict[str, Any] = {}
+    for layer in getattr(model, "layers", []):
+        if isinstance(layer, keras.layers.Conv2D):
+            found[layer.name] = layer
+        elif hasattr(layer, "layers"):
+            found.update(_conv_layers(layer))
+    return found
+
+
+def gradcam(model: keras.Model, images: np.ndarray, class_ids: np.ndarray, layer: str | None = None,
+            batch_size: int = 64) -> np.ndarray:
+    """The conv layer's output is caught by wrapping its ``call`` for the duration (works in nested models)."""
+    from harness.errors import UsageError
+
+    convs = _conv_layers(model)
+    if layer is None and not convs:
+        raise UsageError("Grad-CAM: the model has no Conv2D layer")
+    if layer is not None and layer not in convs:
+        raise UsageError(f"Grad-CAM: no Conv2D layer '{layer}' (layers: {', '.join(convs) or 'none'})")
+    conv = convs[layer] if layer is not None else list(convs.values())[-1]
+    captured: list[tf.Tensor] = []
+    tapes: list[tf.GradientTape] = []
+    original, patched = conv.call, "call" in vars(conv)
+
+    def capture(*args: Any, **kwargs: Any) -> Any:
+        output = original(*args, **kwargs)
+        tapes[-1].watch(output)  # also when the layer's weights are frozen
+        captured.append(output)
+        return output
+
+    conv.call = capture
+    outputs = []
+    try:
+        for start in range(0, len(images), batch_size):
+            captured.clear()
+            x = _float_batch(images[start : start + batch_size])
+            ids = tf.constant(np.asarray(class_ids[start : start + batch_size], dtype=np.int64))
+            with tf.GradientTape() as tape:
+                tapes[:] = [tape]
+                logits = tf.cast(model(x, training=False), tf.float32)
+                score = tf.reduce_sum(tf.gather(logits, ids, axis=1, batch_dims=1))
+            activation = captured[-1]
+            grad = tape.gradient(score, activation)
+            activation = tf.cast(activation, tf.float32)
+            grad = tf.zeros_like(activation) if grad is None else tf.cast(grad, tf.float32)
+            cam = tf.nn.relu(tf.reduce_sum(tf.reduce_mean(grad, axis=(1, 2), keepdims=True) * activation, axis=-1,
+                                           keepdims=True))
+            cam = tf.image.resize(cam, tf.shape(x)[1:3], method="bilinear")[..., 0]
+            peak = tf.reduce_max(cam, axis=(1, 2), keepdims=True)
+            peak = tf.where(peak > 0, peak, tf.ones_like(peak))  # an all-zero map stays zero
+            outputs.append((cam / peak).numpy())
+    finally:
+        if patched:
+            conv.call = original
+        else:
+            del conv.call  # back to the class's method
+    if not outputs:
+        return np.zeros((0,) + tuple(np.shape(images)[1:3]), np.float32)
+    return np.concatenate(outputs).astype(np.float32, copy=False)

@@ -18,8 +18,9 @@ from .evaluate import accuracy, images_to_tensor
 name = "torch"
 weights_file = "weights.pt"
 
-__all__ = ["accuracy", "adversarial_images", "art_classifier", "augment_images", "configure", "device_name",
-           "input_gradients", "load_weights", "predict_logits", "predict_logits_float", "save_weights"]
+__all__ = ["accuracy", "adversarial_images", "art_classifier", "augment_images", "class_gradients", "configure",
+           "device_name", "gradcam", "input_gradients", "load_weights", "predict_logits", "predict_logits_float",
+           "save_weights"]
 
 
 def configure(threads: int | None = None, seed: int | None = None) -> None:
@@ -135,3 +136,61 @@ def art_classifier(model: torch.nn.Module, num_classes: int, input_shape: tuple[
                              input_shape=tuple(int(d) for d in input_shape), nb_classes=int(num_classes),
                              clip_values=(0.0, 1.0), channels_first=False,
                              device_type="gpu" if device.type == "cuda" else "cpu")
+
+
+def class_gradients(model: torch.nn.Module, images: np.ndarray, class_ids: np.ndarray,
+                    batch_size: int = 256) -> np.ndarray:
+    device = model_device(model)
+    outputs = []
+    with eval_mode(model):
+        for start in range(0, len(images), batch_size):
+            x = _float_batch(images[start : start + batch_size], device).requires_grad_(True)
+            ids = torch.as_tensor(np.asarray(class_ids[start : start + batch_size], dtype=np.int64), device=device)
+            score = model(x.permute(0, 3, 1, 2)).float().gather(1, ids[:, None]).sum()
+            (grad,) = torch.autograd.grad(score, x, allow_unused=True) if score.requires_grad else (None,)
+            outputs.append(np.zeros(x.shape, np.float32) if grad is None else grad.detach().cpu().numpy())
+    return np.concatenate(outputs).astype(np.float32, copy=False) if outputs else np.zeros((0,), np.float32)
+
+
+def _conv_layer(model: torch.nn.Module, layer: str | None) -> torch.nn.Module:
+    """The ``nn.Conv2d`` named ``layer`` (None: the last one registered)."""
+    from harness.errors import UsageError
+
+    convs = {name: module for name, module in model.named_modules() if isinstance(module, torch.nn.Conv2d)}
+    if layer is None:
+        if not convs:
+            raise UsageError("Grad-CAM: the model has no nn.Conv2d layer")
+        return list(convs.values())[-1]
+    if layer not in convs:
+        raise UsageError(f"Grad-CAM: no nn.Conv2d layer '{layer}' (layers: {', '.join(convs) or 'none'})")
+    return convs[layer]
+
+
+def gradcam(model: torch.nn.Module, images: np.ndarray, class_ids: np.ndarray, layer: str | None = None,
+            batch_size: int = 64) -> np.ndarray:
+    device = model_device(model)
+    conv = _conv_layer(model, layer)
+    captured: list[torch.Tensor] = []
+    handle = conv.register_forward_hook(lambda _module, _inputs, output: captured.append(output))
+    outputs = []
+    try:
+        with eval_mode(model):
+            for start in range(0, len(images), batch_size):
+                captured.clear()
+                x = _float_batch(images[start : start + batch_size], device).permute(0, 3, 1, 2)
+                ids = torch.as_tensor(np.asarray(class_ids[start : start + batch_size], dtype=np.int64), device=device)
+                with torch.enable_grad():
+                    x.requires_grad_(True)  # the activation has a gradient even with frozen weights
+                    score = model(x).float().gather(1, ids[:, None]).sum()
+                    activation = captured[-1]
+                    (grad,) = torch.autograd.grad(score, activation)
+                cam = F.relu((grad.mean(dim=(2, 3), keepdim=True) * activation).sum(dim=1, keepdim=True))
+                cam = F.interpolate(cam.detach().float(), size=x.shape[2:], mode="bilinear", align_corners=False)[:, 0]
+                peak = cam.flatten(1).amax(dim=1)[:, None, None]
+                peak = torch.where(peak > 0, peak, torch.ones_like(peak))  # an all-zero map stays zero
+                outputs.append((cam / peak).cpu().numpy())
+    finally:
+        handle.remove()
+    if not outputs:
+        return np.zeros((0,) + tuple(np.shape(images)[1:3]), np.float32)
+    return np.concatenate(outputs).astype(np.float32, copy=False)
