@@ -174,8 +174,49 @@ def code_paths() -> list[Path]:
     return sorted(paths)
 
 
+def hidden_arguments(command: list[str]) -> tuple[list[str], int]:
+    """``bwrap --args FD`` for a bwrap ``command``: its options go through a pipe, so that the sandbox's
+    PID 1 (``/proc/1/cmdline`` inside) does not show the organiser's paths. Returns (command, FD to pass)."""
+    end = command.index("--")  # bwrap reads options from FD; the command itself stays on its command line
+    read, write = os.pipe()
+    os.write(write, b"".join(arg.encode() + b"\0" for arg in command[1:end]))
+    os.close(write)
+    return [command[0], "--args", str(read), *command[end:]], read
+
+
+def withheld_cache_view(cache: Path, dataset: str, source: str, view: Path) -> list[str]:
+    """bwrap options that hide the held-out ``source`` split of ``dataset``'s caches under /sandbox/cache.
+
+    The hidden images come from that split: its cached files must not reach the child. Each such cache
+    folder is rebuilt inside from its other files and a manifest without the split (read-only).
+    """
+    import json
+
+    options: list[str] = []
+    for manifest_path in sorted(cache.glob("*/manifest.json")) if cache.is_dir() else []:
+        try:
+            manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+            files = manifest["splits"][source]["files"] if manifest.get("dataset") == dataset else None
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        if not files:
+            continue
+        folder, inside = manifest_path.parent, INSIDE / "cache" / manifest_path.parent.name
+        withheld = {entry["file"] for entry in files.values()} | {"manifest.json"}
+        del manifest["splits"][source]
+        view.mkdir(parents=True, exist_ok=True)
+        (view / f"{folder.name}.json").write_text(json.dumps(manifest))
+        options += ["--tmpfs", str(inside), "--ro-bind", str(view / f"{folder.name}.json"), str(inside / "manifest.json")]
+        for path in sorted(folder.rglob("*")):
+            relative = path.relative_to(folder).as_posix()
+            if path.is_file() and relative not in withheld and relative.split("/")[0] not in withheld:
+                options += ["--ro-bind", str(path), str(inside / relative)]
+        options += ["--remount-ro", str(inside)]
+    return options
+
+
 def bwrap_command(inner: list[str], *, submission: Path, images: Path, work: Path, tmp: Path,
-                  artifact: Path | None, extra_ro: dict[Path, Path]) -> list[str]:
+                  artifact: Path | None, extra_ro: list[tuple[Path, Path]], options: list[str] = ()) -> list[str]:
     """``bwrap ... inner``: read-only code and inputs, writable work and tmp, every namespace unshared."""
     command = [shutil.which("bwrap") or "bwrap", "--unshare-all", "--die-with-parent", "--new-session",
                "--proc", "/proc", "--dev", "/dev", "--dir", str(INSIDE)]
@@ -191,6 +232,7 @@ def bwrap_command(inner: list[str], *, submission: Path, images: Path, work: Pat
                 "--bind", str(work), str(INSIDE / "work"), "--bind", str(tmp), "/tmp"]
     if artifact is not None:
         command += ["--ro-bind", str(artifact), str(INSIDE / "artifact")]
-    for source, target in extra_ro.items():
+    for source, target in extra_ro:  # in order: later binds cover parts of earlier ones
         command += ["--ro-bind", str(source), str(target)]
-    return command + ["--chdir", str(INSIDE / "work"), "--", *inner]
+    command += list(options)
+    return command + ["--remount-ro", "/", "--chdir", str(INSIDE / "work"), "--", *inner]

@@ -30,7 +30,8 @@ from ..errors import UsageError
 from ..submission import SUBMISSION_FILE, content_hash, read_toml, submission_file
 from ..training import topk_correct
 from ..paths import cache_dir
-from .sandbox import INSIDE, Isolation, Limits, bwrap_command, choose_isolation, default_limits, preexec
+from .sandbox import (INSIDE, Isolation, Limits, bwrap_command, choose_isolation, default_limits, hidden_arguments,
+                      preexec, withheld_cache_view)
 from .split import HiddenSplit, open_split
 from .store import ResultStore, ScoreRecord, result_key
 
@@ -94,8 +95,12 @@ def _drain(stream, path: Path, cap: int) -> None:
 
 
 def run_child(entry: Entry, profile: str | None, images: Path, scratch: Path, timeout: float,
-              threads: int | None, isolation: Isolation | None = None, limits: Limits | None = None) -> tuple[str, str]:
-    """Run the worker for ``entry`` (isolated as ``isolation``, limited by ``limits``); ("ok", "") or ("failed", reason)."""
+              threads: int | None, isolation: Isolation | None = None, limits: Limits | None = None,
+              withhold: tuple[str, str] | None = None) -> tuple[str, str]:
+    """Run the worker for ``entry`` (isolated as ``isolation``, limited by ``limits``); ("ok", "") or ("failed", reason).
+
+    ``withhold`` (dataset, split): under bwrap, that split of the dataset cache is hidden (the held-out images).
+    """
     isolation = isolation or Isolation("process", "default")
     limits = limits or default_limits(timeout, threads)
     scratch, images = scratch.resolve(), Path(images).resolve()  # the child runs in its own directory
@@ -109,12 +114,15 @@ def run_child(entry: Entry, profile: str | None, images: Path, scratch: Path, ti
         (scratch / "tmp").mkdir()
         root, work, image_arg = INSIDE / "submission", INSIDE / "work", INSIDE / "images.npy"
         artifact = INSIDE / "artifact" if entry.artifact is not None else None
-        extra = {}
+        extra: list[tuple[Path, Path]] = []
+        options: list[str] = []
         for variable, inside in (("HARNESS_CACHE_DIR", INSIDE / "cache"), ("HARNESS_DATA_DIR", INSIDE / "data")):
-            folder = Path(os.environ.get(variable) or (cache_dir() if variable == "HARNESS_CACHE_DIR" else ""))
-            if str(folder) and folder.is_dir():
-                extra[folder.resolve()] = inside
+            value = os.environ.get(variable) or (str(cache_dir()) if variable == "HARNESS_CACHE_DIR" else "")
+            if value and Path(value).is_dir():
+                extra.append((Path(value).resolve(), inside))
                 env[variable] = str(inside)
+                if variable == "HARNESS_CACHE_DIR" and withhold:
+                    options = withheld_cache_view(Path(value).resolve(), *withhold, scratch / "cache-view")
             else:
                 env.pop(variable, None)
         env.update(HOME=str(work), TMPDIR="/tmp")
@@ -130,9 +138,15 @@ def run_child(entry: Entry, profile: str | None, images: Path, scratch: Path, ti
         command += ["--threads", str(threads)]
     if isolation.kind == "bwrap":
         command = bwrap_command(command, submission=entry.root, images=local_images, work=scratch / "work",
-                                tmp=scratch / "tmp", artifact=entry.artifact, extra_ro=extra)
-    process = subprocess.Popen(command, cwd=scratch / "work", env=env, stdin=subprocess.DEVNULL,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=preexec(limits))
+                                tmp=scratch / "tmp", artifact=entry.artifact, extra_ro=extra, options=options)
+        command, args_fd = hidden_arguments(command)
+    try:
+        process = subprocess.Popen(command, cwd=scratch / "work", env=env, stdin=subprocess.DEVNULL,
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=preexec(limits),
+                                   pass_fds=(args_fd,) if isolation.kind == "bwrap" else ())
+    finally:
+        if isolation.kind == "bwrap":
+            os.close(args_fd)
     drains = [threading.Thread(target=_drain, args=(stream, scratch / name, LOG_CAP), daemon=True)
               for stream, name in ((process.stdout, "stdout.log"), (process.stderr, "stderr.log"))]
     for thread in drains:
@@ -263,7 +277,8 @@ def score_submissions(
                 continue
             event("running", entry, "")
             scratch = work_dir / f"{entry.name}-{key[:12]}"
-            status, reason = run_child(entry, profile, split.images_path, scratch, timeout, threads, isolation, limits)
+            status, reason = run_child(entry, profile, split.images_path, scratch, timeout, threads, isolation, limits,
+                                       (split.summary.get("dataset"), split.summary.get("source")))
             metrics: dict[str, Any] = {}
             timings: dict[str, Any] = {}
             if status == "ok":

@@ -137,3 +137,14 @@ def test_nothing_outside_scratch_changed(hostile, hidden_split):
     assert {k: v for k, v in records.items() if k != "forkbomb"} == hostile["before_bomb"]
     with open(hostile["board"], newline="") as handle:
         assert len(list(csv.DictReader(handle))) == 2 * len(records)
+
+
+def test_fork_bomb_in_a_plain_process_is_killed_whole(hidden_split, submissions_dir, tmp_path):
+    """The same without bubblewrap: the process group (and RLIMIT_NPROC, for users other than root)."""
+    score_submissions(entries_from_paths([submissions_dir / "forkbomb"]), hidden_split, tmp_path / "db.sqlite",
+                      tmp_path / "board.csv", profile="cpu", timeout=20, work_dir=tmp_path / "work", threads=1,
+                      sandbox="process")
+    bomb = row(tmp_path / "board.csv", "forkbomb")
+    assert (bomb["status"], bomb["reason"]) == ("failed", "timeout: no result after 20 s (process group killed)")
+    time.sleep(0.5)
+    assert survivors("harness-forkbomb-marker") == []

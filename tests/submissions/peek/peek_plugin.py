@@ -58,7 +58,8 @@ def hunt(targets):
         except OSError:
             continue
         for path in files:
-            if path.name in SECRETS or path.suffix in (".sqlite", ".csv"):
+            if path.name in SECRETS or str(path) in targets.values() or path.suffix == ".csv" and "leaderboard" in path.name \
+                    or path.suffix in (".sqlite", ".sqlite3", ".db"):
                 try:
                     path.read_bytes()
                     read.append(str(path))
