@@ -42,7 +42,7 @@ def around(function):
     return wrapper
 
 
-def fake_child(entry, profile, images, scratch, timeout, threads, isolation=None, limits=None):
+def fake_child(entry, profile, images, scratch, timeout, threads, *rest):
     if entry.name == "broken":
         return "failed", "crashed: broken on purpose"
     count = len(np.load(images, mmap_mode="r"))
@@ -64,6 +64,7 @@ if __name__ == "__main__":
     from harness.cli.main import app
 
     try:
-        app(sys.argv[2:], standalone_mode=False)
+        code = app(sys.argv[2:], standalone_mode=False)
     finally:
         print(f"points {passed}")
+    sys.exit(code or 0)
