@@ -206,7 +206,8 @@ def withheld_cache_view(cache: Path, dataset: str, source: str, view: Path) -> l
         del manifest["splits"][source]
         view.mkdir(parents=True, exist_ok=True)
         (view / f"{folder.name}.json").write_text(json.dumps(manifest))
-        options += ["--tmpfs", str(inside), "--ro-bind", str(view / f"{folder.name}.json"), str(inside / "manifest.json")]
+        options += ["--tmpfs", str(inside),
+                    "--ro-bind", str(view / f"{folder.name}.json"), str(inside / "manifest.json")]
         for path in sorted(folder.rglob("*")):
             relative = path.relative_to(folder).as_posix()
             if path.is_file() and relative not in withheld and relative.split("/")[0] not in withheld:

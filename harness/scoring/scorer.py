@@ -4,9 +4,10 @@ The organiser's process alone reads labels and tags. Each child gets a scratch
 folder with a copy of the hidden images, a scrubbed environment, its own process
 group (killed whole on timeout) and dies with the organiser (Linux
 ``PR_SET_PDEATHSIG``), under bubblewrap when it runs here and with resource limits
-either way (sandbox.py); its stdout and stderr are capped (``LOG_CAP``). A crash, timeout, NaN output or wrong number of rows marks
-the submission failed with the reason; scoring goes on. Finished results go to
-the SQLite store in one transaction each; a rerun skips what is there.
+either way (sandbox.py); its stdout and stderr are capped (``LOG_CAP``). A crash,
+timeout, NaN output or wrong number of rows marks the submission failed with the
+reason; scoring goes on. Finished results go to the SQLite store in one transaction
+each; a rerun skips what is there.
 """
 
 from __future__ import annotations
@@ -97,7 +98,7 @@ def _drain(stream, path: Path, cap: int) -> None:
 def run_child(entry: Entry, profile: str | None, images: Path, scratch: Path, timeout: float,
               threads: int | None, isolation: Isolation | None = None, limits: Limits | None = None,
               withhold: tuple[str, str] | None = None) -> tuple[str, str]:
-    """Run the worker for ``entry`` (isolated as ``isolation``, limited by ``limits``); ("ok", "") or ("failed", reason).
+    """Run the worker for ``entry`` (isolated, limited); ("ok", "") or ("failed", reason).
 
     ``withhold`` (dataset, split): under bwrap, that split of the dataset cache is hidden (the held-out images).
     """
