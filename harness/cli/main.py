@@ -7,6 +7,7 @@ import typer
 from .. import __version__
 from . import data_cmd, pictures_cmd, score_cmd, submission_cmd
 from .demo_cmd import demo
+from .doctor_cmd import doctor
 from .plugins_cmd import plugins
 
 app = typer.Typer(
@@ -45,6 +46,7 @@ app.add_typer(pictures_cmd.plot_app, name="plot", rich_help_panel="Pictures")
 app.add_typer(score_cmd.split_app, name="split", rich_help_panel="Organisers")
 app.command(rich_help_panel="Organisers")(score_cmd.score)
 app.command(rich_help_panel="Organisers")(score_cmd.leaderboard)
+app.command(rich_help_panel="Organisers")(doctor)
 
 
 def main() -> None:

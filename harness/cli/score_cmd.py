@@ -80,14 +80,21 @@ def score(
     artifact: Optional[List[str]] = typer.Option(None, "--artifact",
                                                  help="NAME=FOLDER: use this trained model instead of training."),
     retry_failed: bool = typer.Option(False, "--retry-failed", help="Score again submissions stored as failed."),
+    sandbox: str = typer.Option("auto", "--sandbox", help="Child isolation: auto (bwrap when it runs), bwrap "
+                                                          "(fail if it cannot run) or process."),
+    memory_gb: Optional[float] = typer.Option(None, "--memory-gb", help="Address-space cap per child in GiB "
+                                              "(0: none; default: the machine's memory without a GPU)."),
 ) -> None:
     """Train and predict every submission in its own child process; store results; write the leaderboard."""
+    from ..scoring.sandbox import choose_isolation
     from ..scoring.scorer import entries_from_paths, score_submissions
 
+    isolation = choose_isolation(sandbox)
     entries = entries_from_paths(list(submissions), _artifacts(artifact))
+    console.print(f"isolation: {isolation.kind} ({isolation.reason})", highlight=False, soft_wrap=True)
     records = score_submissions(entries, split, db, leaderboard, profile=profile, timeout=timeout,
                                 work_dir=work_dir, threads=threads, retry_failed=retry_failed,
-                                on_event=_printer)
+                                sandbox=isolation.kind, memory_gb=memory_gb, on_event=_printer)
     show_leaderboard(leaderboard, private=False)
     failed = sum(r.status != "scored" for r in records)
     console.print(f"{len(records) - failed} scored, {failed} failed; results in {db}, leaderboard {leaderboard}")

@@ -3,20 +3,22 @@
 The organiser's process alone reads labels and tags. Each child gets a scratch
 folder with a copy of the hidden images, a scrubbed environment, its own process
 group (killed whole on timeout) and dies with the organiser (Linux
-``PR_SET_PDEATHSIG``). A crash, timeout, NaN output or wrong number of rows marks
-the submission failed with the reason; scoring goes on. Finished results go to
-the SQLite store in one transaction each; a rerun skips what is there.
+``PR_SET_PDEATHSIG``), under bubblewrap when it runs here and with resource limits
+either way (sandbox.py); its stdout and stderr are capped (``LOG_CAP``). A crash,
+timeout, NaN output or wrong number of rows marks the submission failed with the
+reason; scoring goes on. Finished results go to the SQLite store in one transaction
+each; a rerun skips what is there.
 """
 
 from __future__ import annotations
 
-import ctypes
 import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +30,9 @@ from .. import __version__
 from ..errors import UsageError
 from ..submission import SUBMISSION_FILE, content_hash, read_toml, submission_file
 from ..training import topk_correct
+from ..paths import cache_dir
+from .sandbox import (INSIDE, Isolation, Limits, bwrap_command, choose_isolation, default_limits, hidden_arguments,
+                      preexec, withheld_cache_view)
 from .split import HiddenSplit, open_split
 from .store import ResultStore, ScoreRecord, result_key
 
@@ -36,6 +41,8 @@ CHILD_ENV_KEEP = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "HARNESS_CAC
                   "HARNESS_DEVICE", "CUDA_VISIBLE_DEVICES", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
                   "TF_CPP_MIN_LOG_LEVEL", "VIRTUAL_ENV", "PYTHONPATH")
 STDERR_TAIL = 4000
+#: bytes of each of the child's stdout and stderr kept in its scratch folder (then its last STDERR_TAIL bytes)
+LOG_CAP = 1 << 20
 DEFAULT_TIMEOUT = 3600.0
 
 
@@ -61,14 +68,6 @@ def read_entry(path: str | Path, artifact: Path | None = None) -> Entry:
                  content_hash=content_hash(toml_path.parent), artifact=artifact)
 
 
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
-    os.setsid()
-    try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
-
-
 def child_env(threads: int | None) -> dict[str, str]:
     env = {k: os.environ[k] for k in CHILD_ENV_KEEP if k in os.environ}
     env["PYTHONUNBUFFERED"] = "1"
@@ -78,33 +77,92 @@ def child_env(threads: int | None) -> dict[str, str]:
     return env
 
 
+def _drain(stream, path: Path, cap: int) -> None:
+    """Copy ``stream`` to ``path``: the first ``cap`` bytes, then (if more came) a marker and the last ones."""
+    tail, dropped = bytearray(), 0
+    with open(path, "wb") as out:
+        written = 0
+        for chunk in iter(lambda: stream.read(65536), b""):
+            if written < cap:
+                out.write(chunk[:cap - written])
+                chunk, written = chunk[cap - written:], written + min(len(chunk), cap - written)
+            if chunk:
+                dropped += len(chunk)
+                tail = (tail + chunk)[-STDERR_TAIL:]
+        if dropped:
+            out.write(f"\n[harness: log capped at {cap} bytes; {dropped - len(tail)} bytes dropped; "
+                      f"the last {len(tail)} follow]\n".encode() + bytes(tail))
+    stream.close()
+
+
 def run_child(entry: Entry, profile: str | None, images: Path, scratch: Path, timeout: float,
-              threads: int | None) -> tuple[str, str]:
-    """Run the worker for ``entry``; ("ok", "") or ("failed", reason)."""
+              threads: int | None, isolation: Isolation | None = None, limits: Limits | None = None,
+              withhold: tuple[str, str] | None = None) -> tuple[str, str]:
+    """Run the worker for ``entry`` (isolated, limited); ("ok", "") or ("failed", reason).
+
+    ``withhold`` (dataset, split): under bwrap, that split of the dataset cache is hidden (the held-out images).
+    """
+    isolation = isolation or Isolation("process", "default")
+    limits = limits or default_limits(timeout, threads)
     scratch, images = scratch.resolve(), Path(images).resolve()  # the child runs in its own directory
     if scratch.exists():
         shutil.rmtree(scratch)
     (scratch / "work").mkdir(parents=True)
     local_images = scratch / "images.npy"
     shutil.copyfile(images, local_images)
-    command = [sys.executable, "-m", "harness.scoring.worker", "--submission", str(entry.root),
-               "--images", str(local_images), "--out", str(scratch / "work")]
+    env = child_env(threads)
+    if isolation.kind == "bwrap":
+        (scratch / "tmp").mkdir()
+        root, work, image_arg = INSIDE / "submission", INSIDE / "work", INSIDE / "images.npy"
+        artifact = INSIDE / "artifact" if entry.artifact is not None else None
+        extra: list[tuple[Path, Path]] = []
+        options: list[str] = []
+        for variable, inside in (("HARNESS_CACHE_DIR", INSIDE / "cache"), ("HARNESS_DATA_DIR", INSIDE / "data")):
+            value = os.environ.get(variable) or (str(cache_dir()) if variable == "HARNESS_CACHE_DIR" else "")
+            if value and Path(value).is_dir():
+                extra.append((Path(value).resolve(), inside))
+                env[variable] = str(inside)
+                if variable == "HARNESS_CACHE_DIR" and withhold:
+                    options = withheld_cache_view(Path(value).resolve(), *withhold, scratch / "cache-view")
+            else:
+                env.pop(variable, None)
+        env.update(HOME=str(work), TMPDIR="/tmp")
+    else:
+        root, work, image_arg, artifact = entry.root, scratch / "work", local_images, entry.artifact
+    command = [sys.executable, "-m", "harness.scoring.worker", "--submission", str(root),
+               "--images", str(image_arg), "--out", str(work)]
     if profile:
         command += ["--profile", profile]
-    if entry.artifact is not None:
-        command += ["--artifact", str(entry.artifact)]
+    if artifact is not None:
+        command += ["--artifact", str(artifact)]
     if threads:
         command += ["--threads", str(threads)]
-    with open(scratch / "stdout.log", "wb") as out, open(scratch / "stderr.log", "wb") as err:
-        process = subprocess.Popen(command, cwd=scratch / "work", env=child_env(threads), stdin=subprocess.DEVNULL,
-                                   stdout=out, stderr=err, preexec_fn=_die_with_parent)
-        try:
-            code = process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            _kill_group(process)
-            return "failed", f"timeout: no result after {timeout:g} s (process group killed)"
-        finally:
-            _kill_group(process)  # anything the submission left running in its group
+    if isolation.kind == "bwrap":
+        command = bwrap_command(command, submission=entry.root, images=local_images, work=scratch / "work",
+                                tmp=scratch / "tmp", artifact=entry.artifact, extra_ro=extra, options=options)
+        command, args_fd = hidden_arguments(command)
+    try:
+        process = subprocess.Popen(command, cwd=scratch / "work", env=env, stdin=subprocess.DEVNULL,
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=preexec(limits),
+                                   pass_fds=(args_fd,) if isolation.kind == "bwrap" else ())
+    finally:
+        if isolation.kind == "bwrap":
+            os.close(args_fd)
+    drains = [threading.Thread(target=_drain, args=(stream, scratch / name, LOG_CAP), daemon=True)
+              for stream, name in ((process.stdout, "stdout.log"), (process.stderr, "stderr.log"))]
+    for thread in drains:
+        thread.start()
+    timed_out = False
+    try:
+        code = process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        timed_out = True
+    finally:
+        _kill_group(process)  # anything the submission left running in its group
+        for thread in drains:
+            thread.join(timeout=10)  # a grandchild that left the group may hold a pipe: stop waiting
+    if timed_out:
+        return "failed", f"timeout: no result after {timeout:g} s (process group killed)"
     if code != 0:
         return "failed", _failure_reason(code, scratch / "stderr.log")
     return "ok", ""
@@ -185,18 +243,24 @@ def score_submissions(
     threads: int | None = None,
     skip: dict[str, str] | None = None,
     retry_failed: bool = False,
+    sandbox: str = "auto",
+    memory_gb: float | None = None,
     on_event: Callable[[str, Entry, str], None] | None = None,
 ) -> list[ScoreRecord]:
     """Score ``entries`` on the split (verified first); return every record of this split.
 
     ``retry_failed`` scores again the submissions whose stored result is a failure.
     ``skip`` maps submission names to a reason (e.g. needs a GPU): recorded nowhere,
-    only reported, so they are scored once the hardware allows. ``on_event(kind,
+    only reported, so they are scored once the hardware allows. ``sandbox`` is auto, bwrap
+    (a UsageError when bubblewrap cannot run) or process; ``memory_gb`` caps each child's
+    address space (default: the machine's memory without a GPU, none with one). ``on_event(kind,
     entry, detail)`` reports "cached", "skipped", "running", "scored" and "failed".
     """
     from .leaderboard import write_leaderboard
 
+    isolation = choose_isolation(sandbox)
     split = open_split(split_dir)
+    limits = default_limits(timeout, threads, memory_gb)
     num_classes = int(split.summary["num_classes"])
     event = on_event or (lambda kind, entry, detail: None)
     profile_name = profile or "base"
@@ -214,7 +278,8 @@ def score_submissions(
                 continue
             event("running", entry, "")
             scratch = work_dir / f"{entry.name}-{key[:12]}"
-            status, reason = run_child(entry, profile, split.images_path, scratch, timeout, threads)
+            status, reason = run_child(entry, profile, split.images_path, scratch, timeout, threads, isolation, limits,
+                                       (split.summary.get("dataset"), split.summary.get("source")))
             metrics: dict[str, Any] = {}
             timings: dict[str, Any] = {}
             if status == "ok":

@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         run(args.submission, args.profile, args.images, args.out, args.artifact, args.threads)
     except Exception as exc:  # noqa: BLE001 - the scorer records one line as the reason
-        message = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
+        message = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}".removesuffix(": ")
         print(f"worker failed: {message}".replace("\n", " ")[:2000], file=sys.stderr, flush=True)
         return EXIT_FAILED
     return 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import shutil
 import signal
 import sqlite3
@@ -16,6 +17,7 @@ import pytest
 
 from harness.scoring.scorer import entries_from_paths, score_submissions
 from harness.scoring.store import ResultStore
+from helpers import survivors
 
 pytestmark = pytest.mark.slow
 
@@ -65,18 +67,17 @@ def test_bad_submissions_fail_with_their_reason(scored, name, reason):
 
 def test_a_hang_is_killed_with_its_whole_process_group(scored):
     assert scored["hang_seconds"] < 60
-    pid_files = list(scored["work"].glob("hang-*/work/grandchild.pid"))
-    assert pid_files, "the hanging submission should have started a grandchild"
-    pid = int(pid_files[0].read_text())
+    assert list(scored["work"].glob("hang-*/work/grandchild.pid")), "the hanging submission should have started a grandchild"
     time.sleep(0.5)
-    status = Path(f"/proc/{pid}/status")
-    if status.exists():  # killed but not yet reaped by init: a zombie is dead too
-        assert "State:\tZ" in status.read_text()
+    assert survivors("while True: time.sleep(1)") == []
 
 
 def test_snooping_submission_finds_no_labels(scored, hidden_split):
     report = json.loads(next(scored["work"].glob("snoop-*/work/snoop-report.json")).read_text())
-    assert report["found"] == []
+    # under bubblewrap the dataset cache is visible read-only for training: its train and val labels are the
+    # child's input; the held-out split (the recipe's source, here test) is withheld
+    training = re.compile(r"file /sandbox/cache/[^/]+/(train|val)_labels\.npy$")
+    assert [found for found in report["found"] if not training.match(found)] == []
     assert not any(str(hidden_split) in arg or "organiser" in arg for arg in report["argv"])
     assert all(not key.startswith("HARNESS_") or key in ("HARNESS_CACHE_DIR", "HARNESS_DATA_DIR", "HARNESS_DEVICE")
                for key in report["environment"])
