@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from .specs import AttackSpec, AugmentationSpec, DefenseSpec
+from .specs import AttackSpec, AugmentationSpec, BackboneSpec, DefenseSpec
 
 #: augmentation name -> class name in each framework package's ``augmentations`` module
 AUGMENTATION_CLASSES = {
@@ -61,4 +61,18 @@ def defense_specs(package: str, framework: str, defenses: Mapping[str, tuple[str
         DefenseSpec(name=name, factory=f"{package}.defenses:{attribute}", description=description,
                     framework=framework, params={**trainer_params, **defense_params[name]})
         for name, (attribute, description) in defenses.items()
+    ]
+
+
+#: parameters of every ImageNet application backbone (torchvision or Keras) with the seeds' 512 head
+APPLICATION_BACKBONE_PARAMS = {"pretrained": False, "weights": None, "head_hidden": 512, "dropout": 0.0,
+                               "min_size": 32}
+
+
+def application_backbone_specs(package: str, framework: str, backbones: Mapping[str, str]) -> list[BackboneSpec]:
+    """ImageNet application backbones ``name -> description``, factories ``package.backbones:<name>``."""
+    return [
+        BackboneSpec(name=name, factory=f"{package}.backbones:{name}", description=description,
+                     framework=framework, params=dict(APPLICATION_BACKBONE_PARAMS))
+        for name, description in backbones.items()
     ]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from harness import hookimpl
-from harness.framework_specs import attack_specs, augmentation_specs, defense_specs
+from harness.framework_specs import application_backbone_specs, attack_specs, augmentation_specs, defense_specs
 from harness.specs import AttackSpec, BackboneSpec
 
 M = "harness_tf"
@@ -27,23 +27,7 @@ def harness_register_backbones():
             params={"filters": [16, 32, 32], "kernel_size": 3, "pool_size": 2, "hidden": 64, "dropout": 0.0},
         )
     ]
-    for name, description in _KERAS_BACKBONES.items():
-        specs.append(
-            BackboneSpec(
-                name=name,
-                factory=f"{M}.backbones:{name}",
-                description=description,
-                framework="tf",
-                params={
-                    "pretrained": False,
-                    "weights": None,
-                    "head_hidden": 512,
-                    "dropout": 0.0,
-                    "min_size": 32,
-                },
-            )
-        )
-    return specs
+    return specs + application_backbone_specs(M, "tf", _KERAS_BACKBONES)
 
 
 #: Each defense's own knobs and defaults (the trainer knobs come from harness.training.TrainingConfig).

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from harness import hookimpl
-from harness.framework_specs import attack_specs, augmentation_specs, defense_specs
+from harness.framework_specs import application_backbone_specs, attack_specs, augmentation_specs, defense_specs
 from harness.specs import BackboneSpec
 
 M = "harness_torch"
@@ -28,23 +28,7 @@ def harness_register_backbones():
             params={"width": 32, "hidden": 128, "dropout": 0.0},
         )
     ]
-    for name, description in _TORCHVISION_BACKBONES.items():
-        specs.append(
-            BackboneSpec(
-                name=name,
-                factory=f"{M}.backbones:{name}",
-                description=description,
-                framework="torch",
-                params={
-                    "pretrained": False,
-                    "weights": None,
-                    "head_hidden": 512,
-                    "dropout": 0.0,
-                    "min_size": 32,
-                },
-            )
-        )
-    return specs
+    return specs + application_backbone_specs(M, "torch", _TORCHVISION_BACKBONES)
 
 
 #: Each defense's own knobs and defaults (the trainer knobs come from harness.training.TrainingConfig).
