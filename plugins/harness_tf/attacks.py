@@ -213,7 +213,11 @@ def _mode_labels(name: str, mode: str, model: Any, x: Any, y: Any, target: Any) 
 
 
 class Attack:
-    """Base class: ``attack(model, x, y=None, target=None) -> x_adv`` per :class:`AttackConfig`."""
+    """Base class: ``attack(model, x, y=None, target=None) -> x_adv`` per :class:`AttackConfig`.
+
+    Subclasses take their parameters by keyword; names and defaults are in
+    :data:`harness.attacks.ATTACK_PARAMS` (one table for both frameworks), and an unknown one is an error.
+    """
 
     name: ClassVar[str] = ""
     #: keep the worst iterate per example (False: the last iterate, FGSM)
@@ -246,19 +250,11 @@ class FGSM(Attack):
     name = "fgsm"
     keep_best = False
 
-    def __init__(self, eps: float | None = None, norm: str = "linf", mode: str = "true-label",
-                 seed: int | None = 0):
-        super().__init__(eps=eps, norm=norm, mode=mode, seed=seed)
-
 
 class BIM(Attack):
     """Basic Iterative Method (Kurakin et al. 2017): ``steps`` projected steps from the clean image."""
 
     name = "bim"
-
-    def __init__(self, eps: float | None = None, step_size: float | None = None, steps: int = 10,
-                 norm: str = "linf", mode: str = "true-label", seed: int | None = 0):
-        super().__init__(eps=eps, step_size=step_size, steps=steps, norm=norm, mode=mode, seed=seed)
 
 
 class PGD(Attack):
@@ -266,11 +262,6 @@ class PGD(Attack):
 
     name = "pgd"
 
-    def __init__(self, eps: float | None = None, step_size: float | None = None, steps: int = 10,
-                 restarts: int = 1, random_start: bool = True, norm: str = "linf", mode: str = "true-label",
-                 seed: int | None = 0):
-        super().__init__(eps=eps, step_size=step_size, steps=steps, restarts=restarts,
-                         random_start=random_start, norm=norm, mode=mode, seed=seed)
 
 
 class NSLPerturb:

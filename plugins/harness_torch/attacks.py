@@ -207,7 +207,11 @@ def bim(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float | N
 
 
 class Attack:
-    """Base class: ``attack(model, x, y=None, target=None) -> x_adv`` per :class:`AttackConfig`."""
+    """Base class: ``attack(model, x, y=None, target=None) -> x_adv`` per :class:`AttackConfig`.
+
+    Subclasses take their parameters by keyword; names and defaults are in
+    :data:`harness.attacks.ATTACK_PARAMS` (one table for both frameworks), and an unknown one is an error.
+    """
 
     name: ClassVar[str] = ""
     #: keep the worst iterate per example (False: the last iterate, FGSM)
@@ -256,28 +260,14 @@ class FGSM(Attack):
     name = "fgsm"
     keep_best = False
 
-    def __init__(self, eps: float | None = None, norm: str = "linf", mode: str = "true-label",
-                 seed: int | None = 0):
-        super().__init__(eps=eps, norm=norm, mode=mode, seed=seed)
-
 
 class BIM(Attack):
     """Basic Iterative Method (Kurakin et al. 2017): ``steps`` projected steps from the clean image."""
 
     name = "bim"
 
-    def __init__(self, eps: float | None = None, step_size: float | None = None, steps: int = 10,
-                 norm: str = "linf", mode: str = "true-label", seed: int | None = 0):
-        super().__init__(eps=eps, step_size=step_size, steps=steps, norm=norm, mode=mode, seed=seed)
-
 
 class PGD(Attack):
     """PGD (Madry et al. 2018) with random start and restarts, worst case kept per example."""
 
     name = "pgd"
-
-    def __init__(self, eps: float | None = None, step_size: float | None = None, steps: int = 10,
-                 restarts: int = 1, random_start: bool = True, norm: str = "linf", mode: str = "true-label",
-                 seed: int | None = 0):
-        super().__init__(eps=eps, step_size=step_size, steps=steps, restarts=restarts,
-                         random_start=random_start, norm=norm, mode=mode, seed=seed)
