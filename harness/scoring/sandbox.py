@@ -220,7 +220,9 @@ def bwrap_command(inner: list[str], *, submission: Path, images: Path, work: Pat
                   artifact: Path | None, extra_ro: list[tuple[Path, Path]], options: list[str] = ()) -> list[str]:
     """``bwrap ... inner``: read-only code and inputs, writable work and tmp, every namespace unshared."""
     command = [shutil.which("bwrap") or "bwrap", "--unshare-all", "--die-with-parent", "--new-session",
-               "--proc", "/proc", "--dev", "/dev", "--dir", str(INSIDE)]
+               "--proc", "/proc", "--dev", "/dev", "--dir", str(INSIDE),
+               # /tmp first: code that lives under /tmp (a checkout or venv there) is bound over it below
+               "--bind", str(tmp), "/tmp"]
     for path in SYSTEM_PATHS:
         command += ["--ro-bind-try", path, path]
     for path in code_paths():
@@ -230,7 +232,7 @@ def bwrap_command(inner: list[str], *, submission: Path, images: Path, work: Pat
             command += ["--dev-bind-try", str(node), str(node)]
     command += ["--ro-bind", str(submission), str(INSIDE / "submission"),
                 "--ro-bind", str(images), str(INSIDE / "images.npy"),
-                "--bind", str(work), str(INSIDE / "work"), "--bind", str(tmp), "/tmp"]
+                "--bind", str(work), str(INSIDE / "work")]
     if artifact is not None:
         command += ["--ro-bind", str(artifact), str(INSIDE / "artifact")]
     for source, target in extra_ro:  # in order: later binds cover parts of earlier ones

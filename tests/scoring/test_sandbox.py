@@ -90,3 +90,15 @@ def test_bwrap_child_sees_no_network_and_no_organiser_files(tmp_path):
     assert lines == ["False False", "no-net", "/sandbox/work ['images.npy', 'submission', 'work']",
                      f"['--args', '{fd}']",
                      "read-only /sandbox/images.npy", "read-only /sandbox/x", "read-only /x"]
+
+
+def test_tmp_is_bound_before_the_code(tmp_path):
+    """A checkout or virtual environment under /tmp stays visible inside the sandbox (found on a fresh clone)."""
+    from harness.scoring.sandbox import bwrap_command, code_paths
+
+    command = bwrap_command(["true"], submission=tmp_path, images=tmp_path / "images.npy", work=tmp_path / "w",
+                            tmp=tmp_path / "t", artifact=None, extra_ro=[])
+    tmp_bind = command.index("/tmp") - 2
+    assert command[tmp_bind:tmp_bind + 3] == ["--bind", str(tmp_path / "t"), "/tmp"]
+    for path in code_paths():
+        assert command.index(str(path)) > tmp_bind
