@@ -263,7 +263,6 @@ class PGD(Attack):
     name = "pgd"
 
 
-
 class NSLPerturb:
     """Adversarial neighbours from NSL's ``perturb_on_batch``, clipped to [0, 1] (the seeds' validation).
 

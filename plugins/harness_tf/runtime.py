@@ -35,6 +35,8 @@ def configure(threads: int | None = None, seed: int | None = None) -> None:
         keras.utils.set_random_seed(int(seed))  # python, numpy and TensorFlow: Keras initializers draw from all
         # same seed, same model: scores and hidden splits must be reproducible (costs some GPU speed)
         tf.config.experimental.enable_op_determinism()
+        # with determinism on, TensorFlow refuses an unseeded global generator (seedless attacks use it)
+        tf.random.set_global_generator(tf.random.Generator.from_seed(int(seed)))
 
 
 def device_name() -> str:
@@ -70,19 +72,27 @@ def predict_logits_float(model: keras.Model, images: np.ndarray, batch_size: int
     return np.concatenate(outputs).astype(np.float32, copy=False)
 
 
-def input_gradients(model: keras.Model, images: np.ndarray, labels: np.ndarray,
-                    batch_size: int = 256) -> np.ndarray:
+def _input_gradients(model: keras.Model, images: np.ndarray, targets: np.ndarray, objective,
+                     batch_size: int) -> np.ndarray:
+    """Gradient of ``objective(logits, targets)`` (a scalar per batch) w.r.t. float N,H,W,C inputs; zeros where none."""
     outputs = []
     for start in range(0, len(images), batch_size):
         x = _float_batch(images[start : start + batch_size])
-        y = tf.constant(np.asarray(labels[start : start + batch_size], dtype=np.int64))
+        t = tf.constant(np.asarray(targets[start : start + batch_size], dtype=np.int64))
         with tf.GradientTape() as tape:
             tape.watch(x)
-            logits = tf.cast(model(x, training=False), tf.float32)
-            loss = tf.reduce_sum(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits))
-        grad = tape.gradient(loss, x)
+            value = objective(tf.cast(model(x, training=False), tf.float32), t)
+        grad = tape.gradient(value, x)
         outputs.append(np.zeros(x.shape, np.float32) if grad is None else grad.numpy())
     return np.concatenate(outputs).astype(np.float32, copy=False) if outputs else np.zeros((0,), np.float32)
+
+
+def input_gradients(model: keras.Model, images: np.ndarray, labels: np.ndarray,
+                    batch_size: int = 256) -> np.ndarray:
+    return _input_gradients(
+        model, images, labels,
+        lambda logits, y: tf.reduce_sum(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits)),
+        batch_size)
 
 
 def adversarial_images(model: keras.Model, images: np.ndarray, labels: np.ndarray | None, attack: Any,
@@ -125,17 +135,9 @@ def art_classifier(model: keras.Model, num_classes: int, input_shape: tuple[int,
 
 def class_gradients(model: keras.Model, images: np.ndarray, class_ids: np.ndarray,
                     batch_size: int = 256) -> np.ndarray:
-    outputs = []
-    for start in range(0, len(images), batch_size):
-        x = _float_batch(images[start : start + batch_size])
-        ids = tf.constant(np.asarray(class_ids[start : start + batch_size], dtype=np.int64))
-        with tf.GradientTape() as tape:
-            tape.watch(x)
-            logits = tf.cast(model(x, training=False), tf.float32)
-            score = tf.reduce_sum(tf.gather(logits, ids, axis=1, batch_dims=1))
-        grad = tape.gradient(score, x)
-        outputs.append(np.zeros(x.shape, np.float32) if grad is None else grad.numpy())
-    return np.concatenate(outputs).astype(np.float32, copy=False) if outputs else np.zeros((0,), np.float32)
+    return _input_gradients(
+        model, images, class_ids,
+        lambda logits, ids: tf.reduce_sum(tf.gather(logits, ids, axis=1, batch_dims=1)), batch_size)
 
 
 def _conv_layers(model: Any) -> dict[str, Any]:

@@ -97,20 +97,25 @@ def predict_logits_float(model: torch.nn.Module, images: np.ndarray, batch_size:
     return np.concatenate(outputs).astype(np.float32, copy=False)
 
 
-def input_gradients(model: torch.nn.Module, images: np.ndarray, labels: np.ndarray,
-                    batch_size: int = 256) -> np.ndarray:
+def _input_gradients(model: torch.nn.Module, images: np.ndarray, targets: np.ndarray, objective,
+                     batch_size: int) -> np.ndarray:
+    """Gradient of ``objective(logits, targets)`` (a scalar per batch) w.r.t. float N,H,W,C inputs; zeros where none."""
     device = model_device(model)
     outputs = []
     with eval_mode(model):
         for start in range(0, len(images), batch_size):
             x = _float_batch(images[start : start + batch_size], device).requires_grad_(True)
-            y = torch.as_tensor(np.asarray(labels[start : start + batch_size], dtype=np.int64), device=device)
-            loss = F.cross_entropy(model(x.permute(0, 3, 1, 2)).float(), y, reduction="sum")
-            grad = None
-            if loss.requires_grad:
-                (grad,) = torch.autograd.grad(loss, x, allow_unused=True)
+            t = torch.as_tensor(np.asarray(targets[start : start + batch_size], dtype=np.int64), device=device)
+            value = objective(model(x.permute(0, 3, 1, 2)).float(), t)
+            (grad,) = torch.autograd.grad(value, x, allow_unused=True) if value.requires_grad else (None,)
             outputs.append(np.zeros(x.shape, np.float32) if grad is None else grad.detach().cpu().numpy())
     return np.concatenate(outputs).astype(np.float32, copy=False) if outputs else np.zeros((0,), np.float32)
+
+
+def input_gradients(model: torch.nn.Module, images: np.ndarray, labels: np.ndarray,
+                    batch_size: int = 256) -> np.ndarray:
+    return _input_gradients(model, images, labels,
+                            lambda logits, y: F.cross_entropy(logits, y, reduction="sum"), batch_size)
 
 
 class _ChannelsLast(torch.nn.Module):
@@ -140,16 +145,8 @@ def art_classifier(model: torch.nn.Module, num_classes: int, input_shape: tuple[
 
 def class_gradients(model: torch.nn.Module, images: np.ndarray, class_ids: np.ndarray,
                     batch_size: int = 256) -> np.ndarray:
-    device = model_device(model)
-    outputs = []
-    with eval_mode(model):
-        for start in range(0, len(images), batch_size):
-            x = _float_batch(images[start : start + batch_size], device).requires_grad_(True)
-            ids = torch.as_tensor(np.asarray(class_ids[start : start + batch_size], dtype=np.int64), device=device)
-            score = model(x.permute(0, 3, 1, 2)).float().gather(1, ids[:, None]).sum()
-            (grad,) = torch.autograd.grad(score, x, allow_unused=True) if score.requires_grad else (None,)
-            outputs.append(np.zeros(x.shape, np.float32) if grad is None else grad.detach().cpu().numpy())
-    return np.concatenate(outputs).astype(np.float32, copy=False) if outputs else np.zeros((0,), np.float32)
+    return _input_gradients(model, images, class_ids,
+                            lambda logits, ids: logits.gather(1, ids[:, None]).sum(), batch_size)
 
 
 def _conv_layer(model: torch.nn.Module, layer: str | None) -> torch.nn.Module:

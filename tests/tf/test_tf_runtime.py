@@ -99,3 +99,10 @@ def test_configure_seed_makes_model_building_reproducible():
         model = create_backbone("nsl-cnn", "tf", num_classes=10, input_shape=(8, 8, 1))
         weights.append(model.get_weights())
     assert all(np.array_equal(a, b) for a, b in zip(*weights))
+    # op determinism is on now; a seedless attack (global generator) must still run
+    from harness.registry import create_attack
+
+    x = np.random.default_rng(0).integers(0, 256, (4, 8, 8, 1), dtype=np.uint8)
+    adversarial = runtime.adversarial_images(model, x, np.arange(4), create_attack("pgd", "tf", eps=0.1, steps=2,
+                                                                                   seed=None))
+    assert adversarial.shape == (4, 8, 8, 1)
