@@ -1,12 +1,12 @@
-# Two commands: `make demo` (set everything up, run the main job) and `make test`.
+# Two commands: `make demo` (set everything up, run the main job) and `make test`; `make bench` runs benchmarks/.
 # Both create the virtual environment on first use and reuse it afterwards.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.harness-installed
-EXTRAS ?= all,dev
+EXTRAS ?= all,dev,bench
 
-.PHONY: install demo test clean
+.PHONY: install demo test bench clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit("harness needs Python >= 3.10") if sys.version_info < (3, 10) else None'
@@ -22,6 +22,9 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/run.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis build *.egg-info
