@@ -61,10 +61,43 @@ def _artifacts(items: Optional[List[str]]) -> dict[str, Path]:
     return artifacts
 
 
+EVENT_STYLES = {"scored": "green", "failed": "red", "cached": "cyan", "skipped": "yellow", "running": "bold",
+                "queued": "dim"}
+
+
 def _printer(kind: str, entry, detail: str) -> None:
-    style = {"scored": "green", "failed": "red", "cached": "cyan", "skipped": "yellow", "running": "bold"}[kind]
-    text = f"[{style}]{kind:>8}[/] {entry.name} ({entry.framework})" + (f": {detail}" if detail else "")
+    text = f"[{EVENT_STYLES[kind]}]{kind:>8}[/] {entry.name} ({entry.framework})" + (f": {detail}" if detail else "")
     (error_console if kind == "failed" else console).print(text, highlight=False, soft_wrap=True)
+
+
+class ScoreView:
+    """Live table of submissions: queued / running (where) / scored / failed, with elapsed time (ray executor)."""
+
+    def __init__(self) -> None:
+        import time
+
+        self.clock = time.monotonic
+        self.rows: dict[str, dict] = {}
+
+    def __call__(self, kind: str, entry, detail: str) -> None:
+        row = self.rows.setdefault(entry.name, {"framework": entry.framework, "since": self.clock()})
+        if kind == "running":
+            row.update(where=detail.removeprefix("on "), since=self.clock())
+        elif kind in ("scored", "failed"):
+            row["took"] = self.clock() - row["since"]
+        row.update(kind=kind, detail=detail if kind in ("failed", "skipped", "cached") else "")
+
+    def __rich__(self) -> Table:
+        counts = {kind: sum(r["kind"] == kind for r in self.rows.values()) for kind in EVENT_STYLES}
+        table = Table(title="scoring: " + ", ".join(f"{n} {kind}" for kind, n in counts.items() if n))
+        for column in ("submission", "framework", "state", "where / why", "seconds"):
+            table.add_column(column, justify="right" if column == "seconds" else "left")
+        for name, row in self.rows.items():
+            seconds = row.get("took", self.clock() - row["since"]) if row["kind"] in ("running", "scored",
+                                                                                     "failed") else None
+            table.add_row(name, row["framework"], f"[{EVENT_STYLES[row['kind']]}]{row['kind']}[/]",
+                          row["detail"] or row.get("where", ""), f"{seconds:.0f}" if seconds is not None else "")
+        return table
 
 
 @handle_errors
@@ -84,17 +117,54 @@ def score(
                                                           "(fail if it cannot run) or process."),
     memory_gb: Optional[float] = typer.Option(None, "--memory-gb", help="Address-space cap per child in GiB "
                                               "(0: none; default: the machine's memory without a GPU)."),
+    executor: str = typer.Option("local", "--executor", help="local (children one after the other here) or ray "
+                                 "(one Ray task each).", rich_help_panel="Ray"),
+    address: Optional[str] = typer.Option(None, "--address", help="Ray cluster to use, e.g. auto or HOST:6379 "
+                                          "(default: a local Ray instance for this run).", rich_help_panel="Ray"),
+    cpus_per_submission: float = typer.Option(1.0, "--cpus-per-submission", min=0.0,
+                                              help="CPUs each task reserves (and its child's threads).",
+                                              rich_help_panel="Ray"),
+    gpus_per_submission: float = typer.Option(0.0, "--gpus-per-submission", min=0.0,
+                                              help="GPUs each task reserves.", rich_help_panel="Ray"),
+    retries: int = typer.Option(2, "--retries", min=0, help="Times a task whose worker died is run again.",
+                                rich_help_panel="Ray"),
+    worker_dir: Optional[str] = typer.Option(None, "--worker-dir", help="Staging folder on each Ray node "
+                                             "(default: its temp folder + harness-ray-UID).", rich_help_panel="Ray"),
 ) -> None:
     """Train and predict every submission in its own child process; store results; write the leaderboard."""
-    from ..scoring.sandbox import choose_isolation
-    from ..scoring.scorer import entries_from_paths, score_submissions
+    from ..errors import UsageError
+    from ..scoring.scorer import EXECUTORS, entries_from_paths, score_submissions
 
-    isolation = choose_isolation(sandbox)
+    if executor not in EXECUTORS:
+        raise UsageError(f"--executor '{executor}': expected one of {', '.join(EXECUTORS)}")
     entries = entries_from_paths(list(submissions), _artifacts(artifact))
-    console.print(f"isolation: {isolation.kind} ({isolation.reason})", highlight=False, soft_wrap=True)
-    records = score_submissions(entries, split, db, leaderboard, profile=profile, timeout=timeout,
-                                work_dir=work_dir, threads=threads, retry_failed=retry_failed,
-                                sandbox=isolation.kind, memory_gb=memory_gb, on_event=_printer)
+    if executor == "local":
+        from ..scoring.sandbox import choose_isolation
+
+        if address or cpus_per_submission != 1.0 or gpus_per_submission or retries != 2 or worker_dir:
+            raise UsageError("--address, --cpus/--gpus-per-submission, --retries and --worker-dir go with "
+                             "--executor ray")
+        isolation = choose_isolation(sandbox)
+        console.print(f"isolation: {isolation.kind} ({isolation.reason})", highlight=False, soft_wrap=True)
+        records = score_submissions(entries, split, db, leaderboard, profile=profile, timeout=timeout,
+                                    work_dir=work_dir, threads=threads, retry_failed=retry_failed,
+                                    sandbox=isolation.kind, memory_gb=memory_gb, on_event=_printer)
+    else:
+        from rich.live import Live
+
+        from ..scoring.ray_executor import RayOptions, ray_session
+
+        options = RayOptions(address=address, cpus_per_submission=cpus_per_submission,
+                             gpus_per_submission=gpus_per_submission, retries=retries, worker_dir=worker_dir)
+        console.print(f"executor: ray ({address or 'local instance'}); isolation: --sandbox {sandbox}, "
+                      "chosen on each worker", highlight=False, soft_wrap=True)
+        view = ScoreView()
+        with ray_session(options), Live(view, console=console, refresh_per_second=4):
+            records = score_submissions(entries, split, db, leaderboard, profile=profile, timeout=timeout,
+                                        work_dir=work_dir, threads=threads, retry_failed=retry_failed,
+                                        sandbox=sandbox, memory_gb=memory_gb, on_event=view,
+                                        executor="ray", ray_options=options)
+        console.print()
     show_leaderboard(leaderboard, private=False)
     failed = sum(r.status != "scored" for r in records)
     console.print(f"{len(records) - failed} scored, {failed} failed; results in {db}, leaderboard {leaderboard}")

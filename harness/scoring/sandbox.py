@@ -26,7 +26,7 @@ import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 from ..errors import UsageError
 
@@ -184,15 +184,14 @@ def hidden_arguments(command: list[str]) -> tuple[list[str], int]:
     return [command[0], "--args", str(read), *command[end:]], read
 
 
-def withheld_cache_view(cache: Path, dataset: str, source: str, view: Path) -> list[str]:
-    """bwrap options that hide the held-out ``source`` split of ``dataset``'s caches under /sandbox/cache.
+def cache_without_split(cache: Path, dataset: str, source: str) -> Iterator[tuple[Path, dict, list[str]]]:
+    """Each cache folder of ``dataset`` under ``cache`` that holds its ``source`` split, without that split:
+    (folder, its manifest with the split removed, the relative paths of the files kept, manifest excluded).
 
-    The hidden images come from that split: its cached files must not reach the child. Each such cache
-    folder is rebuilt inside from its other files and a manifest without the split (read-only).
+    The hidden images come from that split: its cached files must not reach a submission.
     """
     import json
 
-    options: list[str] = []
     for manifest_path in sorted(cache.glob("*/manifest.json")) if cache.is_dir() else []:
         try:
             manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
@@ -201,17 +200,27 @@ def withheld_cache_view(cache: Path, dataset: str, source: str, view: Path) -> l
             continue
         if not files:
             continue
-        folder, inside = manifest_path.parent, INSIDE / "cache" / manifest_path.parent.name
+        folder = manifest_path.parent
         withheld = {entry["file"] for entry in files.values()} | {"manifest.json"}
         del manifest["splits"][source]
+        kept = [path.relative_to(folder).as_posix() for path in sorted(folder.rglob("*")) if path.is_file()]
+        yield folder, manifest, [name for name in kept if name not in withheld and name.split("/")[0] not in withheld]
+
+
+def withheld_cache_view(cache: Path, dataset: str, source: str, view: Path) -> list[str]:
+    """bwrap options that hide the held-out ``source`` split of ``dataset``'s caches under /sandbox/cache:
+    each such cache folder is rebuilt inside from its other files and a manifest without the split (read-only)."""
+    import json
+
+    options: list[str] = []
+    for folder, manifest, kept in cache_without_split(cache, dataset, source):
+        inside = INSIDE / "cache" / folder.name
         view.mkdir(parents=True, exist_ok=True)
         (view / f"{folder.name}.json").write_text(json.dumps(manifest))
         options += ["--tmpfs", str(inside),
                     "--ro-bind", str(view / f"{folder.name}.json"), str(inside / "manifest.json")]
-        for path in sorted(folder.rglob("*")):
-            relative = path.relative_to(folder).as_posix()
-            if path.is_file() and relative not in withheld and relative.split("/")[0] not in withheld:
-                options += ["--ro-bind", str(path), str(inside / relative)]
+        for relative in kept:
+            options += ["--ro-bind", str(folder / relative), str(inside / relative)]
         options += ["--remount-ro", str(inside)]
     return options
 

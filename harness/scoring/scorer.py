@@ -19,10 +19,9 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
@@ -97,10 +96,11 @@ def _drain(stream, path: Path, cap: int) -> None:
 
 def run_child(entry: Entry, profile: str | None, images: Path, scratch: Path, timeout: float,
               threads: int | None, isolation: Isolation | None = None, limits: Limits | None = None,
-              withhold: tuple[str, str] | None = None) -> tuple[str, str]:
+              withhold: tuple[str, str] | None = None, cache: Path | None = None) -> tuple[str, str]:
     """Run the worker for ``entry`` (isolated, limited); ("ok", "") or ("failed", reason).
 
     ``withhold`` (dataset, split): under bwrap, that split of the dataset cache is hidden (the held-out images).
+    ``cache``: the dataset cache the child uses (default ``HARNESS_CACHE_DIR`` or the user's cache).
     """
     isolation = isolation or Isolation("process", "default")
     limits = limits or default_limits(timeout, threads)
@@ -111,6 +111,8 @@ def run_child(entry: Entry, profile: str | None, images: Path, scratch: Path, ti
     local_images = scratch / "images.npy"
     shutil.copyfile(images, local_images)
     env = child_env(threads)
+    if cache is not None:
+        env["HARNESS_CACHE_DIR"] = str(cache)
     if isolation.kind == "bwrap":
         (scratch / "tmp").mkdir()
         root, work, image_arg = INSIDE / "submission", INSIDE / "work", INSIDE / "images.npy"
@@ -118,7 +120,7 @@ def run_child(entry: Entry, profile: str | None, images: Path, scratch: Path, ti
         extra: list[tuple[Path, Path]] = []
         options: list[str] = []
         for variable, inside in (("HARNESS_CACHE_DIR", INSIDE / "cache"), ("HARNESS_DATA_DIR", INSIDE / "data")):
-            value = os.environ.get(variable) or (str(cache_dir()) if variable == "HARNESS_CACHE_DIR" else "")
+            value = env.get(variable) or (str(cache_dir()) if variable == "HARNESS_CACHE_DIR" else "")
             if value and Path(value).is_dir():
                 extra.append((Path(value).resolve(), inside))
                 env[variable] = str(inside)
@@ -231,6 +233,42 @@ def score_metrics(logits: np.ndarray, split: HiddenSplit) -> dict[str, dict[str,
     return metrics
 
 
+EXECUTORS = ("local", "ray")
+
+
+@dataclass(frozen=True)
+class Job:
+    """One submission to run: its entry, store key and organiser-side scratch folder."""
+
+    entry: Entry
+    key: str
+    scratch: Path
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """What every child run gets, whichever executor runs it."""
+
+    profile: str | None
+    timeout: float
+    threads: int | None
+    sandbox: str
+    memory_gb: float | None
+    withhold: tuple[str, str]
+
+
+def local_runs(jobs: list[Job], split: HiddenSplit, settings: RunSettings,
+               event: Callable[[str, Entry, str], None]) -> Iterator[tuple[Job, str, str]]:
+    """The local executor: one child after the other on this machine; yields (job, status, reason)."""
+    isolation = choose_isolation(settings.sandbox)
+    limits = default_limits(settings.timeout, settings.threads, settings.memory_gb)
+    for job in jobs:
+        event("running", job.entry, "")
+        status, reason = run_child(job.entry, settings.profile, split.images_path, job.scratch, settings.timeout,
+                                   settings.threads, isolation, limits, settings.withhold)
+        yield job, status, reason
+
+
 def score_submissions(
     entries: list[Entry],
     split_dir: str | Path,
@@ -246,6 +284,8 @@ def score_submissions(
     sandbox: str = "auto",
     memory_gb: float | None = None,
     on_event: Callable[[str, Entry, str], None] | None = None,
+    executor: str = "local",
+    ray_options: Any = None,
 ) -> list[ScoreRecord]:
     """Score ``entries`` on the split (verified first); return every record of this split.
 
@@ -253,40 +293,51 @@ def score_submissions(
     ``skip`` maps submission names to a reason (e.g. needs a GPU): recorded nowhere,
     only reported, so they are scored once the hardware allows. ``sandbox`` is auto, bwrap
     (a UsageError when bubblewrap cannot run) or process; ``memory_gb`` caps each child's
-    address space (default: the machine's memory without a GPU, none with one). ``on_event(kind,
-    entry, detail)`` reports "cached", "skipped", "running", "scored" and "failed".
+    address space (default: the machine's memory without a GPU, none with one). ``executor``
+    "local" runs the children here one after the other; "ray" runs them as Ray tasks
+    (``ray_options``: a :class:`harness.scoring.ray_executor.RayOptions`). ``on_event(kind,
+    entry, detail)`` reports "cached", "skipped", "queued" (ray), "running", "scored" and "failed".
     """
     from .leaderboard import write_leaderboard
 
-    isolation = choose_isolation(sandbox)
+    if executor not in EXECUTORS:
+        raise UsageError(f"--executor '{executor}': expected one of {', '.join(EXECUTORS)}")
+    if executor == "local":
+        choose_isolation(sandbox)  # a bwrap that cannot run is an error before anything starts
     split = open_split(split_dir)
-    limits = default_limits(timeout, threads, memory_gb)
     num_classes = int(split.summary["num_classes"])
     event = on_event or (lambda kind, entry, detail: None)
     profile_name = profile or "base"
     work_dir = Path(work_dir)
+    settings = RunSettings(profile, timeout, threads, sandbox, memory_gb,
+                           (split.summary.get("dataset"), split.summary.get("source")))
     with ResultStore(db) as store:
+        jobs = []
         for entry in entries:
             key = result_key(entry.content_hash, split.split_hash, __version__, profile_name)
             if retry_failed:
                 store.forget_failure(key)
             if store.has(key):
                 event("cached", entry, "already scored: kept")
-                continue
-            if skip and entry.name in skip:
+            elif skip and entry.name in skip:
                 event("skipped", entry, skip[entry.name])
-                continue
-            event("running", entry, "")
-            scratch = work_dir / f"{entry.name}-{key[:12]}"
-            status, reason = run_child(entry, profile, split.images_path, scratch, timeout, threads, isolation, limits,
-                                       (split.summary.get("dataset"), split.summary.get("source")))
+            else:
+                jobs.append(Job(entry, key, work_dir / f"{entry.name}-{key[:12]}"))
+        if executor == "ray":
+            from .ray_executor import ray_runs
+
+            runs = ray_runs(jobs, split, settings, ray_options, event)
+        else:
+            runs = local_runs(jobs, split, settings, event)
+        for job, status, reason in runs:
+            entry = job.entry
             metrics: dict[str, Any] = {}
             timings: dict[str, Any] = {}
             if status == "ok":
                 try:
-                    logits = check_predictions(scratch / "work" / "predictions.npy", len(split.ids), num_classes)
+                    logits = check_predictions(job.scratch / "work" / "predictions.npy", len(split.ids), num_classes)
                     metrics = score_metrics(logits, split)
-                    timings = json.loads((scratch / "work" / "result.json").read_text())
+                    timings = json.loads((job.scratch / "work" / "result.json").read_text())
                     status = "scored"
                 except (UsageError, ValueError, OSError) as exc:
                     status, reason = "failed", getattr(exc, "message", str(exc))
