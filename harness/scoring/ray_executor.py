@@ -191,7 +191,8 @@ def ray_session(options: RayOptions) -> Iterator[Any]:
     except (ConnectionError, RuntimeError, ValueError) as exc:
         raise UsageError(f"--address {options.address or '(local)'}: cannot connect to Ray: "
                          f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}",
-                         hint="start a cluster with: ray start --head") from None
+                         hint="start a cluster with: ray start --head; for a cluster with token "
+                              "authentication set RAY_AUTH_MODE=token here (docs/ray.md)") from None
     try:
         yield ray
     finally:
@@ -263,7 +264,8 @@ def keep_returned(scratch: Path, returned: dict[str, Any]) -> None:
         if content is not None:
             (scratch / relative).parent.mkdir(parents=True, exist_ok=True)
             (scratch / relative).write_bytes(content)
-    (scratch / "node.json").write_text(json.dumps({k: returned[k] for k in ("node", "isolation", "staged")}) + "\n")
+    kept = ("node", "isolation", "staged", "stage_seconds", "child_seconds")
+    (scratch / "node.json").write_text(json.dumps({k: returned.get(k) for k in kept}) + "\n")
 
 
 # ---------------------------------------------------------------- worker side
@@ -313,6 +315,7 @@ def run_on_worker(request: dict[str, Any], submission: bytes, artifact: bytes | 
     from .sandbox import choose_isolation, default_limits
     from .scorer import run_child
 
+    started = time.perf_counter()
     node = f"{socket.gethostname()} {ray.util.get_node_ip_address()}"
     progress.put((request["name"], f"{node} pid {os.getpid()}"))
     root = staging_root(request["staging"])
@@ -326,7 +329,8 @@ def run_on_worker(request: dict[str, Any], submission: bytes, artifact: bytes | 
         artifact_dir = root / "artifacts" / hashlib.sha256(artifact).hexdigest()[:24]
         stage_once(artifact_dir, lambda folder: unpack(artifact, folder))
     scratch = root / "score" / f"{request['name']}-{request['key'][:12]}-{uuid.uuid4().hex[:8]}"
-    result: dict[str, Any] = {"node": node, "staged": staged, "files": {}, "isolation": ""}
+    result: dict[str, Any] = {"node": node, "staged": staged, "files": {}, "isolation": "",
+                              "stage_seconds": round(time.perf_counter() - started, 3)}
     try:
         if content_hash(submission_dir) != request["content_hash"]:
             return {**result, "status": "failed", "reason": "submission changed in transit (content hash differs)"}
@@ -338,8 +342,10 @@ def run_on_worker(request: dict[str, Any], submission: bytes, artifact: bytes | 
         entry = Entry(root=submission_dir, name=request["name"], team="", framework=request["framework"],
                       content_hash=request["content_hash"], artifact=artifact_dir)
         limits = default_limits(request["timeout"], request["threads"], request["memory_gb"])
+        started = time.perf_counter()
         status, reason = run_child(entry, request["profile"], images_dir / "images.npy", scratch, request["timeout"],
                                    request["threads"], isolation, limits, tuple(request["withhold"]), cache=cache)
+        result["child_seconds"] = round(time.perf_counter() - started, 3)
         for relative in RETURNED_FILES:
             path = scratch / relative
             if path.is_file():
