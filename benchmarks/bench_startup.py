@@ -36,7 +36,7 @@ sys.path.insert(0, str(HERE))
 
 from common import Comparison, alternate, bench_main  # noqa: E402
 
-FRAMEWORKS = ("torch", "tensorflow", "keras", "tf_keras", "jax")
+FRAMEWORKS = ("torch", "torchvision", "tensorflow", "keras", "tf_keras", "jax")
 COMMANDS = ("train", "evaluate", "score", "split", "leaderboard", "doctor")
 IN_PROCESS = """\
 import json, sys
