@@ -173,11 +173,11 @@ def run(quick: bool = False, repeats: int = 7) -> list[Comparison]:
         for kind in kinds:
             _, result = _child(entry, images_path, work / f"check-{kind.kind}", kind)
             predictions = np.load(work / f"check-{kind.kind}" / "work" / "predictions.npy")
-            same = predictions.shape == bare.shape and bool(np.allclose(predictions, bare, rtol=1e-5, atol=1e-5))
+            shaped = predictions.shape == bare.shape
+            same = shaped and bool(np.allclose(predictions, bare, rtol=1e-5, atol=1e-5))
             checks[f"{kind.kind}_allclose"] = same
-            checks[f"{kind.kind}_identical"] = bool(predictions.shape == bare.shape and np.array_equal(predictions,
-                                                                                                       bare))
-            if predictions.shape == bare.shape:
+            checks[f"{kind.kind}_identical"] = shaped and bool(np.array_equal(predictions, bare))
+            if shaped:
                 checks[f"{kind.kind}_max_abs_diff"] = float(np.abs(predictions - bare).max())
             ok &= same and result["rows"] == count
         comparison.correctness = {"check": "child predictions.npy == bare forward logits (allclose rtol/atol "
@@ -191,7 +191,7 @@ def run(quick: bool = False, repeats: int = 7) -> list[Comparison]:
         predicts: dict[str, list[float]] = {k.kind: [] for k in kinds}
         bare_startup: list[float] = []
         timed_kinds = kinds[:1] if quick else kinds  # quick: the other isolation is checked, not timed
-        for repeat in range(repeats):  # ours and theirs alternate within each repeat
+        for _ in range(repeats):  # ours and theirs alternate within each repeat
             for kind in timed_kinds:
                 wall, result = _child(entry, images_path, work / f"run-{kind.kind}", kind)
                 if result["rows"] != count:
