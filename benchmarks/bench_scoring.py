@@ -223,6 +223,13 @@ def run(quick: bool = False, repeats: int = 7) -> list[Comparison]:
             "predict_ratio_vs_bare": round(statistics.median(predicts[kind.kind]) / bare_median, 4),
         }
     comparison.details = details
+    if comparison.met is False:  # the figures that say whether the harness or the machine's load missed it
+        def spread(values):
+            return f"{min(values):.3f}-{max(values):.3f} s"
+        others = "; ".join(f"{k} child ratio {details[k]['predict_ratio_vs_bare']}" for k in predicts
+                           if k != isolation.kind and k in details)
+        comparison.note = (f"missed: predict across repeats {spread(comparison.ours_seconds)}, bare forward "
+                           f"{spread(comparison.theirs_seconds)}" + (f"; {others}" if others else ""))
     return [comparison]
 
 

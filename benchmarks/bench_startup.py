@@ -130,6 +130,9 @@ def run(quick: bool = False, repeats: int = 7) -> list[Comparison]:
         _, tf_times = alternate(lambda: None, process(tf_import), max(2, repeats // 2), warmup=1)
         details["import_tensorflow_median_s"] = round(statistics.median(tf_times), 4)
     vs_python.details = vs_torch.details = details
+    slowest = ", ".join(f"{name} {seconds:.3f} s" for name, _, seconds in profile["slowest_imports"][:4])
+    vs_python.note = (f"what limits it: {profile['import_seconds_total']:.3f} s of the {help_median:.3f} s is "
+                      f"imports (-X importtime); the largest, cumulative: {slowest}")
     return [vs_python, vs_torch]
 
 
