@@ -102,12 +102,11 @@ def motion_blur(x, rng, radius, sigma):
     return filters.motion_blur(x, radius, sigma, rng.uniform(-45, 45, len(x)))
 
 
-def zoom_blur(x, rng, end):
-    factors = np.arange(1, end, 0.01)
-    out = x.copy()
-    for factor in factors:
-        out += filters.clipped_zoom(x, factor)
-    return out / (len(factors) + 1)
+def zoom_blur(x, rng, end, step=0.01):
+    """Mean of the image and its centre zooms by ``np.arange(1, end, step)`` (the tables' step is 0.01;
+    ImageNet-C's 224-px severities 3-5 use 0.02 and 0.03)."""
+    factors = np.arange(1, end, step)
+    return (x + filters.zoom_sum(x, factors)) / (len(factors) + 1)
 
 
 # --------------------------------------------------------------------------- weather
@@ -152,9 +151,18 @@ def _resize(field: np.ndarray, h: int, w: int) -> np.ndarray:
 # --------------------------------------------------------------------------- digital
 
 
+def _channel_max(x):
+    """Max over the channel axis, kept (elementwise over the channels: far faster than a reduction over 3)."""
+    return np.maximum.reduce([x[..., i : i + 1] for i in range(x.shape[-1])])
+
+
+def _channel_min(x):
+    return np.minimum.reduce([x[..., i : i + 1] for i in range(x.shape[-1])])
+
+
 def brightness(x, rng, delta):
     """HSV value + ``delta``: every channel scales with the new value (black becomes grey)."""
-    value = x.max(axis=-1, keepdims=True)
+    value = _channel_max(x)
     shifted = np.clip(value + delta, 0, 1)
     return np.where(value > 0, x * shifted / np.maximum(value, 1e-12), shifted)
 
@@ -166,8 +174,8 @@ def contrast(x, rng, factor):
 
 def saturate(x, rng, factor, offset):
     """HSV saturation ``S * factor + offset`` with hue and value kept (grey pixels have hue 0, red)."""
-    value = x.max(axis=-1, keepdims=True)
-    low = x.min(axis=-1, keepdims=True)
+    value = _channel_max(x)
+    low = _channel_min(x)
     spread = value - low
     sat = np.where(value > 0, spread / np.maximum(value, 1e-12), 0)
     # each channel's place between max and min, fixed by the hue
