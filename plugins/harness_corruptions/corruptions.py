@@ -353,14 +353,15 @@ class Corruption:
         return torch.from_numpy(out).to(x.device).permute(0, 3, 1, 2).float().div_(255.0)
 
     def _apply(self, images: np.ndarray, rng: np.random.Generator, params: dict[str, Any]) -> np.ndarray:
-        x = images.astype(np.float32) / 255.0
+        x = np.divide(images, np.float32(255.0), dtype=np.float32)
         grey = images.shape[-1] == 1 and self.name in COLOUR
         if grey:
             x = np.repeat(x, 3, axis=-1)
         out = np.clip(FUNCTIONS[self.name](x, rng, **params), 0.0, 1.0)
         if grey:
-            out = filters.luma(out)
-        return np.clip(np.rint(out * 255.0), 0, 255).astype(np.uint8)
+            out = np.clip(filters.luma(out), 0.0, 1.0)
+        out *= 255.0  # in place: each pass over the batch counts at this size
+        return np.rint(out, out=out).astype(np.uint8)
 
     def __repr__(self) -> str:
         return f"Corruption({self.name!r}, severity={self.severity}, seed={self.seed}, size_scale={self.size_scale})"
