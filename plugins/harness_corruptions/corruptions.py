@@ -185,23 +185,32 @@ def saturate(x, rng, factor, offset):
 
 
 def elastic_transform(x, rng, alpha, sigma, affine):
-    """Random affine (three jittered points, reflect-101 border), then a smooth random displacement field."""
+    """Random affine (three jittered points, reflect-101 border), then a smooth random displacement field.
+
+    A stage that is the identity (no jitter, or no displacement) draws its random numbers but skips
+    its resampling: the result is the same and the random stream runs on as always.
+    """
     n, h, w = x.shape[:3]
-    centre = np.array([w // 2, h // 2], dtype=np.float64)
-    half = min(h, w) // 3
-    src = np.array([centre + half, [centre[0] + half, centre[1] - half], centre - half])
-    dst = src[None] + rng.uniform(-affine, affine, size=(n, 3, 2))
-    ones = np.ones((3, 1))
-    # dst = [src 1] @ A  ->  A maps source (x, y) to destination; sample the source at A^-1(dst grid)
-    forward = np.linalg.solve(np.broadcast_to(np.hstack([src, ones]), (n, 3, 3)), dst)  # (n, 3, 2)
-    matrix = np.concatenate([forward.transpose(0, 2, 1), np.broadcast_to([[[0, 0, 1]]], (n, 1, 3))], axis=1)
-    inverse = np.linalg.inv(matrix)
+    jitter = rng.uniform(-affine, affine, size=(n, 3, 2))
     yy, xx = np.meshgrid(np.arange(h, dtype=np.float64), np.arange(w, dtype=np.float64), indexing="ij")
-    cols = inverse[:, 0, 0, None, None] * xx + inverse[:, 0, 1, None, None] * yy + inverse[:, 0, 2, None, None]
-    rows = inverse[:, 1, 0, None, None] * xx + inverse[:, 1, 1, None, None] * yy + inverse[:, 1, 2, None, None]
-    x = filters.bilinear(x, rows, cols, mode="mirror")
-    dx = filters.gaussian(rng.uniform(-1, 1, size=(n, h, w)), sigma, mode="reflect", truncate=3) * alpha
-    dy = filters.gaussian(rng.uniform(-1, 1, size=(n, h, w)), sigma, mode="reflect", truncate=3) * alpha
+    if affine:
+        centre = np.array([w // 2, h // 2], dtype=np.float64)
+        half = min(h, w) // 3
+        src = np.array([centre + half, [centre[0] + half, centre[1] - half], centre - half])
+        dst = src[None] + jitter
+        ones = np.ones((3, 1))
+        # dst = [src 1] @ A  ->  A maps source (x, y) to destination; sample the source at A^-1(dst grid)
+        forward = np.linalg.solve(np.broadcast_to(np.hstack([src, ones]), (n, 3, 3)), dst)  # (n, 3, 2)
+        matrix = np.concatenate([forward.transpose(0, 2, 1), np.broadcast_to([[[0, 0, 1]]], (n, 1, 3))], axis=1)
+        inverse = np.linalg.inv(matrix)
+        cols = inverse[:, 0, 0, None, None] * xx + inverse[:, 0, 1, None, None] * yy + inverse[:, 0, 2, None, None]
+        rows = inverse[:, 1, 0, None, None] * xx + inverse[:, 1, 1, None, None] * yy + inverse[:, 1, 2, None, None]
+        x = filters.bilinear(x, rows, cols, mode="mirror")
+    noise_x, noise_y = rng.uniform(-1, 1, size=(n, h, w)), rng.uniform(-1, 1, size=(n, h, w))
+    if not alpha:
+        return x
+    dx = filters.gaussian(noise_x, sigma, mode="reflect", truncate=3) * alpha
+    dy = filters.gaussian(noise_y, sigma, mode="reflect", truncate=3) * alpha
     return filters.bilinear(x, yy[None] + dy, xx[None] + dx, mode="reflect")
 
 

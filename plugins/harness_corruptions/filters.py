@@ -8,6 +8,8 @@ reproduces (border modes included).
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 from scipy import fft as sfft
 from scipy import ndimage
@@ -50,11 +52,11 @@ def correlate_fft(x: np.ndarray, kernel: np.ndarray, origin: tuple[int, int], mo
     planes = np.moveaxis(np.pad(x, pad, mode=mode), (1, 2), (-2, -1))  # (N, [C,] H + kh - 1, W + kw - 1)
     planes = np.ascontiguousarray(planes)
     size = (sfft.next_fast_len(h + kh - 1, real=True), sfft.next_fast_len(w + kw - 1, real=True))
-    spectrum = sfft.rfft2(planes, s=size, workers=-1)
-    kernel_spectrum = np.conj(sfft.rfft2(kernel, s=size, workers=-1))
+    spectrum = sfft.rfft2(planes, s=size)
+    kernel_spectrum = np.conj(sfft.rfft2(kernel, s=size))
     if kernel.ndim == 3:  # one kernel per image: broadcast over the channel axis
         kernel_spectrum = kernel_spectrum.reshape((n,) + (1,) * (x.ndim - 3) + kernel_spectrum.shape[1:])
-    out = sfft.irfft2(spectrum * kernel_spectrum, s=size, workers=-1)[..., :h, :w]
+    out = sfft.irfft2(spectrum * kernel_spectrum, s=size)[..., :h, :w]
     return np.ascontiguousarray(np.moveaxis(out, (-2, -1), (1, 2))).astype(x.dtype, copy=False)
 
 
@@ -134,6 +136,24 @@ def _zoom_matrix(size: int, factor: float) -> np.ndarray:
 
 #: image planes per matrix product in :func:`zoom_sum` (keeps the intermediate in cache)
 ZOOM_BLOCK = 64
+_blas = None
+
+
+def one_blas_thread():
+    """A context running numpy's BLAS on one thread (threadpoolctl, which scikit-learn requires; else a no-op).
+
+    :func:`zoom_sum`'s products are many and small: a second thread gains little, and where the cores
+    are shared (parallel evaluations) OpenBLAS's spinning threads made zoom blur 5-15x slower.
+    """
+    global _blas
+    try:
+        if _blas is None:
+            from threadpoolctl import ThreadpoolController
+
+            _blas = ThreadpoolController()
+        return _blas.limit(limits=1, user_api="blas")
+    except ImportError:  # pragma: no cover - scikit-learn brings it
+        return contextlib.nullcontext()
 
 
 def zoom_sum(x: np.ndarray, factors) -> np.ndarray:
@@ -151,10 +171,11 @@ def zoom_sum(x: np.ndarray, factors) -> np.ndarray:
     planes = np.ascontiguousarray(np.moveaxis(x, (1, 2), (-2, -1)))  # (N, [C,] H, W)
     flat = planes.reshape(-1, h, w)
     out = np.empty_like(flat)
-    for start in range(0, len(flat), ZOOM_BLOCK):
-        block = flat[start : start + ZOOM_BLOCK]
-        zoomed_cols = (block.reshape(-1, w) @ cols_all).reshape(len(block), h * count, w)  # (B, (H, F), w)
-        out[start : start + ZOOM_BLOCK] = rows_all @ zoomed_cols
+    with one_blas_thread():
+        for start in range(0, len(flat), ZOOM_BLOCK):
+            block = flat[start : start + ZOOM_BLOCK]
+            zoomed_cols = (block.reshape(-1, w) @ cols_all).reshape(len(block), h * count, w)  # (B, (H, F), w)
+            out[start : start + ZOOM_BLOCK] = rows_all @ zoomed_cols
     return np.moveaxis(out.reshape(planes.shape), (-2, -1), (1, 2))
 
 
