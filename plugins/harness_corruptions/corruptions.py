@@ -43,6 +43,8 @@ REFERENCE_SIZE = 64
 CHUNK = 256
 #: corruptions defined on colour images: grey ones go through RGB and back
 COLOUR = frozenset({"snow", "frost", "spatter", "saturate"})
+#: corruptions done by Pillow on uint8 images, which also take and return uint8 arrays
+PIXEL_EXACT = frozenset({"pixelate", "jpeg-compression"})
 
 
 def default_size_scale(height: int, width: int) -> float:
@@ -215,14 +217,14 @@ def elastic_transform(x, rng, alpha, sigma, affine):
 
 
 def _pil_each(x: np.ndarray, step: Callable[[Image.Image], Image.Image]) -> np.ndarray:
-    """Apply a Pillow step to each image (uint8, 'L' or 'RGB'); floats in, floats out."""
-    images = np.rint(x * 255.0).astype(np.uint8)
+    """Apply a Pillow step to each image (uint8, 'L' or 'RGB'); uint8 in, uint8 out (floats in, floats out)."""
+    images = x if x.dtype == np.uint8 else np.rint(x * 255.0).astype(np.uint8)
     grey = images.shape[-1] == 1
     out = np.empty_like(images)
     for i, image in enumerate(images):
         result = np.asarray(step(Image.fromarray(image[..., 0] if grey else image, "L" if grey else "RGB")))
         out[i] = result[..., None] if grey else result
-    return out.astype(np.float32) / 255.0
+    return out if x.dtype == np.uint8 else out.astype(np.float32) / 255.0
 
 
 def pixelate(x, rng, factor):
@@ -362,6 +364,8 @@ class Corruption:
         return torch.from_numpy(out).to(x.device).permute(0, 3, 1, 2).float().div_(255.0)
 
     def _apply(self, images: np.ndarray, rng: np.random.Generator, params: dict[str, Any]) -> np.ndarray:
+        if self.name in PIXEL_EXACT:  # Pillow works on uint8: no round trip through floats
+            return FUNCTIONS[self.name](images, rng, **params)
         x = np.divide(images, np.float32(255.0), dtype=np.float32)
         grey = images.shape[-1] == 1 and self.name in COLOUR
         if grey:
