@@ -187,7 +187,8 @@ def check(name: str, images: np.ndarray) -> dict:
 
 
 def run(quick: bool = False, repeats: int = 5) -> list[Comparison]:
-    import imagecorruptions
+    from importlib.metadata import version
+
     from imagecorruptions import corrupt, get_corruption_names
 
     warnings.filterwarnings("ignore")
@@ -199,7 +200,7 @@ def run(quick: bool = False, repeats: int = 5) -> list[Comparison]:
         name="corruptions_vs_imagecorruptions",
         title=f"Corruptions: {len(names)} ImageNet-C corruptions, severity {SEVERITY}, {count} 64x64 images",
         ours="harness_corruptions (batched numpy/scipy)",
-        theirs=f"imagecorruptions {getattr(imagecorruptions, '__version__', '1.1.2')} corrupt() per image",
+        theirs=f"imagecorruptions {version('imagecorruptions')} corrupt() per image",
         target="ratio <= 0.2 (5x faster), summed over the corruptions", target_ratio=0.2)
     checks = {name: check(name, images[:sample]) for name in names}
     comparison.correctness = {"per_corruption": checks, "tolerances": {

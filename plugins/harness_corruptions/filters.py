@@ -48,11 +48,11 @@ def correlate_fft(x: np.ndarray, kernel: np.ndarray, origin: tuple[int, int], mo
     kernel = np.asarray(kernel, dtype=x.dtype)
     kh, kw = kernel.shape[-2:]
     n, h, w = x.shape[:3]
-    pad = [(0, 0), (origin[0], kh - 1 - origin[0]), (origin[1], kw - 1 - origin[1])] + [(0, 0)] * (x.ndim - 3)
-    planes = np.moveaxis(np.pad(x, pad, mode=mode), (1, 2), (-2, -1))  # (N, [C,] H + kh - 1, W + kw - 1)
-    planes = np.ascontiguousarray(planes)
     size = (sfft.next_fast_len(h + kh - 1, real=True), sfft.next_fast_len(w + kw - 1, real=True))
-    spectrum = sfft.rfft2(planes, s=size)
+    planes = np.ascontiguousarray(np.moveaxis(x, (1, 2), (-2, -1)))  # (N, [C,] H, W)
+    # padded straight to the FFT size: rows and columns past h + kh - 1 are never read, whatever they hold
+    pad = [(0, 0)] * (planes.ndim - 2) + [(origin[0], size[0] - h - origin[0]), (origin[1], size[1] - w - origin[1])]
+    spectrum = sfft.rfft2(np.pad(planes, pad, mode=mode))
     kernel_spectrum = np.conj(sfft.rfft2(kernel, s=size))
     if kernel.ndim == 3:  # one kernel per image: broadcast over the channel axis
         kernel_spectrum = kernel_spectrum.reshape((n,) + (1,) * (x.ndim - 3) + kernel_spectrum.shape[1:])
