@@ -56,7 +56,8 @@ def correlate_fft(x: np.ndarray, kernel: np.ndarray, origin: tuple[int, int], mo
     kernel_spectrum = np.conj(sfft.rfft2(kernel, s=size))
     if kernel.ndim == 3:  # one kernel per image: broadcast over the channel axis
         kernel_spectrum = kernel_spectrum.reshape((n,) + (1,) * (x.ndim - 3) + kernel_spectrum.shape[1:])
-    out = sfft.irfft2(spectrum * kernel_spectrum, s=size)[..., :h, :w]
+    spectrum *= kernel_spectrum
+    out = sfft.irfft2(spectrum, s=size, overwrite_x=True)[..., :h, :w]
     return np.ascontiguousarray(np.moveaxis(out, (-2, -1), (1, 2))).astype(x.dtype, copy=False)
 
 
