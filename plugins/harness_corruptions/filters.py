@@ -8,8 +8,11 @@ reproduces (border modes included).
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
-from scipy import ndimage, signal
+from scipy import fft as sfft
+from scipy import ndimage
 
 #: ITU-R 601 luma weights (OpenCV's RGB2GRAY, Pillow's "L")
 LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
@@ -34,14 +37,35 @@ def _trim(kernel: np.ndarray) -> np.ndarray:
     return kernel
 
 
+def correlate_fft(x: np.ndarray, kernel: np.ndarray, origin: tuple[int, int], mode: str) -> np.ndarray:
+    """``out[r, c] = sum_ij kernel[i, j] * x[r + i - origin[0], c + j - origin[1]]`` over H and W, by FFT.
+
+    ``kernel`` is (kh, kw), shared by the batch, or (N, kh, kw), one per image; the border
+    is ``mode`` (``np.pad``'s: "reflect" is OpenCV's reflect-101, "edge" repeats the edge).
+    The batch is padded once and transformed at a fast FFT length: circular correlation
+    over the padded size never wraps into the rows and columns kept.
+    """
+    kernel = np.asarray(kernel, dtype=x.dtype)
+    kh, kw = kernel.shape[-2:]
+    n, h, w = x.shape[:3]
+    size = (sfft.next_fast_len(h + kh - 1, real=True), sfft.next_fast_len(w + kw - 1, real=True))
+    planes = np.ascontiguousarray(np.moveaxis(x, (1, 2), (-2, -1)))  # (N, [C,] H, W)
+    # padded straight to the FFT size: rows and columns past h + kh - 1 are never read, whatever they hold
+    pad = [(0, 0)] * (planes.ndim - 2) + [(origin[0], size[0] - h - origin[0]), (origin[1], size[1] - w - origin[1])]
+    spectrum = sfft.rfft2(np.pad(planes, pad, mode=mode))
+    kernel_spectrum = np.conj(sfft.rfft2(kernel, s=size))
+    if kernel.ndim == 3:  # one kernel per image: broadcast over the channel axis
+        kernel_spectrum = kernel_spectrum.reshape((n,) + (1,) * (x.ndim - 3) + kernel_spectrum.shape[1:])
+    spectrum *= kernel_spectrum
+    out = sfft.irfft2(spectrum, s=size, overwrite_x=True)[..., :h, :w]
+    return np.ascontiguousarray(np.moveaxis(out, (-2, -1), (1, 2))).astype(x.dtype, copy=False)
+
+
 def filter2d(x: np.ndarray, kernel: np.ndarray) -> np.ndarray:
     """Correlation with a centred 2-D kernel, border reflect-101 (cv2.filter2D), via FFT."""
     kernel = _trim(np.asarray(kernel, dtype=np.float64))
     kh, kw = kernel.shape
-    pad = [(0, 0), (kh // 2, kh - 1 - kh // 2), (kw // 2, kw - 1 - kw // 2)] + [(0, 0)] * (x.ndim - 3)
-    padded = np.pad(x, pad, mode="reflect")
-    flipped = kernel[::-1, ::-1].reshape((1, kh, kw) + (1,) * (x.ndim - 3))
-    return signal.fftconvolve(padded, flipped, mode="valid", axes=(1, 2)).astype(x.dtype, copy=False)
+    return correlate_fft(x, kernel, (kh // 2, kw // 2), "reflect")
 
 
 def _gaussian_taps(size: int, sigma: float) -> np.ndarray:
@@ -77,14 +101,12 @@ def motion_blur(x: np.ndarray, radius: float, sigma: float, angles: np.ndarray) 
     radians = np.deg2rad(np.asarray(angles, dtype=np.float64))[:, None]
     dy = np.ceil(taps * np.sin(radians) - 0.5).astype(np.int64)
     dx = np.ceil(taps * np.cos(radians) - 0.5).astype(np.int64)
-    n, h, w = x.shape[:3]
-    index = np.arange(n)[:, None, None]
-    out = np.zeros_like(x)
-    for i in range(width):
-        rows = np.clip(np.arange(h)[None, :] + dy[:, i, None], 0, h - 1)
-        cols = np.clip(np.arange(w)[None, :] + dx[:, i, None], 0, w - 1)
-        out += (weights[i] * x[index, rows[:, :, None], cols[:, None, :]]).astype(x.dtype, copy=False)
-    return out
+    n = len(x)
+    # one kernel per image over the box every image's taps fall in (tap (dy, dx) at [dy - top, dx - left])
+    top, left = int(dy.min()), int(dx.min())
+    kernels = np.zeros((n, int(dy.max()) - top + 1, int(dx.max()) - left + 1))
+    np.add.at(kernels, (np.arange(n)[:, None], dy - top, dx - left), np.broadcast_to(weights, dy.shape))
+    return correlate_fft(x, kernels, (-top, -left), "edge")
 
 
 def _linear_weights(size_in: int, size_out: int) -> np.ndarray:
@@ -102,18 +124,65 @@ def _linear_weights(size_in: int, size_out: int) -> np.ndarray:
     return weights
 
 
+def _zoom_matrix(size: int, factor: float) -> np.ndarray:
+    """(size, size) matrix of :func:`clipped_zoom` along one axis: centre crop, linear zoom, centre trim."""
+    crop = int(np.ceil(size / factor))
+    top = (size - crop) // 2
+    out = int(round(crop * factor))
+    trim = (out - size) // 2
+    matrix = np.zeros((size, size))
+    matrix[:, top : top + crop] = _linear_weights(crop, out)[trim : trim + size]
+    return matrix
+
+
+#: image planes per matrix product in :func:`zoom_sum` (keeps the intermediate in cache)
+ZOOM_BLOCK = 64
+_blas = None
+
+
+def one_blas_thread():
+    """A context running numpy's BLAS on one thread (threadpoolctl, which scikit-learn requires; else a no-op).
+
+    :func:`zoom_sum`'s products are many and small: a second thread gains little, and where the cores
+    are shared (parallel evaluations) OpenBLAS's spinning threads made zoom blur 5-15x slower.
+    """
+    global _blas
+    try:
+        if _blas is None:
+            from threadpoolctl import ThreadpoolController
+
+            _blas = ThreadpoolController()
+        return _blas.limit(limits=1, user_api="blas")
+    except ImportError:  # pragma: no cover - scikit-learn brings it
+        return contextlib.nullcontext()
+
+
+def zoom_sum(x: np.ndarray, factors) -> np.ndarray:
+    """``sum(clipped_zoom(x, f) for f in factors)`` as two matrix products per block of image planes.
+
+    Each zoom is ``rows_f @ plane @ cols_f.T``; the column matrices of every factor are
+    applied in one product, and the row matrices and the sum over factors in a second.
+    """
+    n, h, w = x.shape[:3]
+    rows = np.stack([_zoom_matrix(h, f) for f in factors]).astype(x.dtype)  # (F, h, H)
+    cols = np.stack([_zoom_matrix(w, f) for f in factors]).astype(x.dtype)  # (F, w, W)
+    count = len(rows)
+    cols_all = cols.transpose(2, 0, 1).reshape(w, count * w)  # W x (F, w)
+    rows_all = rows.transpose(1, 2, 0).reshape(h, h * count)  # h x (H, F)
+    planes = np.ascontiguousarray(np.moveaxis(x, (1, 2), (-2, -1)))  # (N, [C,] H, W)
+    flat = planes.reshape(-1, h, w)
+    out = np.empty_like(flat)
+    with one_blas_thread():
+        for start in range(0, len(flat), ZOOM_BLOCK):
+            block = flat[start : start + ZOOM_BLOCK]
+            zoomed_cols = (block.reshape(-1, w) @ cols_all).reshape(len(block), h * count, w)  # (B, (H, F), w)
+            out[start : start + ZOOM_BLOCK] = rows_all @ zoomed_cols
+    return np.moveaxis(out.reshape(planes.shape), (-2, -1), (1, 2))
+
+
 def clipped_zoom(x: np.ndarray, factor: float) -> np.ndarray:
     """Zoom into the centre by ``factor`` (bilinear, as scipy.ndimage.zoom) and crop back to size."""
-    h, w = x.shape[1:3]
-    ch, cw = int(np.ceil(h / factor)), int(np.ceil(w / factor))
-    top, left = (h - ch) // 2, (w - cw) // 2
-    crop = x[:, top : top + ch, left : left + cw]
-    out_h, out_w = int(round(ch * factor)), int(round(cw * factor))
-    trim_top, trim_left = (out_h - h) // 2, (out_w - w) // 2
-    rows = _linear_weights(ch, out_h)[trim_top : trim_top + h].astype(x.dtype)
-    cols = _linear_weights(cw, out_w)[trim_left : trim_left + w].astype(x.dtype)
-    zoomed = np.moveaxis(np.tensordot(rows, crop, axes=(1, 1)), 0, 1)  # (n, h, cw, ...)
-    return np.moveaxis(np.tensordot(cols, zoomed, axes=(1, 2)), 0, 2)
+    return zoom_sum(x, [factor])
 
 
 def plasma_fractal(n: int, mapsize: int, wibble_decay: float, rng: np.random.Generator) -> np.ndarray:
@@ -160,18 +229,28 @@ def _fold(index: np.ndarray, size: int, mode: str) -> np.ndarray:
     return np.where(index >= size, period - index, index)
 
 
+def _folded(index: np.ndarray, size: int, mode: str, scale: int = 1) -> np.ndarray:
+    """``_fold(index) * scale`` through a table over ``index``'s range (one gather, not a modulo per element)."""
+    low = int(index.min())
+    table = _fold(np.arange(low, int(index.max()) + 1), size, mode) * scale
+    return table[index - low]
+
+
 def bilinear(x: np.ndarray, rows: np.ndarray, cols: np.ndarray, mode: str) -> np.ndarray:
     """Bilinear samples of (N, H, W, C) images at per-image float coordinates ``rows``, ``cols`` (N, H, W)."""
-    h, w = x.shape[1:3]
+    n, h, w = x.shape[:3]
     r0, c0 = np.floor(rows), np.floor(cols)
     fr, fc = (rows - r0)[..., None].astype(x.dtype), (cols - c0)[..., None].astype(x.dtype)
-    r0, c0 = r0.astype(np.int64), c0.astype(np.int64)
-    index = np.arange(len(x))[:, None, None]
+    index_type = np.int32 if x.size < 2**31 else np.int64
+    r0, c0 = r0.astype(index_type), c0.astype(index_type)
+    base = (np.arange(n, dtype=index_type) * (h * w))[:, None, None]
+    row_offsets = [base + _folded(r0 + dr, h, mode, w) for dr in (0, 1)]  # flat offsets of the two rows
+    col_offsets = [_folded(c0 + dc, w, mode) for dc in (0, 1)]
+    pixels = x.reshape((n * h * w,) + x.shape[3:])
     out = np.zeros(rows.shape + x.shape[3:], dtype=x.dtype)
-    for dr, wr in ((0, 1 - fr), (1, fr)):
-        rr = _fold(r0 + dr, h, mode)
-        for dc, wc in ((0, 1 - fc), (1, fc)):
-            out += wr * wc * x[index, rr, _fold(c0 + dc, w, mode)]
+    for rr, wr in zip(row_offsets, (1 - fr, fr)):
+        for cc, wc in zip(col_offsets, (1 - fc, fc)):
+            out += (wr * wc) * np.take(pixels, rr + cc, axis=0)
     return out
 
 
@@ -182,7 +261,7 @@ def luma(x: np.ndarray) -> np.ndarray:
 
 def canny(image: np.ndarray, low: float, high: float) -> np.ndarray:
     """Boolean edges of uint8 (N, H, W) images: cv2.Canny with 3x3 Sobel and L1 gradient magnitude."""
-    f = image.astype(np.float64)
+    f = image.astype(np.float32)  # exact: Sobel sums of uint8 values are small integers
     derivative, smooth = np.array([-1.0, 0.0, 1.0]), np.array([1.0, 2.0, 1.0])
     gx = ndimage.correlate1d(ndimage.correlate1d(f, derivative, axis=2, mode="nearest"), smooth, axis=1,
                              mode="nearest")

@@ -64,6 +64,21 @@ CHECKPOINT_FORMAT = "harness-torch-checkpoint/1"
 Augmentation = Callable[..., torch.Tensor]
 
 
+# --------------------------------------------------------------------------- batches
+
+
+def train_batches(images: np.ndarray, labels: np.ndarray, order: np.ndarray, batch_size: int,
+                  device: torch.device | str | None = None):
+    """The training loop's batches: ``(index, x, y)`` per chunk of ``order`` (see ``batch_indices``).
+
+    ``x`` is float32 N,C,H,W in [0, 1] and ``y`` int64, both on ``device``; each chunk is read
+    in sorted order (kind to a memory-mapped cache), so a batch's rows follow ``index``.
+    """
+    for index in batch_indices(order, batch_size):
+        index = np.sort(index)
+        yield index, images_to_tensor(images[index], device), torch.from_numpy(labels[index]).to(device)
+
+
 # --------------------------------------------------------------------------- RNG state
 
 
@@ -247,10 +262,7 @@ class Trainer:
         order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(derive_seed(cfg.seed, epoch, 2)))
         self._train_mode(model)
         total_loss, top1, top5, seen = 0.0, 0, 0, 0
-        for index in batch_indices(order.numpy(), cfg.batch_size):
-            index = np.sort(index)  # sorted reads are kind to memory-mapped caches
-            x = images_to_tensor(images[index], device)
-            y = torch.from_numpy(labels[index]).to(device)
+        for index, x, y in train_batches(images, labels, order.numpy(), cfg.batch_size, device):
             loss, logits = self.batch_loss(model, x, y)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
