@@ -39,17 +39,6 @@ def digits(size: int = 32, channels: int = 3, test: int = 397, seed: int = 0
     return images[train], labels[train], images[held], labels[held]
 
 
-def seconds_per_call(fn: Any, calls: int = 1) -> float:
-    """Wall seconds of one call (after one untimed call), for choosing sizes."""
-    import time
-
-    fn()
-    started = time.perf_counter()
-    for _ in range(calls):
-        fn()
-    return (time.perf_counter() - started) / calls
-
-
 def linf_checks(x: np.ndarray, x_adv: np.ndarray, eps: float) -> dict[str, Any]:
     """Largest perturbation and range of ``x_adv``: inside the eps ball and [0, 1]?"""
     distance = float(np.abs(x_adv.astype(np.float64) - x).max())
