@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import numpy as np  # noqa: E402
 
 from common import Comparison, alternate, bench_main  # noqa: E402
-from workloads import EPS, ROBUST_TOLERANCE, STEP_SIZE, STEPS, digits, linf_checks  # noqa: E402
+from workloads import EPS, ROBUST_TOLERANCE, STEP_SIZE, STEPS, digits, linf_checks, one_thread  # noqa: E402
 
 TARGET_ART = 1 / 1.5
 #: without a random start both are deterministic; sign(gradient) may still flip on a few pixels
@@ -65,8 +65,9 @@ def run(quick: bool = False, repeats: int = 5) -> list[Comparison]:
     from harness_tf.attacks import pgd
     from harness_tf.device import auto_device
 
-    if quick:
+    if quick:  # checks the plumbing: one thread keeps it quick on a busy machine
         repeats = min(repeats, 2)
+        one_thread()
     size, batch, epochs = (16, 32, 2) if quick else (32, 128, 4)
     device = auto_device()
     x_train, y_train, x_test, y_test = digits(size, 3)
@@ -114,7 +115,8 @@ def run(quick: bool = False, repeats: int = 5) -> list[Comparison]:
             correctness=correctness, correct=correct,
             details={"model": f"harness nsl-cnn, trained {epochs} epochs on digits",
                      "input": f"{batch}x{size}x{size}x3 float32", "batch": batch, "device": device,
-                     "tensorflow": tf.__version__, "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads(),
+                     "tensorflow": tf.__version__,
+                     "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads(),
                      "attack": {"norm": "linf", **attack, "random_start": True, "restarts": 1,
                                 "returns": "last iterate"},
                      "repeats": repeats})

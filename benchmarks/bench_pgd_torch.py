@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import numpy as np  # noqa: E402
 
 from common import Comparison, alternate, bench_main  # noqa: E402
-from workloads import EPS, ROBUST_TOLERANCE, STEP_SIZE, STEPS, digits, linf_checks  # noqa: E402
+from workloads import EPS, ROBUST_TOLERANCE, STEP_SIZE, STEPS, digits, linf_checks, one_thread  # noqa: E402
 
 TARGET_TORCHATTACKS = 1.05
 TARGET_ART = 1 / 1.5
@@ -72,8 +72,9 @@ def run(quick: bool = False, repeats: int = 5) -> list[Comparison]:
     from harness_torch.attacks import pgd
     from harness_torch.device import auto_device
 
-    if quick:
+    if quick:  # checks the plumbing: one thread keeps it quick on a busy machine
         repeats = min(repeats, 2)
+        one_thread()
     size, batch, epochs = (16, 32, 2) if quick else (32, 128, 4)
     device = auto_device()
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)

@@ -8,6 +8,7 @@ time (32x32 RGB, as CIFAR). Everything is seeded; nothing is downloaded or cache
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import numpy as np
@@ -44,3 +45,17 @@ def linf_checks(x: np.ndarray, x_adv: np.ndarray, eps: float) -> dict[str, Any]:
     distance = float(np.abs(x_adv.astype(np.float64) - x).max())
     return {"max_linf": distance, "min": float(x_adv.min()), "max": float(x_adv.max()),
             "ok": bool(distance <= eps + EPS_SLACK and x_adv.min() >= 0.0 and x_adv.max() <= 1.0)}
+
+
+def one_thread() -> None:
+    """One CPU thread for torch and TensorFlow, whichever are imported (``--quick`` only checks the
+    plumbing, and on a busy machine two threads per side wait on each other)."""
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(1)
+    if "tensorflow" in sys.modules:
+        threading = sys.modules["tensorflow"].config.threading
+        try:
+            threading.set_intra_op_parallelism_threads(1)
+            threading.set_inter_op_parallelism_threads(1)
+        except RuntimeError:  # TensorFlow already started: it keeps its pools
+            pass
