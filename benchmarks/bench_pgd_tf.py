@@ -27,7 +27,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import numpy as np  # noqa: E402
 
 from common import Comparison, alternate, bench_main  # noqa: E402
-from workloads import EPS, ROBUST_TOLERANCE, STEP_SIZE, STEPS, digits, linf_checks, one_thread  # noqa: E402
+from workloads import (  # noqa: E402
+    EPS, ROBUST_TOLERANCE, STEP_SIZE, STEPS, digits, linf_checks, settings, with_paired_ratios)
 
 TARGET_ART = 1 / 1.5
 #: without a random start both are deterministic; sign(gradient) may still flip on a few pixels
@@ -65,10 +66,7 @@ def run(quick: bool = False, repeats: int = 5) -> list[Comparison]:
     from harness_tf.attacks import pgd
     from harness_tf.device import auto_device
 
-    if quick:  # checks the plumbing: one thread keeps it quick on a busy machine
-        repeats = min(repeats, 2)
-        one_thread()
-    size, batch, epochs = (16, 32, 2) if quick else (32, 128, 4)
+    size, batch, epochs, repeats = settings(quick, repeats)
     device = auto_device()
     x_train, y_train, x_test, y_test = digits(size, 3)
     with tf.device(device):
@@ -129,7 +127,7 @@ def run(quick: bool = False, repeats: int = 5) -> list[Comparison]:
                                      max(2, repeats // 2), warmup=1)
             comparison.details["keep_best_ratio"] = float(np.median(best) / np.median(theirs))
             comparison.details["keep_best_seconds"] = best
-    return [comparison]
+    return with_paired_ratios([comparison])
 
 
 if __name__ == "__main__":

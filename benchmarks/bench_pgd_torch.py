@@ -25,7 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import numpy as np  # noqa: E402
 
 from common import Comparison, alternate, bench_main  # noqa: E402
-from workloads import EPS, ROBUST_TOLERANCE, STEP_SIZE, STEPS, digits, linf_checks, one_thread  # noqa: E402
+from workloads import (  # noqa: E402
+    EPS, ROBUST_TOLERANCE, STEP_SIZE, STEPS, digits, linf_checks, settings, with_paired_ratios)
 
 TARGET_TORCHATTACKS = 1.05
 TARGET_ART = 1 / 1.5
@@ -72,10 +73,7 @@ def run(quick: bool = False, repeats: int = 5) -> list[Comparison]:
     from harness_torch.attacks import pgd
     from harness_torch.device import auto_device
 
-    if quick:  # checks the plumbing: one thread keeps it quick on a busy machine
-        repeats = min(repeats, 2)
-        one_thread()
-    size, batch, epochs = (16, 32, 2) if quick else (32, 128, 4)
+    size, batch, epochs, repeats = settings(quick, repeats)
     device = auto_device()
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     x_train, y_train, x_test, y_test = digits(size, 3)
@@ -166,7 +164,7 @@ def run(quick: bool = False, repeats: int = 5) -> list[Comparison]:
         versus_art.ours_seconds, versus_art.theirs_seconds = alternate(lambda: ours(x, y),
                                                                        lambda: art_pgd(x_batch, y_batch), repeats)
     comparisons.append(versus_art)
-    return comparisons
+    return with_paired_ratios(comparisons)
 
 
 if __name__ == "__main__":

@@ -33,15 +33,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
 from common import Comparison, alternate, bench_main  # noqa: E402
-from workloads import digits, one_thread  # noqa: E402
+from workloads import digits, settings, with_paired_ratios  # noqa: E402
 
 #: two losses computed two ways agree this closely (float32, summed in different orders)
 LOSS_TOLERANCE = 1e-4
 LR = 0.01
-
-
-def _sizes(quick: bool) -> tuple[int, int]:
-    return (16, 32) if quick else (32, 128)
 
 
 # --------------------------------------------------------------------------- NSL vs Keras
@@ -57,9 +53,7 @@ def nsl_comparison(quick: bool, repeats: int) -> Comparison:
     from harness_tf.nsl_compat import import_nsl
     from harness_tf.train import cross_entropy
 
-    if quick:  # checks the plumbing: one thread keeps it quick on a busy machine
-        one_thread()
-    size, batch = _sizes(quick)
+    size, batch, _, repeats = settings(quick, repeats)
     device = auto_device()
     x_train, y_train, _, _ = digits(size, 3)
     x, y = tf.constant(x_train[:batch]), tf.constant(y_train[:batch])
@@ -125,23 +119,20 @@ def nsl_comparison(quick: bool, repeats: int) -> Comparison:
 # --------------------------------------------------------------------------- torch defenses vs plain torch
 
 
-def _torch_setup(quick: bool) -> dict[str, Any]:
+def _torch_setup(quick: bool, repeats: int) -> dict[str, Any]:
     import torch
 
     from harness_torch.backbones import small_cnn
     from harness_torch.device import auto_device
 
-    if quick:  # checks the plumbing: one thread keeps it quick on a busy machine
-        one_thread()
-    size, batch = _sizes(quick)
+    size, batch, _, repeats = settings(quick, repeats)
     device = auto_device()
     x_train, y_train, _, _ = digits(size, 3)
     torch.manual_seed(0)
     model = small_cnn(10, (size, size, 3)).to(device)
     x = torch.from_numpy(x_train[:batch]).permute(0, 3, 1, 2).contiguous().to(device)
     y = torch.from_numpy(y_train[:batch]).to(device)
-    return {"model": model, "x": x, "y": y, "device": device, "size": size, "batch": batch,
-            "sync": torch.cuda.synchronize if device.type == "cuda" else (lambda: None)}
+    return {"model": model, "x": x, "y": y, "device": device, "size": size, "batch": batch, "repeats": repeats}
 
 
 def _torch_steps(setup: dict[str, Any], trainer: Any) -> tuple[Any, Any]:
@@ -187,7 +178,8 @@ def hardening_comparison(quick: bool, repeats: int) -> Comparison:
 
     from harness_torch.defenses import ModelHardening
 
-    setup = _torch_setup(quick)
+    setup = _torch_setup(quick, repeats)
+    repeats = setup["repeats"]
     model, x, y = setup["model"], setup["x"], setup["y"]
     trainer = ModelHardening(optimizer="sgd", lr=LR, weight_decay=0.0, progress=False)
     a = trainer.attack
@@ -224,7 +216,8 @@ def trades_comparison(quick: bool, repeats: int) -> Comparison:
 
     from harness_torch.defenses import Trades
 
-    setup = _torch_setup(quick)
+    setup = _torch_setup(quick, repeats)
+    repeats = setup["repeats"]
     model, x, y = setup["model"], setup["x"], setup["y"]
     trainer = Trades(optimizer="sgd", lr=LR, weight_decay=0.0, progress=False)
     a, beta = trainer.attack, trainer.beta
@@ -268,10 +261,9 @@ def trades_comparison(quick: bool, repeats: int) -> Comparison:
 
 
 def run(quick: bool = False, repeats: int = 5) -> list[Comparison]:
-    if quick:
-        repeats = min(repeats, 2)
     # torch first: TensorFlow, once started, holds its thread pools for the rest of the process
-    return [hardening_comparison(quick, repeats), trades_comparison(quick, repeats), nsl_comparison(quick, repeats)]
+    return with_paired_ratios([hardening_comparison(quick, repeats), trades_comparison(quick, repeats),
+                               nsl_comparison(quick, repeats)])
 
 
 if __name__ == "__main__":

@@ -21,6 +21,8 @@ STEP_SIZE = 2.5 * EPS / STEPS
 ROBUST_TOLERANCE = 0.05
 #: largest |x_adv - x| beyond eps accepted as float rounding
 EPS_SLACK = 1e-6
+#: (image size, timing batch, training epochs) of a full run and of a --quick one
+SIZES = {False: (32, 128, 4), True: (16, 32, 2)}
 
 
 def digits(size: int = 32, channels: int = 3, test: int = 397, seed: int = 0
@@ -59,3 +61,21 @@ def one_thread() -> None:
             threading.set_inter_op_parallelism_threads(1)
         except RuntimeError:  # TensorFlow already started: it keeps its pools
             pass
+
+
+def settings(quick: bool, repeats: int) -> tuple[int, int, int, int]:
+    """(image size, timing batch, training epochs, repeats); ``--quick``: 2 repeats at most, one thread."""
+    if quick:
+        one_thread()
+        repeats = min(repeats, 2)
+    return (*SIZES[quick], repeats)
+
+
+def with_paired_ratios(comparisons: list[Any]) -> list[Any]:
+    """Adds to each comparison's details every repeat's ours / theirs (the two ran back to back) and
+    their median: on a busy machine the load shifts between repeats, and one pair mostly sees one load."""
+    for comparison in comparisons:
+        ratios = [o / t for o, t in zip(comparison.ours_seconds, comparison.theirs_seconds)]
+        comparison.details["paired_ratios"] = ratios
+        comparison.details["paired_ratio_median"] = float(np.median(ratios)) if ratios else None
+    return comparisons
