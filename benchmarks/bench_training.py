@@ -9,8 +9,8 @@
 
 Every step runs on the same batch (digits enlarged to 32x32 RGB, 128 images), model,
 optimizer (SGD, momentum 0.9, no weight decay), device and threads; a timed call is one step,
-ending when its loss is on the host. The ratio (defended / plain) has a floor set by the extra
-passes: one extra forward/backward is about 2x; the floors are in each result's details.
+ending when its loss is on the host. The ratio (defended / plain) is set mostly by the extra
+passes (one extra forward/backward is about 2x); the pass counts are in each result's details.
 
 Before timing, each defended step's loss on fixed weights is recomputed independently: NSL's
 as cross-entropy + 0.2 x cross-entropy on its FGSM neighbour; model hardening's with
