@@ -11,11 +11,14 @@ The same semantics and parameter names as :mod:`harness_torch.attacks` (one spec
   predicted, targeted) and ``seed``.
 
 Every result lies inside the eps ball around ``x`` and inside [0, 1] (projection
-then clipping). Models run with ``training=False`` and must output logits.
+then clipping). Models run with ``training=False`` and must output logits. For a
+Keras model (any ``tf.Module``) each iteration runs as a ``tf.function`` graph,
+compiled once per model and attack settings (see :class:`_Steps`).
 """
 
 from __future__ import annotations
 
+import weakref
 from pathlib import Path
 from typing import Any, Callable, ClassVar
 
@@ -124,21 +127,70 @@ def _logits(model: Any, x: tf.Tensor) -> tf.Tensor:
     return tf.cast(model(x, training=False), tf.float32)
 
 
+def _fooled(logits: tf.Tensor, y: tf.Tensor, targeted: bool, labels: bool) -> tf.Tensor:
+    """Per example: does the model miss ``y`` (hit it, when targeted)? Always False for soft targets."""
+    if not labels:
+        return tf.zeros(tf.shape(logits)[:1], tf.bool)
+    hit = tf.argmax(logits, axis=1, output_type=y.dtype) == y
+    return hit if targeted else ~hit
+
+
+class _Steps:
+    """One attack iteration and the scoring of a candidate, for one model and one configuration.
+
+    ``step(x_adv, x0, y) -> (next iterate, losses of x_adv, fooled at x_adv)``: the gradient of
+    the summed losses, the signed or normalised step, the projection. ``score(x, y) -> (losses,
+    fooled)``. For Keras models (any ``tf.Module``) without a custom ``loss_fn`` both run as
+    ``tf.function`` graphs, kept per model in :data:`_COMPILED`; otherwise eagerly. Same ops either
+    way: compiling removes the per-op Python dispatch of eager mode, which dominates for small models.
+    """
+
+    def __init__(self, model: Any, config: AttackConfig, loss_fn: LossFn | None, labels: bool,
+                 compiled: bool):
+        self.sign = sign = -1.0 if config.targeted else 1.0
+        norm, eps, step_size, targeted = config.norm, config.eps, config.step_size, config.targeted
+        model_ref = weakref.ref(model) if compiled else (lambda: model)  # a graph must not keep its model alive
+
+        def step(x_adv: tf.Tensor, x0: tf.Tensor, y: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+            with tf.GradientTape() as tape:
+                tape.watch(x_adv)
+                logits = _logits(model_ref(), x_adv)
+                losses = _losses(logits, y, loss_fn)
+                total = tf.reduce_sum(losses)
+            grad = tape.gradient(total, x_adv)
+            x_next = _project(_step(x_adv, sign * grad, step_size, norm), x0, eps, norm)
+            return x_next, losses, _fooled(logits, y, targeted, labels)
+
+        def score(x: tf.Tensor, y: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+            logits = _logits(model_ref(), x)
+            return _losses(logits, y, loss_fn), _fooled(logits, y, targeted, labels)
+
+        self.step = tf.function(step, reduce_retracing=True) if compiled else step
+        self.score = tf.function(score, reduce_retracing=True) if compiled else score
+
+
+#: compiled :class:`_Steps` per (model id, settings); an entry is dropped when its model is collected
+_COMPILED: dict[tuple[Any, ...], _Steps] = {}
+
+
+def _steps(model: Any, config: AttackConfig, loss_fn: LossFn | None, labels: bool) -> _Steps:
+    if loss_fn is not None or not isinstance(model, tf.Module):  # a fresh loss_fn per call would retrace
+        return _Steps(model, config, loss_fn, labels, compiled=False)
+    key = (id(model), config.norm, config.eps, config.step_size, config.targeted, labels)
+    steps = _COMPILED.get(key)
+    if steps is None:
+        steps = _COMPILED[key] = _Steps(model, config, None, labels, compiled=True)
+        weakref.finalize(model, _COMPILED.pop, key, None)
+    return steps
+
+
 def _run(model, x, y, config: AttackConfig, rng: tf.random.Generator | None, loss_fn: LossFn | None,
          keep_best: bool) -> tf.Tensor:
     """Shared PGD loop (FGSM and BIM are special cases)."""
     x0, y = _prepare(x, y)
     if config.eps == 0 or x0.shape[0] == 0:
         return tf.identity(x0)
-    sign = -1.0 if config.targeted else 1.0
-    labels = _is_labels(y)
-
-    def fooled(logits: tf.Tensor) -> tf.Tensor:
-        if not labels:
-            return tf.zeros([logits.shape[0]], tf.bool)
-        hit = tf.argmax(logits, axis=1, output_type=y.dtype) == y
-        return hit if config.targeted else ~hit
-
+    steps = _steps(model, config, loss_fn, _is_labels(y))
     select = keep_best or config.restarts > 1
     best = _Best(x0) if select else None
     rng = rng if rng is not None else tf.random.get_global_generator()
@@ -148,18 +200,13 @@ def _run(model, x, y, config: AttackConfig, rng: tf.random.Generator | None, los
         if config.random_start:
             x_adv = tf.clip_by_value(x0 + _random_delta(x0, config.eps, config.norm, rng), 0.0, 1.0)
         for _ in range(config.steps):
-            with tf.GradientTape() as tape:
-                tape.watch(x_adv)
-                logits = _logits(model, x_adv)
-                losses = _losses(logits, y, loss_fn)
-                total = tf.reduce_sum(losses)
-            grad = tape.gradient(total, x_adv)
+            x_next, losses, fooled = steps.step(x_adv, x0, y)
             if keep_best:
-                best.update(x_adv, sign * losses, fooled(logits))
-            x_adv = _project(_step(x_adv, sign * grad, config.step_size, config.norm), x0, config.eps, config.norm)
+                best.update(x_adv, steps.sign * losses, fooled)
+            x_adv = x_next
         if select:
-            logits = _logits(model, x_adv)
-            best.update(x_adv, sign * _losses(logits, y, loss_fn), fooled(logits))
+            losses, fooled = steps.score(x_adv, y)
+            best.update(x_adv, steps.sign * losses, fooled)
     x_adv = best.x if select else x_adv
     # the candidates are all in the ball already; one more projection guards against rounding
     return tf.stop_gradient(_project(x_adv, x0, config.eps, config.norm))

@@ -52,11 +52,13 @@ def adv_reg_config(defense: str, *, multiplier: float = 0.2, adv_step_size: floa
     if not isinstance(random_init, bool):
         raise UsageError(f"{defense}: random_init must be true or false, got {random_init!r}")
     nsl = import_nsl()
+    # NSL looks the bounds up by feature name when the features are a dict (as :func:`wrap` feeds
+    # them): a bare number would match no feature and clip nothing
     return nsl.configs.make_adv_reg_config(
         multiplier=multiplier, adv_step_size=adv_step_size, adv_grad_norm=adv_grad_norm,
         pgd_iterations=int(pgd_iterations), pgd_epsilon=pgd_epsilon,
-        clip_value_min=None if clip_value_min is None else float(clip_value_min),
-        clip_value_max=None if clip_value_max is None else float(clip_value_max),
+        clip_value_min=None if clip_value_min is None else {FEATURE_KEY: float(clip_value_min)},
+        clip_value_max=None if clip_value_max is None else {FEATURE_KEY: float(clip_value_max)},
         random_init=random_init)
 
 

@@ -172,3 +172,39 @@ def test_nsl_perturb_modes_reference_files_and_errors(digits_model, digits_batch
         NSLPerturb(adv_grad_norm="linf")
     with pytest.raises(UsageError, match="mode must be one of true-label, predicted"):
         NSLPerturb(mode="targeted")
+
+
+# --------------------------------------------------------------------------- compiled steps
+
+
+@pytest.mark.parametrize("params", [{"norm": "linf", "eps": 0.1}, {"norm": "l2", "eps": 1.0},
+                                    {"norm": "linf", "eps": 0.1, "targeted": True}])
+def test_compiled_steps_give_the_eager_answer(digits_model, digits_batch, params):
+    from harness_tf import attacks
+
+    x, y = digits_batch
+
+    def eager(inputs, training=False):  # not a tf.Module: the attack runs it eagerly
+        return digits_model(inputs, training=training)
+
+    def attack(model):
+        return pgd(model, x, y, steps=3, generator=tf.random.Generator.from_seed(3), **params).numpy()
+
+    compiled = attack(digits_model)
+    assert any(key[0] == id(digits_model) for key in attacks._COMPILED)
+    np.testing.assert_allclose(compiled, attack(eager), atol=1e-6)
+
+
+def test_compiled_steps_go_with_their_model(digits_model, digits_batch):
+    import gc
+
+    from harness_tf import attacks
+
+    x, y = digits_batch
+    model = keras.models.clone_model(digits_model)
+    key_id = id(model)
+    fgsm(model, x[:8], y[:8], 0.1)
+    assert any(key[0] == key_id for key in attacks._COMPILED)
+    del model
+    gc.collect()
+    assert not any(key[0] == key_id for key in attacks._COMPILED)

@@ -72,7 +72,7 @@ def test_every_nsl_knob_reaches_make_adv_reg_config_and_other_settings_train(dig
     neighbour = config.adv_neighbor_config
     assert config.multiplier == 0.5 and neighbour.adv_step_size == 0.05 and neighbour.adv_grad_norm.value == "l2"
     assert (neighbour.pgd_iterations, neighbour.pgd_epsilon, neighbour.random_init) == (3, 0.5, True)
-    assert (neighbour.clip_value_min, neighbour.clip_value_max) == (0.1, 0.9)
+    assert (neighbour.clip_value_min, neighbour.clip_value_max) == ({"image": 0.1}, {"image": 0.9})
     history = trainer.fit(nsl_cnn(), subset(digits_splits.train, 130))
     assert np.isfinite(history[0].train_loss)
 
@@ -91,3 +91,16 @@ def test_bad_nsl_knobs_are_one_line_usage_errors(params, message):
     with pytest.raises(UsageError, match=message) as info:
         create_defense("nsl-adversarial-regularization", "tf", **params)
     assert "\n" not in info.value.message
+
+
+def test_nsl_neighbours_are_clipped_to_images(digits_model, digits_batch):
+    """The neighbours NSL trains on stay in [clip_value_min, clip_value_max] (NSL matches the bounds
+    to features by name; bare numbers clipped nothing, and 0.2 steps left [0, 1])."""
+    import tensorflow as tf
+
+    x, y = digits_batch
+    trainer = create_defense("nsl-adversarial-regularization", "tf", adv_step_size=0.2, **FAST)
+    trainer.loss = tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    neighbours = np.asarray(trainer.prepare(digits_model).perturb_on_batch({"image": x, "label": y})["image"])
+    assert neighbours.min() >= 0.0 and neighbours.max() <= 1.0
+    assert np.abs(neighbours - x.numpy()).max() == pytest.approx(0.2, abs=1e-6)

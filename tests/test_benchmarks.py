@@ -1,0 +1,47 @@
+"""The side-by-side benchmarks run (``--quick``), check themselves and write a result with a ratio."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCHMARKS = ROOT / "benchmarks"
+
+#: module -> the comparisons (result files) it writes, and what must be installed for it
+MODULES = {
+    "pgd_torch": (["pgd_torch_vs_torchattacks", "pgd_torch_vs_art"], ["torch", "torchattacks", "art"]),
+    "pgd_tf": (["pgd_tf_vs_art"], ["tensorflow", "tf_keras", "art"]),
+    "training": (["training_hardening_vs_torch", "training_trades_vs_torch", "training_nsl_vs_keras"],
+                 ["torch", "torchattacks", "tensorflow", "tf_keras", "neural_structured_learning"]),
+}
+
+
+def run_quick(module: str, results: Path) -> subprocess.CompletedProcess:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), str(ROOT / "plugins"), env.get("PYTHONPATH")]))
+    env["HARNESS_DEVICE"] = "cpu"  # the quick run checks the plumbing; timings on a GPU come from the full run
+    command = [sys.executable, str(BENCHMARKS / f"bench_{module}.py"), "--quick", "--results", str(results)]
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.parametrize("module", list(MODULES))
+def test_quick_benchmark_checks_itself_and_reports_a_ratio(module, tmp_path):
+    names, needs = MODULES[module]
+    missing = [package for package in needs if importlib.util.find_spec(package) is None]  # found, not imported
+    if missing:
+        pytest.skip(f"not installed: {', '.join(missing)}")
+    done = run_quick(module, tmp_path)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
+    for name in names:
+        result = json.loads((tmp_path / f"{name}.json").read_text())
+        assert result["correct"] is True, result["correctness"]
+        assert isinstance(result["ratio"], float) and result["ratio"] > 0, result
+        assert len(result["ours_seconds"]) == len(result["theirs_seconds"]) == 2
+        assert result["title"] in done.stdout  # the summary table was printed
