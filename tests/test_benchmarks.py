@@ -14,18 +14,26 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 BENCHMARKS = ROOT / "benchmarks"
 
-#: module -> the comparisons (result files) it writes, and what must be installed for it
+pytestmark = pytest.mark.slow  # one benchmark process each, 5-60 s on 2 cores
+
+#: module -> the comparisons (result files) it writes, what must be installed for it, timed repeats with --quick
 MODULES = {
-    "pgd_torch": (["pgd_torch_vs_torchattacks", "pgd_torch_vs_art"], ["torch", "torchattacks", "art"]),
-    "pgd_tf": (["pgd_tf_vs_art"], ["tensorflow", "tf_keras", "art"]),
+    "pgd_torch": (["pgd_torch_vs_torchattacks", "pgd_torch_vs_art"], ["torch", "torchattacks", "art"], 2),
+    "pgd_tf": (["pgd_tf_vs_art"], ["tensorflow", "tf_keras", "art"], 2),
     "training": (["training_hardening_vs_torch", "training_trades_vs_torch", "training_nsl_vs_keras"],
-                 ["torch", "torchattacks", "tensorflow", "tf_keras", "neural_structured_learning"]),
+                 ["torch", "torchattacks", "tensorflow", "tf_keras", "neural_structured_learning"], 2),
+    "data": (["data_epoch_vs_imagefolder"], ["torch", "torchvision"], 2),
+    "corruptions": (["corruptions_vs_imagecorruptions"], ["imagecorruptions"], 2),
+    "scoring": (["scoring_predict_vs_bare_torch"], ["torch"], 2),
+    "startup": (["startup_help_vs_python", "startup_help_vs_import_torch"], ["torch"], 2),
+    "ray": (["ray_executor_vs_local"], ["ray", "torch"], 1),  # each repeat scores whole submissions twice
 }
 
 
 def run_quick(module: str, results: Path) -> subprocess.CompletedProcess:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), str(ROOT / "plugins"), env.get("PYTHONPATH")]))
+    env["COLUMNS"] = "120"
     env["HARNESS_DEVICE"] = "cpu"  # the quick run checks the plumbing; timings on a GPU come from the full run
     command = [sys.executable, str(BENCHMARKS / f"bench_{module}.py"), "--quick", "--results", str(results)]
     return subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
@@ -33,7 +41,7 @@ def run_quick(module: str, results: Path) -> subprocess.CompletedProcess:
 
 @pytest.mark.parametrize("module", list(MODULES))
 def test_quick_benchmark_checks_itself_and_reports_a_ratio(module, tmp_path):
-    names, needs = MODULES[module]
+    names, needs, repeats = MODULES[module]
     missing = [package for package in needs if importlib.util.find_spec(package) is None]  # found, not imported
     if missing:
         pytest.skip(f"not installed: {', '.join(missing)}")
@@ -43,5 +51,8 @@ def test_quick_benchmark_checks_itself_and_reports_a_ratio(module, tmp_path):
         result = json.loads((tmp_path / f"{name}.json").read_text())
         assert result["correct"] is True, result["correctness"]
         assert isinstance(result["ratio"], float) and result["ratio"] > 0, result
-        assert len(result["ours_seconds"]) == len(result["theirs_seconds"]) == 2
+        assert len(result["ours_seconds"]) == len(result["theirs_seconds"]) == repeats
         assert result["title"] in done.stdout  # the summary table was printed
+    if module == "startup":  # the proof that --help loads no framework
+        assert result["correctness"]["torch_imported"] is False
+        assert result["correctness"]["tensorflow_imported"] is False

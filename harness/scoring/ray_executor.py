@@ -264,7 +264,7 @@ def keep_returned(scratch: Path, returned: dict[str, Any]) -> None:
         if content is not None:
             (scratch / relative).parent.mkdir(parents=True, exist_ok=True)
             (scratch / relative).write_bytes(content)
-    kept = ("node", "isolation", "staged", "stage_seconds", "child_seconds")
+    kept = ("node", "isolation", "staged", "restored", "stage_seconds", "child_seconds")
     (scratch / "node.json").write_text(json.dumps({k: returned.get(k) for k in kept}) + "\n")
 
 
@@ -299,12 +299,23 @@ def unpack(archive: bytes, target: Path) -> None:
         tar.extractall(target, filter="data")
 
 
-def write_bundle(bundle: dict[str, Any], target: Path) -> None:
-    for folder, files in bundle["folders"].items():
-        for relative, content in files.items():
-            path = target / folder / relative
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(memoryview(np.ascontiguousarray(content)))
+def bundle_files(bundle: dict[str, Any]) -> dict[str, np.ndarray]:
+    """The cache bundle as {relative path under the staged cache: bytes}."""
+    return {f"{folder}/{relative}": content for folder, files in bundle["folders"].items()
+            for relative, content in files.items()}
+
+
+def write_files(target: Path, files: dict[str, np.ndarray], only_changed: bool = False) -> int:
+    """Write ``files`` under ``target``; with ``only_changed``, those whose bytes differ. Returns how many."""
+    written = 0
+    for relative, content in files.items():
+        path, data = target / relative, memoryview(np.ascontiguousarray(content))
+        if only_changed and path.is_file() and path.stat().st_size == data.nbytes and path.read_bytes() == data:
+            continue
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+        written += 1
+    return written
 
 
 def run_on_worker(request: dict[str, Any], submission: bytes, artifact: bytes | None, images: np.ndarray,
@@ -320,8 +331,11 @@ def run_on_worker(request: dict[str, Any], submission: bytes, artifact: bytes | 
     progress.put((request["name"], f"{node} pid {os.getpid()}"))
     root = staging_root(request["staging"])
     images_dir, cache = root / "images" / request["images_digest"][:24], root / "cache" / bundle["digest"][:24]
-    staged = {"images": stage_once(images_dir, lambda folder: (folder / "images.npy").write_bytes(memoryview(images))),
-              "cache": stage_once(cache, lambda folder: write_bundle(bundle, folder))}
+    inputs = {images_dir: {"images.npy": images}, cache: bundle_files(bundle)}
+    staged = {"images": stage_once(images_dir, lambda folder: write_files(folder, inputs[images_dir])),
+              "cache": stage_once(cache, lambda folder: write_files(folder, inputs[cache]))}
+    # a child of an earlier task (plain-process sandbox) may have changed them: back to the object store's copy
+    restored = sum(write_files(folder, files, only_changed=True) for folder, files in inputs.items())
     submission_dir = root / "submissions" / request["content_hash"][:24]
     stage_once(submission_dir, lambda folder: unpack(submission, folder))
     artifact_dir = None
@@ -329,7 +343,7 @@ def run_on_worker(request: dict[str, Any], submission: bytes, artifact: bytes | 
         artifact_dir = root / "artifacts" / hashlib.sha256(artifact).hexdigest()[:24]
         stage_once(artifact_dir, lambda folder: unpack(artifact, folder))
     scratch = root / "score" / f"{request['name']}-{request['key'][:12]}-{uuid.uuid4().hex[:8]}"
-    result: dict[str, Any] = {"node": node, "staged": staged, "files": {}, "isolation": "",
+    result: dict[str, Any] = {"node": node, "staged": staged, "restored": restored, "files": {}, "isolation": "",
                               "stage_seconds": round(time.perf_counter() - started, 3)}
     try:
         if content_hash(submission_dir) != request["content_hash"]:

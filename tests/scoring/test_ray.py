@@ -222,3 +222,14 @@ def test_bad_executor_options_are_one_line_errors(args, message, hidden_split, s
     assert result.exit_code == 2
     assert message in result.output
     assert not (tmp_path / "db.sqlite").exists()
+
+
+def test_staged_inputs_changed_by_a_child_are_restored_before_the_next_task(tmp_path):
+    files = {"digits-x/manifest.json": np.frombuffer(b'{"splits": {}}', dtype=np.uint8),
+             "digits-x/train_labels.npy": np.arange(40, dtype=np.uint8)}
+    assert ray_executor.stage_once(tmp_path / "cache", lambda folder: ray_executor.write_files(folder, files))
+    assert not ray_executor.stage_once(tmp_path / "cache", lambda folder: pytest.fail("staged twice"))
+    assert ray_executor.write_files(tmp_path / "cache", files, only_changed=True) == 0
+    (tmp_path / "cache" / "digits-x" / "train_labels.npy").write_bytes(bytes(40))  # a hostile child's edit
+    assert ray_executor.write_files(tmp_path / "cache", files, only_changed=True) == 1
+    assert (tmp_path / "cache" / "digits-x" / "train_labels.npy").read_bytes() == bytes(range(40))
