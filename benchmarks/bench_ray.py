@@ -30,25 +30,8 @@ ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
 from common import Comparison, bench_main, timed  # noqa: E402
+from workloads import digits_split_recipe  # noqa: E402
 
-RECIPE = """
-[split]
-dataset = "digits"
-source = "test"
-seed = 7
-public_fraction = 0.3
-limit = 200
-
-[[perturbations]]
-category = "clean"
-kind = "clean"
-
-[[perturbations]]
-category = "noise"
-kind = "augmentation"
-name = "gaussian-noise"
-severity = 3
-"""
 
 
 def make_submissions(folder: Path, count: int) -> list[Path]:
@@ -73,7 +56,7 @@ def run(quick: bool = False, repeats: int = 3) -> list[Comparison]:
     repeats = 1 if quick else repeats
     work = Path(tempfile.mkdtemp(prefix="bench-ray-"))
     try:
-        (work / "recipe.toml").write_text(RECIPE)
+        (work / "recipe.toml").write_text(digits_split_recipe(seed=7, limit=200))
         build_split(load_recipe(work / "recipe.toml"), work / "split", references=work / "references",
                     progress=False)
         entries = entries_from_paths(make_submissions(work / "subs", count))

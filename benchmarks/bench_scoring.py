@@ -39,6 +39,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from common import Comparison, bench_main, timed  # noqa: E402
+from workloads import digits_split_recipe  # noqa: E402
 
 IMAGES = 100_000  # about 0.5 s of predict on one core: enough that ms rounding and jitter are small
 QUICK_IMAGES = 5_000
@@ -63,24 +64,6 @@ epochs = 1
 batch_size = 64
 lr = 0.1
 """
-RECIPE = """\
-[split]
-dataset = "digits"
-source = "test"
-seed = 9
-public_fraction = 0.3
-
-[[perturbations]]
-category = "clean"
-kind = "clean"
-
-[[perturbations]]
-category = "noise"
-kind = "augmentation"
-name = "gaussian-noise"
-severity = 3
-framework = "torch"
-"""
 
 
 def _prepare(work: Path, count: int):
@@ -97,7 +80,7 @@ def _prepare(work: Path, count: int):
     folder.mkdir()
     (folder / "submission.toml").write_text(SUBMISSION)
     artifact = train_submission(load_submission(folder), work / "artifact", progress=False, threads=THREADS)
-    (work / "recipe.toml").write_text(RECIPE)
+    (work / "recipe.toml").write_text(digits_split_recipe(seed=9))
     build_split(load_recipe(work / "recipe.toml"), work / "split", references=work / "references", progress=False)
     split = open_split(work / "split")
     hidden = np.load(split.images_path)

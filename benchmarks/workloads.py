@@ -1,4 +1,4 @@
-"""Workloads the attack and training benchmarks share: scikit-learn's digits at a chosen size, small models.
+"""Workloads the benchmarks share: scikit-learn's digits at a chosen size, small models, a hidden-split recipe.
 
 The 1797 real 8x8 digits are scaled to [0, 1], enlarged by pixel repetition (nearest
 neighbour) to ``size`` x ``size`` and repeated over ``channels``, so a model trained
@@ -79,3 +79,26 @@ def with_paired_ratios(comparisons: list[Any]) -> list[Any]:
         comparison.details["paired_ratios"] = ratios
         comparison.details["paired_ratio_median"] = float(np.median(ratios)) if ratios else None
     return comparisons
+
+
+def digits_split_recipe(seed: int, limit: int | None = None) -> str:
+    """A hidden-split recipe on the digits test images: clean + gaussian noise (no reference model needed)."""
+    return f"""\
+[split]
+dataset = "digits"
+source = "test"
+seed = {seed}
+public_fraction = 0.3
+{f"limit = {limit}" if limit else ""}
+
+[[perturbations]]
+category = "clean"
+kind = "clean"
+
+[[perturbations]]
+category = "noise"
+kind = "augmentation"
+name = "gaussian-noise"
+severity = 3
+framework = "torch"
+"""
