@@ -137,7 +137,6 @@ def score(
 
     if executor not in EXECUTORS:
         raise UsageError(f"--executor '{executor}': expected one of {', '.join(EXECUTORS)}")
-    entries = entries_from_paths(list(submissions), _artifacts(artifact))
     if executor == "local":
         from ..scoring.sandbox import choose_isolation
 
@@ -145,6 +144,7 @@ def score(
             raise UsageError("--address, --cpus/--gpus-per-submission, --retries and --worker-dir go with "
                              "--executor ray")
         isolation = choose_isolation(sandbox)
+        entries = entries_from_paths(list(submissions), _artifacts(artifact))
         console.print(f"isolation: {isolation.kind} ({isolation.reason})", highlight=False, soft_wrap=True)
         records = score_submissions(entries, split, db, leaderboard, profile=profile, timeout=timeout,
                                     work_dir=work_dir, threads=threads, retry_failed=retry_failed,
@@ -154,6 +154,7 @@ def score(
 
         from ..scoring.ray_executor import RayOptions, ray_session
 
+        entries = entries_from_paths(list(submissions), _artifacts(artifact))
         options = RayOptions(address=address, cpus_per_submission=cpus_per_submission,
                              gpus_per_submission=gpus_per_submission, retries=retries, worker_dir=worker_dir)
         console.print(f"executor: ray ({address or 'local instance'}); isolation: --sandbox {sandbox}, "
