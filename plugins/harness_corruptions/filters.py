@@ -199,42 +199,47 @@ def plasma_fractal(n: int, mapsize: int, wibble_decay: float, rng: np.random.Gen
     return maps / np.maximum(maps.max(axis=(1, 2), keepdims=True), 1e-12)
 
 
-def _fold(index: np.ndarray, size: int, mode: str) -> np.ndarray:
-    """Indices outside [0, size) folded back: ``reflect`` (scipy, d c b a | a b c d) or
-    ``mirror`` (OpenCV's reflect-101, d c b | a b c d)."""
-    if size == 1:
-        return np.zeros_like(index)
-    if mode == "reflect":
-        index = np.mod(index, 2 * size)
-        return np.where(index >= size, 2 * size - 1 - index, index)
-    period = 2 * (size - 1)
-    index = np.mod(index, period)
-    return np.where(index >= size, period - index, index)
-
-
-def _folded(index: np.ndarray, size: int, mode: str, scale: int = 1) -> np.ndarray:
-    """``_fold(index) * scale`` through a table over ``index``'s range (one gather, not a modulo per element)."""
-    low = int(index.min())
-    table = _fold(np.arange(low, int(index.max()) + 1), size, mode) * scale
-    return table[index - low]
+#: np.pad's name for each border mode: ``reflect`` (scipy's, d c b a | a b c d) and ``mirror``
+#: (OpenCV's reflect-101, d c b | a b c d); np.pad repeats the folding for borders wider than the image
+_PAD_MODES = {"reflect": "symmetric", "mirror": "reflect"}
 
 
 def bilinear(x: np.ndarray, rows: np.ndarray, cols: np.ndarray, mode: str) -> np.ndarray:
-    """Bilinear samples of (N, H, W, C) images at per-image float coordinates ``rows``, ``cols`` (N, H, W)."""
+    """Bilinear samples of (N, H, W, C) images at per-image float coordinates ``rows``, ``cols`` (N, H, W).
+
+    The planes are padded (border ``mode``) to cover every coordinate, so each sample's four
+    neighbours are fixed offsets from its top-left one: four flat gathers and three in-place
+    interpolations over channel planes, where a per-pixel 3-channel layout makes every
+    broadcast of the weights slow. The result is a (N, H, W, C) view of (N, C, H, W) memory.
+    """
     n, h, w = x.shape[:3]
     r0, c0 = np.floor(rows), np.floor(cols)
-    fr, fc = (rows - r0)[..., None].astype(x.dtype), (cols - c0)[..., None].astype(x.dtype)
-    index_type = np.int32 if x.size < 2**31 else np.int64
-    r0, c0 = r0.astype(index_type), c0.astype(index_type)
-    base = (np.arange(n, dtype=index_type) * (h * w))[:, None, None]
-    row_offsets = [base + _folded(r0 + dr, h, mode, w) for dr in (0, 1)]  # flat offsets of the two rows
-    col_offsets = [_folded(c0 + dc, w, mode) for dc in (0, 1)]
-    pixels = x.reshape((n * h * w,) + x.shape[3:])
-    out = np.zeros(rows.shape + x.shape[3:], dtype=x.dtype)
-    for rr, wr in zip(row_offsets, (1 - fr, fr)):
-        for cc, wc in zip(col_offsets, (1 - fc, fc)):
-            out += (wr * wc) * np.take(pixels, rr + cc, axis=0)
-    return out
+    fr, fc = (rows - r0).astype(x.dtype)[:, None], (cols - c0).astype(x.dtype)[:, None]  # (N, 1, H, W)
+    r0, c0 = r0.astype(np.int64), c0.astype(np.int64)
+    top, left = min(int(r0.min()), 0), min(int(c0.min()), 0)
+    bottom, right = max(int(r0.max()) + 2 - h, 0), max(int(c0.max()) + 2 - w, 0)
+    planes = np.moveaxis(x.reshape(x.shape[:3] + (-1,)), -1, 1)  # (N, C, H, W)
+    planes = np.pad(planes, ((0, 0), (0, 0), (-top, bottom), (-left, right)), mode=_PAD_MODES[mode])
+    channels, hp, wp = planes.shape[1:]
+    index_type = np.int32 if planes.size < 2**31 else np.int64
+    index = ((r0 - top) * wp + (c0 - left)).astype(index_type)[:, None]
+    index = index + (np.arange(n * channels, dtype=index_type) * (hp * wp)).reshape(n, channels, 1, 1)
+    pixels = planes.reshape(-1)
+    out = pixels.take(index)  # top-left, then the top row interpolated in place
+    other = pixels.take(index + 1)
+    other -= out
+    other *= fc
+    out += other
+    index += wp
+    lower = pixels.take(index)
+    pixels.take(index + 1, out=other)
+    other -= lower
+    other *= fc
+    lower += other
+    lower -= out
+    lower *= fr
+    out += lower
+    return np.moveaxis(out, 1, -1).reshape(x.shape)
 
 
 def luma(x: np.ndarray) -> np.ndarray:

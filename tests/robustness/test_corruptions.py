@@ -226,6 +226,25 @@ def test_reference_implementation_where_it_still_runs():
                                atol=1e-5)
 
 
+@pytest.mark.parametrize("mode", ["reflect", "mirror"])
+def test_bilinear_matches_scipy_map_coordinates(mode):
+    """Coordinates inside, just outside and far outside (borders wider than the image) of odd sizes."""
+    from scipy import ndimage
+
+    from harness_corruptions import filters
+
+    rng = np.random.default_rng(0)
+    for shape, spread in [((3, 7, 5, 3), 0.5), ((2, 6, 9, 1), 3.0), ((2, 5, 4, 3), 12.0), ((2, 1, 6, 1), 4.0)]:
+        x = rng.random(shape).astype(np.float32)
+        rows = rng.uniform(-spread, shape[1] - 1 + spread, shape[:3])
+        cols = rng.uniform(-spread, shape[2] - 1 + spread, shape[:3])
+        expected = np.stack([
+            np.stack([ndimage.map_coordinates(image[..., c], [r, q], order=1, mode=mode)
+                      for c in range(shape[3])], axis=-1)
+            for image, r, q in zip(x.astype(np.float64), rows, cols)])
+        np.testing.assert_allclose(filters.bilinear(x, rows, cols, mode), expected, atol=1e-5)
+
+
 def test_listing_plugins_loads_no_corruption_code():
     import subprocess
     import sys
