@@ -252,13 +252,11 @@ def spatter(x, rng, loc, scale, sigma, threshold, intensity, mud):
     liquid[liquid < threshold] = 0
     if not mud:
         layer = (np.clip(liquid, 0, 1) * 255).astype(np.uint8)
-        dist = np.stack([
-            np.minimum(filters.ndimage.distance_transform_edt(~edges), 20.0)
-            for edges in filters.canny(layer, 50, 150)
-        ])
+        # float32 like OpenCV's distanceTransform and blur (the correlation of uint8 values is exact)
+        dist = filters.truncated_distance(filters.canny(layer, 50, 150), 20)
         dist = filters.ndimage.uniform_filter(dist, size=(1, 3, 3), mode="mirror").astype(np.uint8)
-        dist = filters.equalize_hist(dist).astype(np.float64)
-        kernel = np.array([[-2, -1, 0], [-1, 1, 1], [0, 1, 2]], dtype=np.float64)
+        dist = filters.equalize_hist(dist).astype(np.float32)
+        kernel = np.array([[-2, -1, 0], [-1, 1, 1], [0, 1, 2]], dtype=np.float32)
         dist = np.clip(np.rint(filters.ndimage.correlate(dist, kernel[None], mode="mirror")), 0, 255)
         dist = filters.ndimage.uniform_filter(dist, size=(1, 3, 3), mode="mirror")
         m = liquid * dist

@@ -245,6 +245,20 @@ def test_bilinear_matches_scipy_map_coordinates(mode):
         np.testing.assert_allclose(filters.bilinear(x, rows, cols, mode), expected, atol=1e-5)
 
 
+def test_truncated_distance_is_scipys_exact_distance():
+    from scipy import ndimage
+
+    from harness_corruptions import filters
+
+    rng = np.random.default_rng(0)
+    for shape, share in [((6, 64, 64), 0.01), ((4, 30, 70), 0.001), ((4, 7, 3), 0.2)]:
+        edges = rng.random(shape) < share
+        edges[0] = False  # no edge at all: the limit everywhere
+        expected = [np.minimum(ndimage.distance_transform_edt(~e), 20) if e.any() else np.full(e.shape, 20.0)
+                    for e in edges]
+        np.testing.assert_allclose(filters.truncated_distance(edges, 20), np.stack(expected), rtol=1e-6)
+
+
 def test_listing_plugins_loads_no_corruption_code():
     import subprocess
     import sys
