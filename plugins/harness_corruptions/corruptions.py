@@ -179,13 +179,19 @@ def contrast(x, rng, factor):
 def saturate(x, rng, factor, offset):
     """HSV saturation ``S * factor + offset`` with hue and value kept (grey pixels have hue 0, red)."""
     value = _channel_max(x)
-    low = _channel_min(x)
-    spread = value - low
-    sat = np.where(value > 0, spread / np.maximum(value, 1e-12), 0)
-    # each channel's place between max and min, fixed by the hue
-    place = np.where(spread > 0, (value - x) / np.maximum(spread, 1e-12), np.array([0, 1, 1], dtype=x.dtype))
-    new_sat = np.clip(sat * factor + offset, 0, 1)
-    return value - new_sat * value * place
+    spread = value - _channel_min(x)
+    tiny = np.float32(1e-12)
+    new_sat = np.clip(spread / np.maximum(value, tiny) * factor + offset, 0, 1)
+    # each channel keeps its place between max and min, (max - x) / spread, fixed by the hue: the new
+    # channel is max - new_sat * max * place, one per-pixel scale times (max - x) (per-pixel maths
+    # first: broadcasting a (N, H, W, 1) array over three channels is the slow part)
+    out = value - x
+    out *= new_sat * value / np.maximum(spread, tiny)
+    np.subtract(value, out, out=out)
+    grey = spread[..., 0] == 0
+    if offset and grey.any():  # no hue: red, so green and blue fall to max * (1 - new_sat)
+        out[grey, 1:] = (value * (1 - new_sat))[grey]
+    return out
 
 
 def elastic_transform(x, rng, alpha, sigma, affine):
