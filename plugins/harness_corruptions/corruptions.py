@@ -376,10 +376,11 @@ class Corruption:
         grey = images.shape[-1] == 1 and self.name in COLOUR
         if grey:
             x = np.repeat(x, 3, axis=-1)
-        out = np.clip(FUNCTIONS[self.name](x, rng, **params), 0.0, 1.0)
+        out = FUNCTIONS[self.name](x, rng, **params)  # a new array (or x itself), never the caller's images
+        np.clip(out, 0.0, 1.0, out=out)  # in place: each pass over the batch counts at this size
         if grey:
             out = np.clip(filters.luma(out), 0.0, 1.0)
-        out *= 255.0  # in place: each pass over the batch counts at this size
+        out *= 255.0
         return np.rint(out, out=out).astype(np.uint8)
 
     def __repr__(self) -> str:
