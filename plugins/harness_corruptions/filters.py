@@ -205,12 +205,12 @@ _PAD_MODES = {"reflect": "symmetric", "mirror": "reflect"}
 
 
 def bilinear(x: np.ndarray, rows: np.ndarray, cols: np.ndarray, mode: str) -> np.ndarray:
-    """Bilinear samples of (N, H, W, C) images at per-image float coordinates ``rows``, ``cols`` (N, H, W).
+    """Bilinear samples of (N, H, W, C) images at per-image float coordinates ``rows``, ``cols`` (N, h, w).
 
     The planes are padded (border ``mode``) to cover every coordinate, so each sample's four
     neighbours are fixed offsets from its top-left one: four flat gathers and three in-place
     interpolations over channel planes, where a per-pixel 3-channel layout makes every
-    broadcast of the weights slow. The result is a (N, H, W, C) view of (N, C, H, W) memory.
+    broadcast of the weights slow. The result is a (N, h, w, C) view of (N, C, h, w) memory.
     """
     n, h, w = x.shape[:3]
     r0, c0 = np.floor(rows), np.floor(cols)
@@ -239,7 +239,7 @@ def bilinear(x: np.ndarray, rows: np.ndarray, cols: np.ndarray, mode: str) -> np
     lower -= out
     lower *= fr
     out += lower
-    return np.moveaxis(out, 1, -1).reshape(x.shape)
+    return np.moveaxis(out, 1, -1).reshape(rows.shape + x.shape[3:])
 
 
 def luma(x: np.ndarray) -> np.ndarray:

@@ -228,16 +228,17 @@ def test_reference_implementation_where_it_still_runs():
 
 @pytest.mark.parametrize("mode", ["reflect", "mirror"])
 def test_bilinear_matches_scipy_map_coordinates(mode):
-    """Coordinates inside, just outside and far outside (borders wider than the image) of odd sizes."""
+    """Coordinates inside, just outside and far outside (borders wider than the image), other output sizes."""
     from scipy import ndimage
 
     from harness_corruptions import filters
 
     rng = np.random.default_rng(0)
-    for shape, spread in [((3, 7, 5, 3), 0.5), ((2, 6, 9, 1), 3.0), ((2, 5, 4, 3), 12.0), ((2, 1, 6, 1), 4.0)]:
+    for shape, spread, out in [((3, 7, 5, 3), 0.5, (7, 5)), ((2, 6, 9, 1), 3.0, (4, 11)), ((2, 5, 4, 3), 12.0, (5, 4)),
+                               ((2, 1, 6, 1), 4.0, (3, 6))]:
         x = rng.random(shape).astype(np.float32)
-        rows = rng.uniform(-spread, shape[1] - 1 + spread, shape[:3])
-        cols = rng.uniform(-spread, shape[2] - 1 + spread, shape[:3])
+        rows = rng.uniform(-spread, shape[1] - 1 + spread, (shape[0],) + out)
+        cols = rng.uniform(-spread, shape[2] - 1 + spread, (shape[0],) + out)
         expected = np.stack([
             np.stack([ndimage.map_coordinates(image[..., c], [r, q], order=1, mode=mode)
                       for c in range(shape[3])], axis=-1)
