@@ -279,7 +279,9 @@ def spatter(x, rng, loc, scale, sigma, threshold, intensity, mud):
         m = liquid * dist
         m = m / np.maximum(m.max(axis=(1, 2), keepdims=True), 1e-12) * intensity
         colour = np.array([175, 238, 238], dtype=np.float32) / 255.0
-        return x + m[..., None].astype(np.float32) * colour
+        out = m[..., None].astype(np.float32) * colour
+        out += x
+        return out
     m = filters.gaussian((liquid > threshold).astype(np.float32), intensity)
     m[m < 0.8] = 0
     colour = np.array([63, 42, 20], dtype=np.float32) / 255.0

@@ -249,12 +249,13 @@ def luma(x: np.ndarray) -> np.ndarray:
 
 def canny(image: np.ndarray, low: float, high: float) -> np.ndarray:
     """Boolean edges of uint8 (N, H, W) images: cv2.Canny with 3x3 Sobel and L1 gradient magnitude."""
-    f = image.astype(np.float32)  # exact: Sobel sums of uint8 values are small integers
-    derivative, smooth = np.array([-1.0, 0.0, 1.0]), np.array([1.0, 2.0, 1.0])
-    gx = ndimage.correlate1d(ndimage.correlate1d(f, derivative, axis=2, mode="nearest"), smooth, axis=1,
-                             mode="nearest")
-    gy = ndimage.correlate1d(ndimage.correlate1d(f, derivative, axis=1, mode="nearest"), smooth, axis=2,
-                             mode="nearest")
+    # Sobel by slices of the edge-padded batch (what ndimage.correlate1d with mode "nearest" gives, a few
+    # times faster on small images); exact: sums of uint8 values are small integers
+    f = np.pad(image.astype(np.float32), ((0, 0), (1, 1), (1, 1)), mode="edge")
+    across = f[:, :, 2:] - f[:, :, :-2]  # (N, H + 2, W)
+    gx = across[:, :-2] + 2 * across[:, 1:-1] + across[:, 2:]
+    smooth = f[:, :, :-2] + 2 * f[:, :, 1:-1] + f[:, :, 2:]
+    gy = smooth[:, 2:] - smooth[:, :-2]
     magnitude = np.abs(gx) + np.abs(gy)
     padded = np.pad(magnitude, ((0, 0), (1, 1), (1, 1)))
     h, w = magnitude.shape[1:]
@@ -278,7 +279,7 @@ def canny(image: np.ndarray, low: float, high: float) -> np.ndarray:
     structure[1] = True  # 8-connected within an image, never across images
     labels, count = ndimage.label(weak, structure=structure)
     strong = np.zeros(count + 1, dtype=bool)
-    strong[np.unique(labels[weak & (magnitude > high)])] = True
+    strong[labels[weak & (magnitude > high)]] = True
     strong[0] = False
     return strong[labels]
 
@@ -298,10 +299,11 @@ def truncated_distance(edges: np.ndarray, limit: int) -> np.ndarray:
     right = np.minimum.accumulate(np.where(edges, columns, far)[:, :, ::-1], axis=2)[:, :, ::-1]
     along = np.minimum(np.minimum(columns - left, right - columns), limit).astype(np.int16)
     squared = along * along  # <= limit^2, and limit^2 + k^2 < 2 limit^2 fits int16 for limit <= 181
-    best = squared.copy()
+    best, shifted = squared.copy(), np.empty_like(squared)
     for k in range(1, min(limit, h)):
-        np.minimum(best[:, k:], squared[:, :-k] + k * k, out=best[:, k:])
-        np.minimum(best[:, :-k], squared[:, k:] + k * k, out=best[:, :-k])
+        np.add(squared, k * k, out=shifted)  # row r + k or r - k seen from row r
+        np.minimum(best[:, k:], shifted[:, :-k], out=best[:, k:])
+        np.minimum(best[:, :-k], shifted[:, k:], out=best[:, :-k])
     return np.minimum(np.sqrt(best, dtype=np.float32), np.float32(limit))
 
 
