@@ -52,6 +52,19 @@ def default_size_scale(height: int, width: int) -> float:
     return math.sqrt(min(height, width) / REFERENCE_SIZE)
 
 
+def _by_blocks(step: Callable[..., np.ndarray], x: np.ndarray, *per_image: np.ndarray) -> np.ndarray:
+    """``step(x[b], *(a[b] for a in per_image))`` for each block ``b`` of images (:func:`filters.blocks`),
+    gathered in one array. The callers draw their random numbers for the whole batch first, in their
+    usual order, so the result is that of one call; the blocks keep the temporaries in cache."""
+    out = None
+    for block in filters.blocks(x):
+        part = step(x[block], *(a[block] for a in per_image))
+        if out is None:
+            out = np.empty(x.shape[:1] + part.shape[1:], dtype=part.dtype)
+        out[block] = part
+    return out
+
+
 # --------------------------------------------------------------------------- noise
 
 
@@ -119,10 +132,15 @@ def zoom_blur(x, rng, end, step=0.01):
 def snow(x, rng, loc, scale, zoom, threshold, radius, sigma, blend):
     n, h, w = x.shape[:3]
     layer = rng.normal(loc, scale, (n, h, w, 1)).astype(np.float32)
+    angles = rng.uniform(-135, -45, n)
+    return _by_blocks(lambda *a: _snow(*a, zoom, threshold, radius, sigma, blend), x, layer, angles)
+
+
+def _snow(x, layer, angles, zoom, threshold, radius, sigma, blend):
     layer = filters.clipped_zoom(layer, zoom)
     layer[layer < threshold] = 0
     layer = np.floor(np.clip(layer, 0, 1) * 255.0) / 255.0  # the original's uint8 PNG round trip
-    layer = filters.motion_blur(layer, radius, sigma, rng.uniform(-135, -45, n))
+    layer = filters.motion_blur(layer, radius, sigma, angles)
     out = np.maximum(x, filters.luma(x) * 1.5 + 0.5)
     out *= 1 - blend
     out += blend * x
@@ -213,6 +231,12 @@ def elastic_transform(x, rng, alpha, sigma, affine):
     """
     n, h, w = x.shape[:3]
     jitter = rng.uniform(-affine, affine, size=(n, 3, 2))
+    noise_x, noise_y = rng.uniform(-1, 1, size=(n, h, w)), rng.uniform(-1, 1, size=(n, h, w))
+    return _by_blocks(lambda *a: _elastic(*a, alpha, sigma, affine), x, jitter, noise_x, noise_y)
+
+
+def _elastic(x, jitter, noise_x, noise_y, alpha, sigma, affine):
+    n, h, w = x.shape[:3]
     yy, xx = np.meshgrid(np.arange(h, dtype=np.float64), np.arange(w, dtype=np.float64), indexing="ij")
     if affine:
         centre = np.array([w // 2, h // 2], dtype=np.float64)
@@ -227,7 +251,6 @@ def elastic_transform(x, rng, alpha, sigma, affine):
         cols = inverse[:, 0, 0, None, None] * xx + inverse[:, 0, 1, None, None] * yy + inverse[:, 0, 2, None, None]
         rows = inverse[:, 1, 0, None, None] * xx + inverse[:, 1, 1, None, None] * yy + inverse[:, 1, 2, None, None]
         x = filters.bilinear(x, rows, cols, mode="mirror")
-    noise_x, noise_y = rng.uniform(-1, 1, size=(n, h, w)), rng.uniform(-1, 1, size=(n, h, w))
     if not alpha:
         return x
     dx = filters.gaussian(noise_x, sigma, mode="reflect", truncate=3) * alpha
@@ -265,7 +288,12 @@ def jpeg_compression(x, rng, quality):
 def spatter(x, rng, loc, scale, sigma, threshold, intensity, mud):
     """Water drops (severities 1-3: pale turquoise liquid with edge shading) or mud (4-5: brown blots)."""
     n, h, w = x.shape[:3]
-    liquid = filters.gaussian(rng.normal(loc, scale, size=(n, h, w)), sigma)
+    drops = rng.normal(loc, scale, size=(n, h, w))
+    return _by_blocks(lambda *a: _spatter(*a, sigma, threshold, intensity, mud), x, drops)
+
+
+def _spatter(x, drops, sigma, threshold, intensity, mud):
+    liquid = filters.gaussian(drops, sigma)
     liquid[liquid < threshold] = 0
     if not mud:
         layer = (np.clip(liquid, 0, 1) * 255).astype(np.uint8)
