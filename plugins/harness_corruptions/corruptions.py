@@ -68,20 +68,24 @@ def _by_blocks(step: Callable[..., np.ndarray], x: np.ndarray, *per_image: np.nd
 # --------------------------------------------------------------------------- noise
 
 
+# Each noise makes one draw shaped like its input; numpy's generators give the same stream drawn in
+# consecutive parts, so a block of images at a time gives the numbers, and images, of one call.
+
+
 def gaussian_noise(x, rng, sigma):
-    return noise.gaussian_noise(x, NumpyOps(rng), sigma)
+    return _by_blocks(lambda x: noise.gaussian_noise(x, NumpyOps(rng), sigma), x)
 
 
 def shot_noise(x, rng, lam):
-    return noise.shot_noise(x, NumpyOps(rng), lam)
+    return _by_blocks(lambda x: noise.shot_noise(x, NumpyOps(rng), lam), x)
 
 
 def impulse_noise(x, rng, amount):
-    return noise.salt_and_pepper(x, NumpyOps(rng), amount)
+    return _by_blocks(lambda x: noise.salt_and_pepper(x, NumpyOps(rng), amount), x)
 
 
 def speckle_noise(x, rng, sigma):
-    return noise.speckle_noise(x, NumpyOps(rng), sigma)
+    return _by_blocks(lambda x: noise.speckle_noise(x, NumpyOps(rng), sigma), x)
 
 
 # --------------------------------------------------------------------------- blur
