@@ -170,14 +170,19 @@ def _zoom_operator(height: int, width: int, factors: tuple[float, ...], identity
 def zoom_sum(x: np.ndarray, factors, identity: bool = False) -> np.ndarray:
     """``sum(clipped_zoom(x, f) for f in factors)``, plus ``x`` itself with ``identity``, in one sparse product.
 
-    The batch is laid out as (H*W, N*C) so one sparse-times-dense product covers every plane.
+    A block of images (:func:`blocks`) is laid out as (H*W, n*C), so one sparse-times-dense product
+    covers its planes.
     """
-    n, h, w = x.shape[:3]
+    h, w = x.shape[1:3]
     operator = _zoom_operator(h, w, tuple(float(f) for f in factors), identity, x.dtype.str)
-    # pixel-major (H*W, N, C): the channels of a pixel stay together, which keeps both copies cheap
-    planes = np.ascontiguousarray(x.reshape(n, h * w, -1).swapaxes(0, 1)).reshape(h * w, -1)
-    out = operator @ planes
-    return np.ascontiguousarray(out.reshape(h * w, n, -1).swapaxes(0, 1)).reshape(x.shape)
+    out = np.empty_like(x)
+    for block in blocks(x):
+        part = x[block]
+        n = len(part)
+        # pixel-major (H*W, n, C): the channels of a pixel stay together, which keeps both copies cheap
+        planes = np.ascontiguousarray(part.reshape(n, h * w, -1).swapaxes(0, 1)).reshape(h * w, -1)
+        out[block].reshape(n, h * w, -1)[...] = (operator @ planes).reshape(h * w, n, -1).swapaxes(0, 1)
+    return out
 
 
 def clipped_zoom(x: np.ndarray, factor: float) -> np.ndarray:
