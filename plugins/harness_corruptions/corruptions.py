@@ -305,8 +305,13 @@ def _spatter(x, drops, sigma, threshold, intensity, mud):
         dist = filters.truncated_distance(filters.canny(layer, 50, 150), 20)
         dist = filters.ndimage.uniform_filter(dist, size=(1, 3, 3), mode="mirror").astype(np.uint8)
         dist = filters.equalize_hist(dist).astype(np.float32)
-        kernel = np.array([[-2, -1, 0], [-1, 1, 1], [0, 1, 2]], dtype=np.float32)
-        dist = np.clip(np.rint(filters.ndimage.correlate(dist, kernel[None], mode="mirror")), 0, 255)
+        # cv2.filter2D with [[-2, -1, 0], [-1, 1, 1], [0, 1, 2]] (reflect-101) as shifted slices, faster than
+        # ndimage.correlate on small images and exact on these integers
+        padded = np.pad(dist, ((0, 0), (1, 1), (1, 1)), mode="reflect")
+        h, w = dist.shape[1:]
+        taps = {(-1, -1): -2, (-1, 0): -1, (0, -1): -1, (0, 0): 1, (0, 1): 1, (1, 0): 1, (1, 1): 2}
+        dist = sum(weight * padded[:, 1 + dr : 1 + dr + h, 1 + dc : 1 + dc + w] for (dr, dc), weight in taps.items())
+        dist = np.clip(np.rint(dist), 0, 255)
         dist = filters.ndimage.uniform_filter(dist, size=(1, 3, 3), mode="mirror")
         m = liquid * dist
         m = m / np.maximum(m.max(axis=(1, 2), keepdims=True), 1e-12) * intensity
