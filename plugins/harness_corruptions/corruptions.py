@@ -62,7 +62,7 @@ def _by_blocks(step: Callable[..., np.ndarray], x: np.ndarray, *per_image: np.nd
         if out is None:
             out = np.empty(x.shape[:1] + part.shape[1:], dtype=part.dtype)
         out[block] = part
-    return out
+    return np.empty_like(x) if out is None else out  # None: no images
 
 
 # --------------------------------------------------------------------------- noise

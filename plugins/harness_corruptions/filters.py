@@ -235,7 +235,7 @@ def bilinear(x: np.ndarray, rows: np.ndarray, cols: np.ndarray, mode: str) -> np
     by the channels; then four gathers and three interpolations per channel, a block of images at a
     time (:func:`blocks`). The result is a (N, h, w, C) view of (C, N, h, w) memory.
     """
-    out = np.empty((x.reshape(x.shape[:3] + (-1,)).shape[-1],) + rows.shape, dtype=x.dtype)
+    out = np.empty((x.shape[-1],) + rows.shape, dtype=x.dtype)
     for block in blocks(x):
         _bilinear_block(x[block], rows[block], cols[block], mode, out[:, block])
     return np.moveaxis(out, 0, -1)
@@ -247,7 +247,7 @@ def _bilinear_block(x: np.ndarray, rows: np.ndarray, cols: np.ndarray, mode: str
     fr, fc = (rows - r0).astype(x.dtype), (cols - c0).astype(x.dtype)
     top, left = min(int(r0.min()), 0), min(int(c0.min()), 0)
     bottom, right = max(int(r0.max()) + 2 - h, 0), max(int(c0.max()) + 2 - w, 0)
-    planes = np.moveaxis(x.reshape(x.shape[:3] + (-1,)), -1, 0)  # (C, N, H, W)
+    planes = np.moveaxis(x, -1, 0)  # (C, N, H, W)
     planes = np.pad(planes, ((0, 0), (0, 0), (-top, bottom), (-left, right)), mode=_PAD_MODES[mode])
     hp, wp = planes.shape[2:]
     index_type = np.int32 if planes[0].size < 2**31 else np.int64
@@ -327,8 +327,9 @@ def truncated_distance(edges: np.ndarray, limit: int) -> np.ndarray:
     far = np.int32(w + limit)
     left = np.maximum.accumulate(np.where(edges, columns, -far), axis=2)
     right = np.minimum.accumulate(np.where(edges, columns, far)[:, :, ::-1], axis=2)[:, :, ::-1]
-    along = np.minimum(np.minimum(columns - left, right - columns), limit).astype(np.int16)
-    squared = along * along  # <= limit^2, and limit^2 + k^2 < 2 limit^2 fits int16 for limit <= 181
+    small = np.int16 if limit <= 128 else np.int32  # sums below 2 limit^2
+    along = np.minimum(np.minimum(columns - left, right - columns), limit).astype(small)
+    squared = along * along
     best, shifted = squared.copy(), np.empty_like(squared)
     for k in range(1, min(limit, h)):
         np.add(squared, k * k, out=shifted)  # row r + k or r - k seen from row r
