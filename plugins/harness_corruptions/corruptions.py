@@ -301,7 +301,7 @@ def _spatter(x, drops, sigma, threshold, intensity, mud):
     liquid[liquid < threshold] = 0
     if not mud:
         layer = (np.clip(liquid, 0, 1) * 255).astype(np.uint8)
-        # float32 like OpenCV's distanceTransform and blur (the correlation of uint8 values is exact)
+        # float32, like OpenCV's distanceTransform and blur
         dist = filters.truncated_distance(filters.canny(layer, 50, 150), 20)
         dist = filters.ndimage.uniform_filter(dist, size=(1, 3, 3), mode="mirror").astype(np.uint8)
         dist = filters.equalize_hist(dist).astype(np.float32)
