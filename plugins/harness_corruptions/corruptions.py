@@ -154,7 +154,11 @@ def _snow(x, layer, angles, zoom, threshold, radius, sigma, blend):
 
 def frost(x, rng, image_weight, frost_weight, size_scale):
     n, h, w = x.shape[:3]
-    return image_weight * x + frost_weight * frost_layers(n, h, w, size_scale, rng)
+    out = frost_layers(n, h, w, size_scale, rng)
+    for block in filters.blocks(x):  # in place, a block at a time: no whole-batch temporaries
+        out[block] *= frost_weight
+        out[block] += image_weight * x[block]
+    return out
 
 
 def fog(x, rng, strength, wibble_decay, size_scale):
