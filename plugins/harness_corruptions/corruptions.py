@@ -52,23 +52,40 @@ def default_size_scale(height: int, width: int) -> float:
     return math.sqrt(min(height, width) / REFERENCE_SIZE)
 
 
+def _by_blocks(step: Callable[..., np.ndarray], x: np.ndarray, *per_image: np.ndarray) -> np.ndarray:
+    """``step(x[b], *(a[b] for a in per_image))`` for each block ``b`` of images (:func:`filters.blocks`),
+    gathered in one array. The callers draw their random numbers for the whole batch first, in their
+    usual order, so the result is that of one call; the blocks keep the temporaries in cache."""
+    out = None
+    for block in filters.blocks(x):
+        part = step(x[block], *(a[block] for a in per_image))
+        if out is None:
+            out = np.empty(x.shape[:1] + part.shape[1:], dtype=part.dtype)
+        out[block] = part
+    return np.empty_like(x) if out is None else out  # None: no images
+
+
 # --------------------------------------------------------------------------- noise
 
 
+# Each noise makes one draw shaped like its input; numpy's generators give the same stream drawn in
+# consecutive parts, so a block of images at a time gives the numbers, and images, of one call.
+
+
 def gaussian_noise(x, rng, sigma):
-    return noise.gaussian_noise(x, NumpyOps(rng), sigma)
+    return _by_blocks(lambda x: noise.gaussian_noise(x, NumpyOps(rng), sigma), x)
 
 
 def shot_noise(x, rng, lam):
-    return noise.shot_noise(x, NumpyOps(rng), lam)
+    return _by_blocks(lambda x: noise.shot_noise(x, NumpyOps(rng), lam), x)
 
 
 def impulse_noise(x, rng, amount):
-    return noise.salt_and_pepper(x, NumpyOps(rng), amount)
+    return _by_blocks(lambda x: noise.salt_and_pepper(x, NumpyOps(rng), amount), x)
 
 
 def speckle_noise(x, rng, sigma):
-    return noise.speckle_noise(x, NumpyOps(rng), sigma)
+    return _by_blocks(lambda x: noise.speckle_noise(x, NumpyOps(rng), sigma), x)
 
 
 # --------------------------------------------------------------------------- blur
@@ -108,7 +125,9 @@ def zoom_blur(x, rng, end, step=0.01):
     """Mean of the image and its centre zooms by ``np.arange(1, end, step)`` (the tables' step is 0.01;
     ImageNet-C's 224-px severities 3-5 use 0.02 and 0.03)."""
     factors = np.arange(1, end, step)
-    return (x + filters.zoom_sum(x, factors)) / (len(factors) + 1)
+    out = filters.zoom_sum(x, factors, identity=True)
+    out /= len(factors) + 1
+    return out
 
 
 # --------------------------------------------------------------------------- weather
@@ -117,17 +136,29 @@ def zoom_blur(x, rng, end, step=0.01):
 def snow(x, rng, loc, scale, zoom, threshold, radius, sigma, blend):
     n, h, w = x.shape[:3]
     layer = rng.normal(loc, scale, (n, h, w, 1)).astype(np.float32)
+    angles = rng.uniform(-135, -45, n)
+    return _by_blocks(lambda *a: _snow(*a, zoom, threshold, radius, sigma, blend), x, layer, angles)
+
+
+def _snow(x, layer, angles, zoom, threshold, radius, sigma, blend):
     layer = filters.clipped_zoom(layer, zoom)
     layer[layer < threshold] = 0
     layer = np.floor(np.clip(layer, 0, 1) * 255.0) / 255.0  # the original's uint8 PNG round trip
-    layer = filters.motion_blur(layer, radius, sigma, rng.uniform(-135, -45, n))
-    x = blend * x + (1 - blend) * np.maximum(x, filters.luma(x) * 1.5 + 0.5)
-    return x + layer + layer[:, ::-1, ::-1]
+    layer = filters.motion_blur(layer, radius, sigma, angles)
+    out = np.maximum(x, filters.luma(x) * 1.5 + 0.5)
+    out *= 1 - blend
+    out += blend * x
+    out += layer + layer[:, ::-1, ::-1]  # both flake layers in one broadcast over the channels
+    return out
 
 
 def frost(x, rng, image_weight, frost_weight, size_scale):
     n, h, w = x.shape[:3]
-    return image_weight * x + frost_weight * frost_layers(n, h, w, size_scale, rng)
+    out = frost_layers(n, h, w, size_scale, rng)
+    for block in filters.blocks(x):  # in place, a block at a time: no whole-batch temporaries
+        out[block] *= frost_weight
+        out[block] += image_weight * x[block]
+    return out
 
 
 def fog(x, rng, strength, wibble_decay, size_scale):
@@ -166,24 +197,38 @@ def brightness(x, rng, delta):
     """HSV value + ``delta``: every channel scales with the new value (black becomes grey)."""
     value = _channel_max(x)
     shifted = np.clip(value + delta, 0, 1)
-    return np.where(value > 0, x * shifted / np.maximum(value, 1e-12), shifted)
+    out = x * (shifted / np.maximum(value, np.float32(1e-12)))  # per-pixel maths first, one broadcast
+    black = value[..., 0] == 0
+    if black.any():
+        out[black] = shifted[black]
+    return out
 
 
 def contrast(x, rng, factor):
-    means = x.mean(axis=(1, 2), keepdims=True)
-    return (x - means) * factor + means
+    n, h, w, c = x.shape
+    # channel means as a matrix product: numpy's mean over the middle axes of (N, H, W, 3) is several times slower
+    means = np.ones(h * w, dtype=x.dtype) @ x.reshape(n, h * w, c) / (h * w)  # (N, C)
+    out = x * factor
+    out += ((1 - factor) * means)[:, None, None, :]
+    return out
 
 
 def saturate(x, rng, factor, offset):
     """HSV saturation ``S * factor + offset`` with hue and value kept (grey pixels have hue 0, red)."""
     value = _channel_max(x)
-    low = _channel_min(x)
-    spread = value - low
-    sat = np.where(value > 0, spread / np.maximum(value, 1e-12), 0)
-    # each channel's place between max and min, fixed by the hue
-    place = np.where(spread > 0, (value - x) / np.maximum(spread, 1e-12), np.array([0, 1, 1], dtype=x.dtype))
-    new_sat = np.clip(sat * factor + offset, 0, 1)
-    return value - new_sat * value * place
+    spread = value - _channel_min(x)
+    tiny = np.float32(1e-12)
+    new_sat = np.clip(spread / np.maximum(value, tiny) * factor + offset, 0, 1)
+    # each channel keeps its place between max and min, (max - x) / spread, fixed by the hue: the new
+    # channel is max - new_sat * max * place, one per-pixel scale times (max - x) (per-pixel maths
+    # first: broadcasting a (N, H, W, 1) array over three channels is the slow part)
+    out = value - x
+    out *= new_sat * value / np.maximum(spread, tiny)
+    np.subtract(value, out, out=out)
+    grey = spread[..., 0] == 0
+    if offset and grey.any():  # no hue: red, so green and blue fall to max * (1 - new_sat)
+        out[grey, 1:] = (value * (1 - new_sat))[grey]
+    return out
 
 
 def elastic_transform(x, rng, alpha, sigma, affine):
@@ -194,6 +239,12 @@ def elastic_transform(x, rng, alpha, sigma, affine):
     """
     n, h, w = x.shape[:3]
     jitter = rng.uniform(-affine, affine, size=(n, 3, 2))
+    noise_x, noise_y = rng.uniform(-1, 1, size=(n, h, w)), rng.uniform(-1, 1, size=(n, h, w))
+    return _by_blocks(lambda *a: _elastic(*a, alpha, sigma, affine), x, jitter, noise_x, noise_y)
+
+
+def _elastic(x, jitter, noise_x, noise_y, alpha, sigma, affine):
+    n, h, w = x.shape[:3]
     yy, xx = np.meshgrid(np.arange(h, dtype=np.float64), np.arange(w, dtype=np.float64), indexing="ij")
     if affine:
         centre = np.array([w // 2, h // 2], dtype=np.float64)
@@ -208,7 +259,6 @@ def elastic_transform(x, rng, alpha, sigma, affine):
         cols = inverse[:, 0, 0, None, None] * xx + inverse[:, 0, 1, None, None] * yy + inverse[:, 0, 2, None, None]
         rows = inverse[:, 1, 0, None, None] * xx + inverse[:, 1, 1, None, None] * yy + inverse[:, 1, 2, None, None]
         x = filters.bilinear(x, rows, cols, mode="mirror")
-    noise_x, noise_y = rng.uniform(-1, 1, size=(n, h, w)), rng.uniform(-1, 1, size=(n, h, w))
     if not alpha:
         return x
     dx = filters.gaussian(noise_x, sigma, mode="reflect", truncate=3) * alpha
@@ -246,23 +296,33 @@ def jpeg_compression(x, rng, quality):
 def spatter(x, rng, loc, scale, sigma, threshold, intensity, mud):
     """Water drops (severities 1-3: pale turquoise liquid with edge shading) or mud (4-5: brown blots)."""
     n, h, w = x.shape[:3]
-    liquid = filters.gaussian(rng.normal(loc, scale, size=(n, h, w)), sigma)
+    drops = rng.normal(loc, scale, size=(n, h, w))
+    return _by_blocks(lambda *a: _spatter(*a, sigma, threshold, intensity, mud), x, drops)
+
+
+def _spatter(x, drops, sigma, threshold, intensity, mud):
+    liquid = filters.gaussian(drops, sigma)
     liquid[liquid < threshold] = 0
     if not mud:
         layer = (np.clip(liquid, 0, 1) * 255).astype(np.uint8)
-        dist = np.stack([
-            np.minimum(filters.ndimage.distance_transform_edt(~edges), 20.0)
-            for edges in filters.canny(layer, 50, 150)
-        ])
+        # float32, like OpenCV's distanceTransform and blur
+        dist = filters.truncated_distance(filters.canny(layer, 50, 150), 20)
         dist = filters.ndimage.uniform_filter(dist, size=(1, 3, 3), mode="mirror").astype(np.uint8)
-        dist = filters.equalize_hist(dist).astype(np.float64)
-        kernel = np.array([[-2, -1, 0], [-1, 1, 1], [0, 1, 2]], dtype=np.float64)
-        dist = np.clip(np.rint(filters.ndimage.correlate(dist, kernel[None], mode="mirror")), 0, 255)
+        dist = filters.equalize_hist(dist).astype(np.float32)
+        # cv2.filter2D with [[-2, -1, 0], [-1, 1, 1], [0, 1, 2]] (reflect-101) as shifted slices, faster than
+        # ndimage.correlate on small images and exact on these integers
+        padded = np.pad(dist, ((0, 0), (1, 1), (1, 1)), mode="reflect")
+        h, w = dist.shape[1:]
+        taps = {(-1, -1): -2, (-1, 0): -1, (0, -1): -1, (0, 0): 1, (0, 1): 1, (1, 0): 1, (1, 1): 2}
+        dist = sum(weight * padded[:, 1 + dr : 1 + dr + h, 1 + dc : 1 + dc + w] for (dr, dc), weight in taps.items())
+        dist = np.clip(np.rint(dist), 0, 255)
         dist = filters.ndimage.uniform_filter(dist, size=(1, 3, 3), mode="mirror")
         m = liquid * dist
         m = m / np.maximum(m.max(axis=(1, 2), keepdims=True), 1e-12) * intensity
         colour = np.array([175, 238, 238], dtype=np.float32) / 255.0
-        return x + m[..., None].astype(np.float32) * colour
+        out = m[..., None].astype(np.float32) * colour
+        out += x
+        return out
     m = filters.gaussian((liquid > threshold).astype(np.float32), intensity)
     m[m < 0.8] = 0
     colour = np.array([63, 42, 20], dtype=np.float32) / 255.0
@@ -370,10 +430,11 @@ class Corruption:
         grey = images.shape[-1] == 1 and self.name in COLOUR
         if grey:
             x = np.repeat(x, 3, axis=-1)
-        out = np.clip(FUNCTIONS[self.name](x, rng, **params), 0.0, 1.0)
+        out = FUNCTIONS[self.name](x, rng, **params)  # a new array (or x itself), never the caller's images
+        np.clip(out, 0.0, 1.0, out=out)  # in place: each pass over the batch counts at this size
         if grey:
             out = np.clip(filters.luma(out), 0.0, 1.0)
-        out *= 255.0  # in place: each pass over the batch counts at this size
+        out *= 255.0
         return np.rint(out, out=out).astype(np.uint8)
 
     def __repr__(self) -> str:

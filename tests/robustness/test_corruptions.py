@@ -226,6 +226,40 @@ def test_reference_implementation_where_it_still_runs():
                                atol=1e-5)
 
 
+@pytest.mark.parametrize("mode", ["reflect", "mirror"])
+def test_bilinear_matches_scipy_map_coordinates(mode):
+    """Coordinates inside, just outside and far outside (borders wider than the image), other output sizes."""
+    from scipy import ndimage
+
+    from harness_corruptions import filters
+
+    rng = np.random.default_rng(0)
+    for shape, spread, out in [((3, 7, 5, 3), 0.5, (7, 5)), ((2, 6, 9, 1), 3.0, (4, 11)), ((2, 5, 4, 3), 12.0, (5, 4)),
+                               ((2, 1, 6, 1), 4.0, (3, 6))]:
+        x = rng.random(shape).astype(np.float32)
+        rows = rng.uniform(-spread, shape[1] - 1 + spread, (shape[0],) + out)
+        cols = rng.uniform(-spread, shape[2] - 1 + spread, (shape[0],) + out)
+        expected = np.stack([
+            np.stack([ndimage.map_coordinates(image[..., c], [r, q], order=1, mode=mode)
+                      for c in range(shape[3])], axis=-1)
+            for image, r, q in zip(x.astype(np.float64), rows, cols)])
+        np.testing.assert_allclose(filters.bilinear(x, rows, cols, mode), expected, atol=1e-5)
+
+
+def test_truncated_distance_is_scipys_exact_distance():
+    from scipy import ndimage
+
+    from harness_corruptions import filters
+
+    rng = np.random.default_rng(0)
+    for shape, share in [((6, 64, 64), 0.01), ((4, 30, 70), 0.001), ((4, 7, 3), 0.2)]:
+        edges = rng.random(shape) < share
+        edges[0] = False  # no edge at all: the limit everywhere
+        expected = [np.minimum(ndimage.distance_transform_edt(~e), 20) if e.any() else np.full(e.shape, 20.0)
+                    for e in edges]
+        np.testing.assert_allclose(filters.truncated_distance(edges, 20), np.stack(expected), rtol=1e-6)
+
+
 def test_listing_plugins_loads_no_corruption_code():
     import subprocess
     import sys
