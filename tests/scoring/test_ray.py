@@ -145,32 +145,31 @@ def test_workers_never_receive_labels_tags_or_recipe(cluster, hidden_split, subm
         assert held_out.read_bytes()[128:] not in blob
 
 
-def _kill_first_run(pids: list[int]):
+def score_tiny_killing_its_first_worker(cluster, split, submissions_dir, folder, retries) -> tuple[list, list]:
+    """Score the tiny submission on Ray, SIGKILLing the worker process of its first attempt; (pids, records)."""
+    pids: list[int] = []
+
     def on_event(kind, entry, detail):
         if kind == "running":
-            pid = int(re.search(r"pid (\d+)", detail).group(1))
-            pids.append(pid)
+            pids.append(int(re.search(r"pid (\d+)", detail).group(1)))
             if len(pids) == 1:
-                os.kill(pid, signal.SIGKILL)
-    return on_event
+                os.kill(pids[0], signal.SIGKILL)
+
+    records = score_submissions(entries_from_paths([submissions_dir / "tiny"]), split, folder / "db.sqlite", None,
+                                profile="cpu", timeout=300, work_dir=folder / "work", on_event=on_event,
+                                executor="ray", ray_options=RayOptions(address=cluster, retries=retries,
+                                                                       worker_dir=str(folder / "n")))
+    return pids, records
 
 
 def test_a_killed_worker_is_retried(cluster, hidden_split, submissions_dir, tmp_path):
-    pids: list[int] = []
-    records = score_submissions(entries_from_paths([submissions_dir / "tiny"]), hidden_split, tmp_path / "db.sqlite",
-                                None, profile="cpu", timeout=300, work_dir=tmp_path / "work",
-                                on_event=_kill_first_run(pids), executor="ray",
-                                ray_options=RayOptions(address=cluster, retries=2, worker_dir=str(tmp_path / "n")))
+    pids, records = score_tiny_killing_its_first_worker(cluster, hidden_split, submissions_dir, tmp_path, retries=2)
     assert len(pids) == 2 and pids[0] != pids[1]
     assert [r.status for r in records] == ["scored"]
 
 
 def test_a_worker_that_keeps_dying_is_recorded_as_failed(cluster, hidden_split, submissions_dir, tmp_path):
-    pids: list[int] = []
-    records = score_submissions(entries_from_paths([submissions_dir / "tiny"]), hidden_split, tmp_path / "db.sqlite",
-                                None, profile="cpu", timeout=300, work_dir=tmp_path / "work",
-                                on_event=_kill_first_run(pids), executor="ray",
-                                ray_options=RayOptions(address=cluster, retries=0, worker_dir=str(tmp_path / "n")))
+    pids, records = score_tiny_killing_its_first_worker(cluster, hidden_split, submissions_dir, tmp_path, retries=0)
     assert len(pids) == 1
     [record] = records
     assert record.status == "failed"
