@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, replace
 from numbers import Integral, Real
-from typing import Any
+from typing import Any, Callable, ClassVar
 
 from .errors import UsageError
 
@@ -113,3 +113,57 @@ class AttackConfig:
     def to_dict(self) -> dict[str, Any]:
         """Plain dict (for result records)."""
         return asdict(self)
+
+
+class AttackBase:
+    """What the FGSM/BIM/PGD plugin classes of every framework share: keyword parameters checked
+    against :data:`ATTACK_PARAMS`, the description and the repr. A framework's ``Attack`` subclass
+    adds ``labels`` and ``__call__``; :func:`attack_classes` derives FGSM, BIM and PGD from it."""
+
+    name: ClassVar[str] = ""
+    #: keep the worst iterate per example (False: the last iterate, FGSM)
+    keep_best: ClassVar[bool] = True
+
+    def __init__(self, **params: Any):
+        self.config = AttackConfig.for_attack(self.name, **params)
+
+    @property
+    def description(self) -> str:
+        return ATTACK_DESCRIPTIONS[self.name]
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{k}={v!r}" for k, v in self.config.to_dict().items())
+        return f"{type(self).__name__}({fields})"
+
+
+#: class name -> (attack name, keep_best, docstring) of the attack classes each framework defines
+ATTACK_CLASSES: dict[str, tuple[str, bool, str]] = {
+    "FGSM": ("fgsm", False, 'Fast Gradient Sign Method (Goodfellow et al. 2015); FGM for ``norm="l2"``.'),
+    "BIM": ("bim", True, "Basic Iterative Method (Kurakin et al. 2017): ``steps`` projected steps from the clean "
+                         "image."),
+    "PGD": ("pgd", True, "PGD (Madry et al. 2018) with random start and restarts, worst case kept per example."),
+}
+
+
+def attack_classes(base: type, module: str) -> tuple[type, ...]:
+    """FGSM, BIM and PGD as subclasses of a framework's ``base`` attack class, living in ``module``."""
+    return tuple(type(class_name, (base,), {"name": name, "keep_best": keep_best, "__doc__": doc,
+                                           "__module__": module})
+                 for class_name, (name, keep_best, doc) in ATTACK_CLASSES.items())
+
+
+def mode_labels(name: str, mode: str, y: Any, target: Any, convert: Callable[[Any], Any],
+                predict: Callable[[], Any]) -> Any:
+    """The labels an attack moves away from (or towards, when targeted), as ``convert(...)`` makes them;
+    mode ``predicted`` returns ``predict()`` (the model's own labels) and ignores ``y``."""
+    if mode == "targeted":
+        if target is None:
+            raise UsageError(f"{name}: mode 'targeted' needs target labels (target=...)")
+        return convert(target)
+    if target is not None:
+        raise UsageError(f"{name}: target labels given but mode is '{mode}'", hint="use mode='targeted'")
+    if mode == "true-label":
+        if y is None:
+            raise UsageError(f"{name}: mode 'true-label' needs labels y", hint="use mode='predicted' for unlabelled data")
+        return convert(y)
+    return predict()

@@ -25,7 +25,7 @@ from typing import Any, Callable, ClassVar
 import numpy as np
 import tensorflow as tf
 
-from harness.attacks import ATTACK_DESCRIPTIONS, AttackConfig
+from harness.attacks import AttackBase, AttackConfig, attack_classes, mode_labels
 from harness.errors import UsageError
 
 from . import device  # noqa: F401 - honours HARNESS_DEVICE=cpu before TensorFlow starts GPUs
@@ -246,36 +246,16 @@ def bim(model: Any, x: Any, y: Any, eps: float | None = None, step_size: float |
 
 def _mode_labels(name: str, mode: str, model: Any, x: Any, y: Any, target: Any) -> tf.Tensor:
     """The labels an attack moves away from (or towards, when targeted); ``predicted`` ignores ``y``."""
-    if mode == "targeted":
-        if target is None:
-            raise UsageError(f"{name}: mode 'targeted' needs target labels (target=...)")
-        return tf.convert_to_tensor(target)
-    if target is not None:
-        raise UsageError(f"{name}: target labels given but mode is '{mode}'", hint="use mode='targeted'")
-    if mode == "true-label":
-        if y is None:
-            raise UsageError(f"{name}: mode 'true-label' needs labels y", hint="use mode='predicted' for unlabelled data")
-        return tf.convert_to_tensor(y)
-    return tf.argmax(_logits(model, _images(x)), axis=1)
+    return mode_labels(name, mode, y, target, tf.convert_to_tensor,
+                       lambda: tf.argmax(_logits(model, _images(x)), axis=1))
 
 
-class Attack:
+class Attack(AttackBase):
     """Base class: ``attack(model, x, y=None, target=None) -> x_adv`` per :class:`AttackConfig`.
 
     Subclasses take their parameters by keyword; names and defaults are in
     :data:`harness.attacks.ATTACK_PARAMS` (one table for both frameworks), and an unknown one is an error.
     """
-
-    name: ClassVar[str] = ""
-    #: keep the worst iterate per example (False: the last iterate, FGSM)
-    keep_best: ClassVar[bool] = True
-
-    def __init__(self, **params: Any):
-        self.config = AttackConfig.for_attack(self.name, **params)
-
-    @property
-    def description(self) -> str:
-        return ATTACK_DESCRIPTIONS[self.name]
 
     def labels(self, model: Any, x: Any, y: Any = None, target: Any = None) -> tf.Tensor:
         """The labels the attack moves away from (or towards, when targeted)."""
@@ -286,28 +266,8 @@ class Attack:
         rng = tf.random.Generator.from_seed(self.config.seed) if self.config.seed is not None else None
         return _run(model, x, labels, self.config, rng, None, keep_best=self.keep_best)
 
-    def __repr__(self) -> str:
-        fields = ", ".join(f"{k}={v!r}" for k, v in self.config.to_dict().items())
-        return f"{type(self).__name__}({fields})"
 
-
-class FGSM(Attack):
-    """Fast Gradient Sign Method (Goodfellow et al. 2015); FGM for ``norm="l2"``."""
-
-    name = "fgsm"
-    keep_best = False
-
-
-class BIM(Attack):
-    """Basic Iterative Method (Kurakin et al. 2017): ``steps`` projected steps from the clean image."""
-
-    name = "bim"
-
-
-class PGD(Attack):
-    """PGD (Madry et al. 2018) with random start and restarts, worst case kept per example."""
-
-    name = "pgd"
+FGSM, BIM, PGD = attack_classes(Attack, __name__)
 
 
 class NSLPerturb:

@@ -20,12 +20,12 @@ untouched. Inputs move to the model's device; the result comes back on ``x``'s.
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Any, Callable, ClassVar, Iterator
+from typing import Any, Callable, Iterator
 
 import torch
 import torch.nn.functional as F
 
-from harness.attacks import ATTACK_DESCRIPTIONS, AttackConfig
+from harness.attacks import AttackBase, AttackConfig, attack_classes, mode_labels
 from harness.errors import UsageError
 
 from .device import model_device
@@ -206,68 +206,28 @@ def bim(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float | N
                targeted=targeted, keep_best=keep_best, use_eval_mode=use_eval_mode)
 
 
-class Attack:
+class Attack(AttackBase):
     """Base class: ``attack(model, x, y=None, target=None) -> x_adv`` per :class:`AttackConfig`.
 
     Subclasses take their parameters by keyword; names and defaults are in
     :data:`harness.attacks.ATTACK_PARAMS` (one table for both frameworks), and an unknown one is an error.
     """
 
-    name: ClassVar[str] = ""
-    #: keep the worst iterate per example (False: the last iterate, FGSM)
-    keep_best: ClassVar[bool] = True
-
-    def __init__(self, **params: Any):
-        self.config = AttackConfig.for_attack(self.name, **params)
-
-    @property
-    def description(self) -> str:
-        return ATTACK_DESCRIPTIONS[self.name]
-
     def labels(self, model: torch.nn.Module, x: torch.Tensor, y: Any = None, target: Any = None) -> torch.Tensor:
         """The labels the attack moves away from (or towards, when targeted).
 
         Mode ``predicted`` uses the model's own predictions and ignores ``y``.
         """
-        mode = self.config.mode
-        if mode == "targeted":
-            if target is None:
-                raise UsageError(f"{self.name}: mode 'targeted' needs target labels (target=...)")
-            return torch.as_tensor(target)
-        if target is not None:
-            raise UsageError(f"{self.name}: target labels given but mode is '{mode}'", hint="use mode='targeted'")
-        if mode == "true-label":
-            if y is None:
-                raise UsageError(f"{self.name}: mode 'true-label' needs labels y",
-                                 hint="use mode='predicted' for unlabelled data")
-            return torch.as_tensor(y)
-        with eval_mode(model), torch.no_grad():
-            return model(_images(model, x)).argmax(dim=1)
+        def predict() -> torch.Tensor:
+            with eval_mode(model), torch.no_grad():
+                return model(_images(model, x)).argmax(dim=1)
+
+        return mode_labels(self.name, self.config.mode, y, target, torch.as_tensor, predict)
 
     def __call__(self, model: torch.nn.Module, x: torch.Tensor, y: Any = None, target: Any = None) -> torch.Tensor:
         labels = self.labels(model, x, y, target)
         generator = torch.Generator().manual_seed(self.config.seed) if self.config.seed is not None else None
         return _run(model, x, labels, self.config, generator, None, keep_best=self.keep_best, use_eval_mode=True)
 
-    def __repr__(self) -> str:
-        fields = ", ".join(f"{k}={v!r}" for k, v in self.config.to_dict().items())
-        return f"{type(self).__name__}({fields})"
 
-
-class FGSM(Attack):
-    """Fast Gradient Sign Method (Goodfellow et al. 2015); FGM for ``norm="l2"``."""
-
-    name = "fgsm"
-    keep_best = False
-
-
-class BIM(Attack):
-    """Basic Iterative Method (Kurakin et al. 2017): ``steps`` projected steps from the clean image."""
-
-    name = "bim"
-
-
-class PGD(Attack):
-    """PGD (Madry et al. 2018) with random start and restarts, worst case kept per example."""
-
-    name = "pgd"
+FGSM, BIM, PGD = attack_classes(Attack, __name__)
