@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, ClassVar, Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -507,3 +507,39 @@ def write_epoch_outputs(out_dir: Path, history: TrainingHistory, title: str) -> 
     """``metrics.json`` and ``training_curves.png`` in ``out_dir`` (each written atomically)."""
     save_metrics_json(history, out_dir / METRICS_NAME)
     plot_training_curves(history, out_dir / CURVES_NAME, title=title)
+
+
+class TrainerBase:
+    """What the PyTorch and TensorFlow trainers share: the training knobs and the defense's own
+    parameters checked by name, the augmentations resolved for ``framework``, the description and
+    the repr. Each framework's ``Trainer`` sets :attr:`framework` and adds the generator and loop."""
+
+    name: ClassVar[str] = "standard"
+    framework: ClassVar[str] = ""
+    #: the defense's own knobs and their defaults
+    defense_params: ClassVar[Mapping[str, Any]] = {}
+
+    def __init__(self, **params: Any):
+        self.config, extra = TrainingConfig.split(params)
+        unknown = sorted(set(extra) - set(self.defense_params))
+        if unknown:
+            known = ", ".join([*TrainingConfig.defaults(), *self.defense_params])
+            raise UsageError(f"defense '{self.name}' has no parameter {', '.join(map(repr, unknown))}. Parameters: {known}")
+        self.options = {**self.defense_params, **extra}
+        self.augmentations = resolve_augmentations(self.config.augmentations, self.framework)
+        self._open_stages = 0
+
+    def augment(self, x: Any) -> Any:
+        """The configured augmentations applied in order (seeded by the trainer's generator)."""
+        for augmentation in self.augmentations:
+            x = augmentation(x, generator=self.generator)
+        return x
+
+    def describe(self) -> dict[str, Any]:
+        """Defense name and every parameter, JSON-friendly (recorded in metrics and checkpoints)."""
+        return {"defense": self.name, "params": {**self.config.to_dict(), **to_plain(self.options)}}
+
+    def __repr__(self) -> str:
+        changed = {k: v for k, v in self.describe()["params"].items()
+                   if k in self.defense_params or TrainingConfig.defaults().get(k, v) != v}
+        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in changed.items())})"

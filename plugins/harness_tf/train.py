@@ -28,7 +28,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Any, ClassVar, Mapping
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
@@ -40,7 +40,7 @@ from harness.progress import make_progress
 from harness.training import (
     EpochMetrics,
     ProgressiveUnfreezing,
-    TrainingConfig,
+    TrainerBase,
     TrainingHistory,
     batch_indices,
     check_labels,
@@ -48,7 +48,6 @@ from harness.training import (
     derive_seed,
     epoch_event,
     find_checkpoint,
-    resolve_augmentations,
     scheduled_lr,
     split_arrays,
     to_plain,
@@ -144,29 +143,20 @@ def load_checkpoint_weights(model: keras.Model, path: str | Path) -> keras.Model
 # --------------------------------------------------------------------------- trainer
 
 
-class Trainer:
+class Trainer(TrainerBase):
     """Trains a Keras model with plain cross-entropy; defenses override :meth:`prepare` / :meth:`batch_loss`.
 
     ``params`` are the :class:`~harness.training.TrainingConfig` knobs plus the
     defense's own (declared in :attr:`defense_params` with their defaults).
     """
 
-    name: ClassVar[str] = "standard"
-    #: the defense's own knobs and their defaults
-    defense_params: ClassVar[Mapping[str, Any]] = {}
+    framework = "tf"
     #: trace the step per batch shape (True) instead of once for any batch size
     static_shapes: bool = False
 
     def __init__(self, **params: Any):
-        self.config, extra = TrainingConfig.split(params)
-        unknown = sorted(set(extra) - set(self.defense_params))
-        if unknown:
-            known = ", ".join([*TrainingConfig.defaults(), *self.defense_params])
-            raise UsageError(f"defense '{self.name}' has no parameter {', '.join(map(repr, unknown))}. Parameters: {known}")
-        self.options = {**self.defense_params, **extra}
-        self.augmentations = resolve_augmentations(self.config.augmentations, "tf")
+        super().__init__(**params)
         self.generator = tf.random.Generator.from_seed(0)
-        self._open_stages = 0
         self.loss = None  # loss(labels, logits) (see cross_entropy), set by fit()
 
     # ---- what a defense overrides
@@ -182,25 +172,6 @@ class Trainer:
         if trained.losses:  # layer regularizers
             loss += tf.add_n(trained.losses)
         return loss, logits
-
-    # ---- helpers for defenses
-
-    def augment(self, x: tf.Tensor) -> tf.Tensor:
-        """The configured augmentations applied in order (seeded by the trainer's generator)."""
-        for augmentation in self.augmentations:
-            x = augmentation(x, generator=self.generator)
-        return x
-
-    # ---- description
-
-    def describe(self) -> dict[str, Any]:
-        """Defense name and every parameter, JSON-friendly (recorded in metrics and checkpoints)."""
-        return {"defense": self.name, "params": {**self.config.to_dict(), **to_plain(self.options)}}
-
-    def __repr__(self) -> str:
-        changed = {k: v for k, v in self.describe()["params"].items()
-                   if k in self.defense_params or TrainingConfig.defaults().get(k, v) != v}
-        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in changed.items())})"
 
     # ---- training loop
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 import random
 import time
 from pathlib import Path
-from typing import Any, Callable, ClassVar, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 import torch
@@ -38,7 +38,7 @@ from harness.training import (  # noqa: F401 - split_arrays, derive_seed, *_NAME
     RESUMABLE_CHANGES,
     EpochMetrics,
     ProgressiveUnfreezing,
-    TrainingConfig,
+    TrainerBase,
     TrainingHistory,
     batch_indices,
     check_labels,
@@ -46,10 +46,8 @@ from harness.training import (  # noqa: F401 - split_arrays, derive_seed, *_NAME
     derive_seed,
     epoch_event,
     find_checkpoint,
-    resolve_augmentations,
     scheduled_lr,
     split_arrays,
-    to_plain,
     topk_correct,
     write_epoch_outputs,
 )
@@ -111,27 +109,18 @@ def _set_rng_state(state: Mapping[str, Any]) -> None:
 # --------------------------------------------------------------------------- trainer
 
 
-class Trainer:
+class Trainer(TrainerBase):
     """Trains a model with plain cross-entropy; defenses override :meth:`batch_loss`.
 
     ``params`` are the :class:`~harness.training.TrainingConfig` knobs plus the
     defense's own (declared in :attr:`defense_params` with their defaults).
     """
 
-    name: ClassVar[str] = "standard"
-    #: the defense's own knobs and their defaults
-    defense_params: ClassVar[Mapping[str, Any]] = {}
+    framework = "torch"
 
     def __init__(self, **params: Any):
-        self.config, extra = TrainingConfig.split(params)
-        unknown = sorted(set(extra) - set(self.defense_params))
-        if unknown:
-            known = ", ".join([*TrainingConfig.defaults(), *self.defense_params])
-            raise UsageError(f"defense '{self.name}' has no parameter {', '.join(map(repr, unknown))}. Parameters: {known}")
-        self.options = {**self.defense_params, **extra}
-        self.augmentations = resolve_augmentations(self.config.augmentations, "torch")
+        super().__init__(**params)
         self.generator = torch.Generator()  # CPU: same numbers on every device
-        self._open_stages = 0
 
     # ---- what a defense overrides
 
@@ -149,23 +138,6 @@ class Trainer:
     def criterion(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Cross-entropy with the configured label smoothing."""
         return F.cross_entropy(logits, y, label_smoothing=self.config.label_smoothing)
-
-    def augment(self, x: torch.Tensor) -> torch.Tensor:
-        """The configured augmentations applied in order (seeded by the trainer's generator)."""
-        for augmentation in self.augmentations:
-            x = augmentation(x, generator=self.generator)
-        return x
-
-    # ---- description
-
-    def describe(self) -> dict[str, Any]:
-        """Defense name and every parameter, JSON-friendly (recorded in metrics and checkpoints)."""
-        return {"defense": self.name, "params": {**self.config.to_dict(), **to_plain(self.options)}}
-
-    def __repr__(self) -> str:
-        changed = {k: v for k, v in self.describe()["params"].items()
-                   if k in self.defense_params or TrainingConfig.defaults().get(k, v) != v}
-        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in changed.items())})"
 
     # ---- training loop
 
