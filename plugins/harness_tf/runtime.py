@@ -51,12 +51,17 @@ def load_weights(model: keras.Model, path: Path) -> keras.Model:
     return load_model_weights(model, path)
 
 
-def predict_logits(model: keras.Model, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
-    outputs = [predict(model, images_to_tensor(images[start : start + batch_size]))
+def _batched_logits(model: keras.Model, images: np.ndarray, to_tensor, batch_size: int) -> np.ndarray:
+    """float32 logits of ``images``, ``batch_size`` at a time, each batch made a tensor by ``to_tensor``."""
+    outputs = [predict(model, to_tensor(images[start : start + batch_size]))
                for start in range(0, len(images), batch_size)]
     if not outputs:
         return np.zeros((0, 0), dtype=np.float32)
     return np.concatenate(outputs).astype(np.float32, copy=False)
+
+
+def predict_logits(model: keras.Model, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    return _batched_logits(model, images, images_to_tensor, batch_size)
 
 
 def _float_batch(images: np.ndarray) -> tf.Tensor:
@@ -65,11 +70,7 @@ def _float_batch(images: np.ndarray) -> tf.Tensor:
 
 
 def predict_logits_float(model: keras.Model, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
-    outputs = [predict(model, _float_batch(images[start : start + batch_size]))
-               for start in range(0, len(images), batch_size)]
-    if not outputs:
-        return np.zeros((0, 0), dtype=np.float32)
-    return np.concatenate(outputs).astype(np.float32, copy=False)
+    return _batched_logits(model, images, _float_batch, batch_size)
 
 
 def _input_gradients(model: keras.Model, images: np.ndarray, targets: np.ndarray, objective,

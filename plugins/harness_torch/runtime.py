@@ -47,15 +47,21 @@ def load_weights(model: torch.nn.Module, path: Path) -> torch.nn.Module:
     return model
 
 
-def predict_logits(model: torch.nn.Module, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
+def _batched_logits(model: torch.nn.Module, images: np.ndarray, to_tensor, batch_size: int) -> np.ndarray:
+    """float32 logits of ``images`` in eval mode, ``batch_size`` at a time; ``to_tensor(batch, device)`` makes
+    each batch the model's N,C,H,W input."""
     device = model_device(model)
     outputs = []
     with eval_mode(model), torch.no_grad():
         for start in range(0, len(images), batch_size):
-            outputs.append(model(images_to_tensor(images[start : start + batch_size], device)).float().cpu().numpy())
+            outputs.append(model(to_tensor(images[start : start + batch_size], device)).float().cpu().numpy())
     if not outputs:
         return np.zeros((0, 0), dtype=np.float32)
     return np.concatenate(outputs).astype(np.float32, copy=False)
+
+
+def predict_logits(model: torch.nn.Module, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    return _batched_logits(model, images, images_to_tensor, batch_size)
 
 
 def adversarial_images(model: torch.nn.Module, images: np.ndarray, labels: np.ndarray | None, attack: Any,
@@ -86,15 +92,8 @@ def _float_batch(images: np.ndarray, device: torch.device) -> torch.Tensor:
 
 
 def predict_logits_float(model: torch.nn.Module, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
-    device = model_device(model)
-    outputs = []
-    with eval_mode(model), torch.no_grad():
-        for start in range(0, len(images), batch_size):
-            x = _float_batch(images[start : start + batch_size], device).permute(0, 3, 1, 2)
-            outputs.append(model(x).float().cpu().numpy())
-    if not outputs:
-        return np.zeros((0, 0), dtype=np.float32)
-    return np.concatenate(outputs).astype(np.float32, copy=False)
+    return _batched_logits(model, images, lambda batch, device: _float_batch(batch, device).permute(0, 3, 1, 2),
+                           batch_size)
 
 
 def _input_gradients(model: torch.nn.Module, images: np.ndarray, targets: np.ndarray, objective,
