@@ -19,9 +19,10 @@ Nothing here imports torch or tensorflow; matplotlib is imported only to plot.
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, ClassVar, Iterable, Mapping, Sequence
+from typing import Any, Callable, ClassVar, Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -543,3 +544,54 @@ class TrainerBase:
         changed = {k: v for k, v in self.describe()["params"].items()
                    if k in self.defense_params or TrainingConfig.defaults().get(k, v) != v}
         return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in changed.items())})"
+
+    def progressive_schedule(self, num_stages: int) -> "ProgressiveUnfreezing | None":
+        """The progressive-unfreezing schedule over ``num_stages`` (None unless ``unfreeze="progressive"``)."""
+        cfg = self.config
+        if cfg.unfreeze != "progressive":
+            return None
+        return ProgressiveUnfreezing(cfg.stage_lrs, cfg.gamma, cfg.plateau_patience, cfg.plateau_min_delta,
+                                     num_stages=num_stages)
+
+    def run_epochs(self, *, history: TrainingHistory, start_epoch: int, train_count: int,
+                   schedule: "ProgressiveUnfreezing | None", stage_names: Sequence[str],
+                   train_epoch: Callable[[int, float, Callable[[str], None]], tuple[float, float, float]],
+                   validate: Callable[[], dict[str, float]], open_stages: Callable[[int], None],
+                   save: Callable[[int], None] | None) -> None:
+        """The epoch loop of both frameworks: learning rate (schedule or progressive unfreezing), a progress
+        bar per epoch, train + validation metrics into ``history``, the next stage opened on a plateau,
+        ``save(epochs done)`` after each epoch. ``train_epoch(epoch, lr, advance)`` sets ``lr`` and trains one
+        epoch, calling ``advance(status)`` per batch; it returns (loss, top-1, top-5)."""
+        from .progress import make_progress
+
+        cfg = self.config
+        with make_progress(disable=not cfg.progress, transient=False) as progress:
+            for epoch in range(start_epoch, cfg.epochs):
+                lr = schedule.lr if schedule else scheduled_lr(
+                    epoch, cfg.lr, cfg.schedule, cfg.epochs, cfg.step_size, cfg.gamma, cfg.min_lr)
+                stage = schedule.stage if schedule else 0
+                stage_name = stage_names[stage] if schedule else "all"
+                event = epoch_event(history, stage, stage_name, lr, schedule is not None)
+
+                started = time.perf_counter()
+                task = progress.add_task(f"{self.name} epoch {epoch + 1}/{cfg.epochs}",
+                                         total=len(batch_indices(np.arange(train_count), cfg.batch_size)),
+                                         status="")
+                train_loss, train_top1, train_top5 = train_epoch(
+                    epoch, lr, lambda status: progress.update(task, advance=1, status=status))
+                val_metrics = validate()
+                history.append(EpochMetrics(
+                    epoch=epoch + 1, train_loss=train_loss, train_top1=train_top1, train_top5=train_top5,
+                    lr=lr, seconds=round(time.perf_counter() - started, 3),
+                    val_loss=val_metrics.get("loss"), val_top1=val_metrics.get("top1"),
+                    val_top5=val_metrics.get("top5"), stage=stage, stage_name=stage_name, event=event,
+                ))
+                status = f"loss {train_loss:.4f} acc {train_top1:.1%}"
+                if val_metrics:
+                    status += f" | val loss {val_metrics['loss']:.4f} acc {val_metrics['top1']:.1%}"
+                progress.update(task, status=status)
+
+                if schedule is not None and schedule.update(train_loss) and schedule.stage + 1 > self._open_stages:
+                    open_stages(schedule.stage + 1)
+                if save is not None:
+                    save(epoch + 1)

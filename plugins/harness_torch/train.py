@@ -20,7 +20,6 @@ A defense subclasses :class:`Trainer` and overrides :meth:`Trainer.batch_loss`
 from __future__ import annotations
 
 import random
-import time
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -31,22 +30,17 @@ from torch import nn
 
 from harness.atomic import atomic_path
 from harness.errors import UsageError
-from harness.progress import make_progress
 from harness.training import (  # noqa: F401 - split_arrays, derive_seed, *_NAME: re-exported
     CURVES_NAME,
     METRICS_NAME,
     RESUMABLE_CHANGES,
-    EpochMetrics,
-    ProgressiveUnfreezing,
     TrainerBase,
     TrainingHistory,
     batch_indices,
     check_labels,
     check_resume,
     derive_seed,
-    epoch_event,
     find_checkpoint,
-    scheduled_lr,
     split_arrays,
     topk_correct,
     write_epoch_outputs,
@@ -167,11 +161,7 @@ class Trainer(TrainerBase):
         model.to(device)
 
         stages = param_groups_for_unfreezing(model)
-        schedule = (
-            ProgressiveUnfreezing(cfg.stage_lrs, cfg.gamma, cfg.plateau_patience, cfg.plateau_min_delta,
-                                  num_stages=len(stages))
-            if cfg.unfreeze == "progressive" else None
-        )
+        schedule = self.progressive_schedule(len(stages))
         history = TrainingHistory(meta={**self.describe(), **self._model_facts(model, device)})
         start_epoch = 0
         checkpoint = find_checkpoint(resume, out_dir, CHECKPOINT_NAME)
@@ -190,40 +180,18 @@ class Trainer(TrainerBase):
             optimizer = self._open(stages, 1 if schedule else len(stages))
 
         self.prepare(model, device)
-        with make_progress(disable=not cfg.progress, transient=False) as progress:
-            for epoch in range(start_epoch, cfg.epochs):
-                lr = schedule.lr if schedule else scheduled_lr(
-                    epoch, cfg.lr, cfg.schedule, cfg.epochs, cfg.step_size, cfg.gamma, cfg.min_lr)
-                for group in optimizer.param_groups:
-                    group["lr"] = lr
-                stage = schedule.stage if schedule else 0
-                stage_name = stages[stage][0] if schedule else "all"
-                event = epoch_event(history, stage, stage_name, lr, schedule is not None)
 
-                started = time.perf_counter()
-                task = progress.add_task(f"{self.name} epoch {epoch + 1}/{cfg.epochs}",
-                                         total=len(batch_indices(np.arange(len(train_labels)), cfg.batch_size)),
-                                         status="")
-                train_loss, train_top1, train_top5 = self._train_epoch(
-                    model, optimizer, train_images, train_labels, epoch, device,
-                    lambda status: progress.update(task, advance=1, status=status))
-                val_metrics = self.evaluate(model, *val_arrays) if val_arrays else {}
-                record = EpochMetrics(
-                    epoch=epoch + 1, train_loss=train_loss, train_top1=train_top1, train_top5=train_top5,
-                    lr=lr, seconds=round(time.perf_counter() - started, 3),
-                    val_loss=val_metrics.get("loss"), val_top1=val_metrics.get("top1"),
-                    val_top5=val_metrics.get("top5"), stage=stage, stage_name=stage_name, event=event,
-                )
-                history.append(record)
-                status = f"loss {train_loss:.4f} acc {train_top1:.1%}"
-                if val_metrics:
-                    status += f" | val loss {val_metrics['loss']:.4f} acc {val_metrics['top1']:.1%}"
-                progress.update(task, status=status)
+        def train_epoch(epoch: int, lr: float, advance) -> tuple[float, float, float]:
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            return self._train_epoch(model, optimizer, train_images, train_labels, epoch, device, advance)
 
-                if schedule is not None and schedule.update(train_loss) and schedule.stage + 1 > self._open_stages:
-                    self._unfreeze(optimizer, stages, schedule.stage + 1)
-                if out_dir is not None:
-                    self._save(out_dir, model, optimizer, schedule, epoch + 1, history)
+        self.run_epochs(
+            history=history, start_epoch=start_epoch, train_count=len(train_labels), schedule=schedule,
+            stage_names=[stage[0] for stage in stages], train_epoch=train_epoch,
+            validate=lambda: self.evaluate(model, *val_arrays) if val_arrays else {},
+            open_stages=lambda count: self._unfreeze(optimizer, stages, count),
+            save=(lambda epochs: self._save(out_dir, model, optimizer, schedule, epochs, history)) if out_dir is not None else None)
         model.eval()
         return history
 
