@@ -115,7 +115,7 @@ def _bare_forward(model, images):
 
 def _child(entry, images: Path, scratch: Path, isolation) -> tuple[float, dict]:
     """Run the scorer's child once: (wall seconds of run_child, its result.json); RuntimeError if it failed."""
-    from harness.scoring.sandbox import default_limits
+    from harness.sandbox.limits import default_limits
     from harness.scoring.scorer import run_child
 
     started = time.perf_counter()
@@ -130,13 +130,13 @@ def run(quick: bool = False, repeats: int = 7) -> list[Comparison]:
     import numpy as np
     import torch
 
-    from harness.scoring.sandbox import Isolation, choose_isolation
+    from harness.sandbox.choice import Isolation, choose_isolation
 
     repeats = min(repeats, 2) if quick else repeats
     count = QUICK_IMAGES if quick else IMAGES
     torch.set_num_threads(THREADS)
     isolation = choose_isolation("auto")  # what `harness score` uses here
-    kinds = [isolation] + ([Isolation("process", "plain child process")] if isolation.kind == "bwrap" else [])
+    kinds = [isolation] + ([Isolation("none", "plain child process")] if isolation.kind != "none" else [])
     comparison = Comparison(
         name="scoring_predict_vs_bare_torch",
         title="Scoring overhead: predict phase of the `harness score` child vs a bare forward pass",

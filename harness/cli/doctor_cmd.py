@@ -23,17 +23,23 @@ def _version(distribution: str) -> str:
 def facts() -> list[tuple[str, str]]:
     """(topic, fact) rows; imports neither torch nor tensorflow."""
     from .. import __version__
-    from ..scoring.sandbox import bwrap_problem, choose_isolation, default_limits, gpu_visible
+    from ..errors import UsageError
+    from ..sandbox.choice import choose_isolation, layers
+    from ..sandbox.limits import default_limits, gpu_visible
 
-    isolation = choose_isolation("auto")
+    try:
+        isolation = choose_isolation("auto")
+        chosen = f"{isolation.kind}: {isolation.reason}"
+    except UsageError as exc:
+        chosen = f"NONE: {exc.message} (harness score refuses to run submissions; {exc.hint})"
     limits = default_limits(3600.0, None)
     memory = f"{limits.memory_bytes / (1 << 30):.1f} GiB" if limits.memory_bytes else "not limited (GPU visible)"
     rows = [
         ("harness", __version__),
         ("python", f"{platform.python_version()} ({sys.executable})"),
         ("platform", f"{platform.system()} {platform.release()} {platform.machine()}, {os.cpu_count()} CPUs"),
-        ("isolation", f"{isolation.kind}: {isolation.reason}"),
-        ("bwrap", bwrap_problem() or "runs (--sandbox bwrap available)"),
+        ("isolation", chosen),
+        *layers(),
         ("child limits", f"address space {memory}; open files {limits.open_files}; processes +{limits.processes}"
                          f"{' (not enforced for root)' if os.getuid() == 0 else ''}; CPU from --timeout x threads"),
         ("torch", _version("torch")),

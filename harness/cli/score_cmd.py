@@ -113,8 +113,9 @@ def score(
     artifact: Optional[List[str]] = typer.Option(None, "--artifact",
                                                  help="NAME=FOLDER: use this trained model instead of training."),
     retry_failed: bool = typer.Option(False, "--retry-failed", help="Score again submissions stored as failed."),
-    sandbox: str = typer.Option("auto", "--sandbox", help="Child isolation: auto (bwrap when it runs), bwrap "
-                                                          "(fail if it cannot run) or process."),
+    sandbox: str = typer.Option("auto", "--sandbox", help="Child isolation: auto (bwrap, else the built-in ns "
+                                "sandbox, else landlock, else refuse), bwrap, ns or landlock (fail if it cannot run), "
+                                "or none (no isolation: only for submissions you trust)."),
     memory_gb: Optional[float] = typer.Option(None, "--memory-gb", help="Address-space cap per child in GiB "
                                               "(0: none; default: the machine's memory without a GPU)."),
     executor: str = typer.Option("local", "--executor", help="local (children one after the other here) or ray "
@@ -138,7 +139,7 @@ def score(
     if executor not in EXECUTORS:
         raise UsageError(f"--executor '{executor}': expected one of {', '.join(EXECUTORS)}")
     if executor == "local":
-        from ..scoring.sandbox import choose_isolation
+        from ..sandbox.choice import choose_isolation
 
         if address or cpus_per_submission != 1.0 or gpus_per_submission or retries != 2 or worker_dir:
             raise UsageError("--address, --cpus/--gpus-per-submission, --retries and --worker-dir go with "
@@ -146,6 +147,8 @@ def score(
         isolation = choose_isolation(sandbox)
         entries = entries_from_paths(list(submissions), _artifacts(artifact))
         console.print(f"isolation: {isolation.kind} ({isolation.reason})", highlight=False, soft_wrap=True)
+        if isolation.kind == "none":
+            warn_unisolated()
         records = score_submissions(entries, split, db, leaderboard, profile=profile, timeout=timeout,
                                     work_dir=work_dir, threads=threads, retry_failed=retry_failed,
                                     sandbox=isolation.kind, memory_gb=memory_gb, on_event=_printer)
@@ -159,6 +162,8 @@ def score(
                              gpus_per_submission=gpus_per_submission, retries=retries, worker_dir=worker_dir)
         console.print(f"executor: ray ({address or 'local instance'}); isolation: --sandbox {sandbox}, "
                       "chosen on each worker", highlight=False, soft_wrap=True)
+        if sandbox == "none":
+            warn_unisolated()
         view = ScoreView()
         with ray_session(options), Live(view, console=console, refresh_per_second=4):
             records = score_submissions(entries, split, db, leaderboard, profile=profile, timeout=timeout,
@@ -169,6 +174,14 @@ def score(
     show_leaderboard(leaderboard, private=False)
     failed = sum(r.status != "scored" for r in records)
     console.print(f"{len(records) - failed} scored, {failed} failed; results in {db}, leaderboard {leaderboard}")
+
+
+def warn_unisolated() -> None:
+    """The warning of ``--sandbox none`` (stderr): submission code runs with this user's rights."""
+    from .common import error_console
+
+    error_console.print("Warning: --sandbox none: submission code runs unisolated with your user's rights (it can "
+                      "read the labels); every result records isolation 'none'", style="yellow", highlight=False)
 
 
 def show_leaderboard(path: Path, private: bool) -> None:

@@ -16,8 +16,8 @@ from ..errors import UsageError
 from .store import ScoreRecord
 
 FIXED_FRONT = ["rank", "submission", "team", "framework", "clean_top1", "clean_top5"]
-FIXED_BACK = ["score", "partition", "train_seconds", "predict_seconds", "status", "reason", "split_hash",
-              "harness_version"]
+FIXED_BACK = ["score", "partition", "train_seconds", "predict_seconds", "status", "reason", "isolation",
+              "split_hash", "harness_version"]
 PARTITIONS = ("public", "private")
 
 
@@ -46,7 +46,7 @@ def leaderboard_rows(records: list[ScoreRecord], partition: str) -> list[dict[st
             **{k: _fmt(v) for k, v in values.items()},
             "partition": partition,
             "train_seconds": _fmt(record.train_seconds, 2), "predict_seconds": _fmt(record.predict_seconds, 2),
-            "status": record.status, "reason": record.reason,
+            "status": record.status, "reason": record.reason, "isolation": record.isolation,
             "split_hash": record.split_hash[:16], "harness_version": record.harness_version,
         })
     return rows
@@ -83,7 +83,7 @@ def read_leaderboard(path: str | Path, partition: str = "public") -> tuple[list[
 
 #: columns the terminal table leaves to the CSV (it must fit an 80-column terminal)
 TERMINAL_HIDDEN = ("team", "clean_top5", "top1_clean", "partition", "split_hash", "harness_version", "reason",
-                   "train_seconds", "predict_seconds", "status")
+                   "train_seconds", "predict_seconds", "status", "isolation")
 
 
 def render_leaderboard(columns: list[str], rows: list[dict[str, object]], title: str):
@@ -92,7 +92,11 @@ def render_leaderboard(columns: list[str], rows: list[dict[str, object]], title:
     from rich.table import Table
 
     shown = [c for c in columns if c not in TERMINAL_HIDDEN]
-    table = Table(title=title, caption="top-1 accuracy (%) per perturbation category; score = their mean",
+    isolations = sorted({str(row.get("isolation") or "?") for row in rows if row.get("status") == "scored"})
+    caption = "top-1 accuracy (%) per perturbation category; score = their mean"
+    if isolations:
+        caption += f"; isolation: {', '.join(isolations)}"
+    table = Table(title=title, caption=caption,
                   box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True, padding=(0, 1))
     for column in shown:
         text = column in ("submission", "framework")

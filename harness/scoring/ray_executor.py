@@ -44,7 +44,7 @@ from ..data.cache import sha256_file
 from ..errors import UsageError
 from ..paths import cache_dir
 from ..submission import content_hash, read_toml, submission_file
-from .sandbox import cache_without_split
+from ..sandbox.view import cache_without_split
 from .scorer import Entry, Job, RunSettings
 from .split import HiddenSplit
 
@@ -201,7 +201,7 @@ def ray_session(options: RayOptions) -> Iterator[Any]:
 
 def ray_runs(jobs: list[Job], split: HiddenSplit, settings: RunSettings, options: RayOptions | None,
              event: Callable[[str, Entry, str], None]) -> Iterator[tuple[Job, str, str]]:
-    """The Ray executor: every job as a task at once; yields (job, status, reason) as they finish."""
+    """The Ray executor: every job as a task at once; yields (job, status, reason, isolation) as they finish."""
     options = options or RayOptions()
     if not jobs:
         return
@@ -249,10 +249,10 @@ def ray_runs(jobs: list[Job], split: HiddenSplit, settings: RunSettings, options
                 except ray.exceptions.RayError as exc:
                     lines = [line for line in str(exc).splitlines() if line.strip()]
                     yield job, "failed", (f"worker lost: {type(exc).__name__} after {options.retries} "
-                                          f"retries" + (f" ({lines[0][:300]})" if lines else ""))
+                                          f"retries" + (f" ({lines[0][:300]})" if lines else "")), ""
                     continue
                 keep_returned(job.scratch, returned)
-                yield job, returned["status"], returned["reason"]
+                yield job, returned["status"], returned["reason"], returned.get("isolation") or ""
 
 
 def keep_returned(scratch: Path, returned: dict[str, Any]) -> None:
@@ -323,7 +323,8 @@ def run_on_worker(request: dict[str, Any], submission: bytes, artifact: bytes | 
     """The Ray task: stage the inputs on this node, run the child as locally, return what it produced."""
     import ray
 
-    from .sandbox import choose_isolation, default_limits
+    from ..sandbox.choice import choose_isolation
+    from ..sandbox.limits import default_limits
     from .scorer import run_child
 
     started = time.perf_counter()

@@ -1,10 +1,12 @@
 """``harness score``: every submission trained and predicted in its own child process, scored here.
 
-The organiser's process alone reads labels and tags. Each child gets a scratch
-folder with a copy of the hidden images, a scrubbed environment, its own process
-group (killed whole on timeout) and dies with the organiser (Linux
-``PR_SET_PDEATHSIG``), under bubblewrap when it runs here and with resource limits
-either way (sandbox.py); its stdout and stderr are capped (``LOG_CAP``). A crash,
+The organiser's process alone reads labels and tags; it reads each submission's
+TOML only, never its code. Each child gets a scratch folder with copies of the
+submission and the hidden images, a scrubbed environment, its own process group
+(killed whole on timeout), dies with the organiser, and runs under the isolation
+chosen by :mod:`harness.sandbox.choice` (bubblewrap, the built-in namespace sandbox
+or Landlock; none only when asked) with resource limits; its stdout and stderr are
+capped (``LOG_CAP``). A crash,
 timeout, NaN output or wrong number of rows marks the submission failed with the
 reason; scoring goes on. Finished results go to the SQLite store in one transaction
 each; a rerun skips what is there.
@@ -15,10 +17,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
-import subprocess
 import sys
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -30,18 +29,16 @@ from ..errors import UsageError
 from ..submission import SUBMISSION_FILE, content_hash, read_toml, submission_file
 from ..training import topk_correct
 from ..paths import cache_dir
-from .sandbox import (INSIDE, Isolation, Limits, bwrap_command, choose_isolation, default_limits, hidden_arguments,
-                      preexec, withheld_cache_view)
+from ..sandbox.child import LOG_CAP, STDERR_TAIL, failure_reason, run_isolated  # noqa: F401 - re-exported
+from ..sandbox.choice import Isolation, choose_isolation
+from ..sandbox.limits import Limits, default_limits
+from ..sandbox.view import INSIDE, Bind, View, base_binds, cache_binds
 from .split import HiddenSplit, open_split
 from .store import ResultStore, ScoreRecord, result_key
 
 #: environment variables a child keeps; everything else (tokens, organiser paths) is dropped
-CHILD_ENV_KEEP = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "HARNESS_CACHE_DIR", "HARNESS_DATA_DIR",
-                  "HARNESS_DEVICE", "CUDA_VISIBLE_DEVICES", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
+CHILD_ENV_KEEP = ("PATH", "LANG", "LC_ALL", "TZ", "HARNESS_DEVICE", "CUDA_VISIBLE_DEVICES", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
                   "TF_CPP_MIN_LOG_LEVEL", "VIRTUAL_ENV", "PYTHONPATH")
-STDERR_TAIL = 4000
-#: bytes of each of the child's stdout and stderr kept in its scratch folder (then its last STDERR_TAIL bytes)
-LOG_CAP = 1 << 20
 DEFAULT_TIMEOUT = 3600.0
 
 
@@ -76,22 +73,20 @@ def child_env(threads: int | None) -> dict[str, str]:
     return env
 
 
-def _drain(stream, path: Path, cap: int) -> None:
-    """Copy ``stream`` to ``path``: the first ``cap`` bytes, then (if more came) a marker and the last ones."""
-    tail, dropped = bytearray(), 0
-    with open(path, "wb") as out:
-        written = 0
-        for chunk in iter(lambda: stream.read(65536), b""):
-            if written < cap:
-                out.write(chunk[:cap - written])
-                chunk, written = chunk[cap - written:], written + min(len(chunk), cap - written)
-            if chunk:
-                dropped += len(chunk)
-                tail = (tail + chunk)[-STDERR_TAIL:]
-        if dropped:
-            out.write(f"\n[harness: log capped at {cap} bytes; {dropped - len(tail)} bytes dropped; "
-                      f"the last {len(tail)} follow]\n".encode() + bytes(tail))
-    stream.close()
+def worker_view(entry: Entry, scratch: Path, cache: Path | None, withhold: tuple[str, str] | None) -> View:
+    """What the scoring child sees: code, its copy of the submission and of the images (read-only), its work
+    folder and /tmp (writable), the dataset cache without the held-out split (read-only)."""
+    binds = base_binds(scratch / "tmp") + [
+        Bind(str(scratch / "submission"), str(INSIDE / "submission")),
+        Bind(str(scratch / "images.npy"), str(INSIDE / "images.npy")),
+        Bind(str(scratch / "work"), str(INSIDE / "work"), writable=True)]
+    if entry.artifact is not None:
+        binds.append(Bind(str(entry.artifact), str(INSIDE / "artifact")))
+    aliases = {}
+    if cache is not None and cache.is_dir():
+        more, aliases = cache_binds(cache.resolve(), withhold, scratch / "view", INSIDE / "cache")
+        binds += more
+    return View(binds, cwd=str(INSIDE / "work"), aliases=aliases)
 
 
 def run_child(entry: Entry, profile: str | None, images: Path, scratch: Path, timeout: float,
@@ -99,96 +94,43 @@ def run_child(entry: Entry, profile: str | None, images: Path, scratch: Path, ti
               withhold: tuple[str, str] | None = None, cache: Path | None = None) -> tuple[str, str]:
     """Run the worker for ``entry`` (isolated, limited); ("ok", "") or ("failed", reason).
 
-    ``withhold`` (dataset, split): under bwrap, that split of the dataset cache is hidden (the held-out images).
-    ``cache``: the dataset cache the child uses (default ``HARNESS_CACHE_DIR`` or the user's cache).
+    ``withhold`` (dataset, split): that split of the dataset cache is not in the child's view (the held-out
+    images). ``cache``: the dataset cache the child uses (default ``HARNESS_CACHE_DIR`` or the user's cache).
     """
-    isolation = isolation or Isolation("process", "default")
+    isolation = isolation or choose_isolation("auto")
     limits = limits or default_limits(timeout, threads)
     scratch, images = scratch.resolve(), Path(images).resolve()  # the child runs in its own directory
     if scratch.exists():
         shutil.rmtree(scratch)
-    (scratch / "work").mkdir(parents=True)
-    local_images = scratch / "images.npy"
-    shutil.copyfile(images, local_images)
+    for folder in ("work", "tmp"):
+        (scratch / folder).mkdir(parents=True)
+    shutil.copyfile(images, scratch / "images.npy")
+    shutil.copytree(entry.root, scratch / "submission", ignore=shutil.ignore_patterns("__pycache__"))
+    for path in [scratch / "images.npy", scratch / "submission", *(scratch / "submission").rglob("*")]:
+        path.chmod(path.stat().st_mode | 0o444 | (0o111 if path.is_dir() else 0))  # readable by the child's uid
+    view = worker_view(entry, scratch, Path(cache) if cache is not None else cache_dir(), withhold)
+    inside = lambda target: view.path(target, isolation.mapped)  # noqa: E731 - a path as the child names it
     env = child_env(threads)
-    if cache is not None:
-        env["HARNESS_CACHE_DIR"] = str(cache)
-    if isolation.kind == "bwrap":
-        (scratch / "tmp").mkdir()
-        root, work, image_arg = INSIDE / "submission", INSIDE / "work", INSIDE / "images.npy"
-        artifact = INSIDE / "artifact" if entry.artifact is not None else None
-        extra: list[tuple[Path, Path]] = []
-        options: list[str] = []
-        for variable, inside in (("HARNESS_CACHE_DIR", INSIDE / "cache"), ("HARNESS_DATA_DIR", INSIDE / "data")):
-            value = env.get(variable) or (str(cache_dir()) if variable == "HARNESS_CACHE_DIR" else "")
-            if value and Path(value).is_dir():
-                extra.append((Path(value).resolve(), inside))
-                env[variable] = str(inside)
-                if variable == "HARNESS_CACHE_DIR" and withhold:
-                    options = withheld_cache_view(Path(value).resolve(), *withhold, scratch / "cache-view")
-            else:
-                env.pop(variable, None)
-        env.update(HOME=str(work), TMPDIR="/tmp")
+    env.pop("HARNESS_DATA_DIR", None)  # raw downloads (e.g. Tiny ImageNet's val labels) are never shown
+    env.update(HOME=inside(INSIDE / "work"), TMPDIR=inside("/tmp"))
+    if view.aliases:
+        env["HARNESS_CACHE_DIR"] = inside(INSIDE / "cache")
     else:
-        root, work, image_arg, artifact = entry.root, scratch / "work", local_images, entry.artifact
-    command = [sys.executable, "-m", "harness.scoring.worker", "--submission", str(root),
-               "--images", str(image_arg), "--out", str(work)]
+        env.pop("HARNESS_CACHE_DIR", None)
+    command = [sys.executable, "-m", "harness.scoring.worker", "--submission", inside(INSIDE / "submission"),
+               "--images", inside(INSIDE / "images.npy"), "--out", inside(INSIDE / "work")]
     if profile:
         command += ["--profile", profile]
-    if artifact is not None:
-        command += ["--artifact", str(artifact)]
+    if entry.artifact is not None:
+        command += ["--artifact", inside(INSIDE / "artifact")]
     if threads:
         command += ["--threads", str(threads)]
-    if isolation.kind == "bwrap":
-        command = bwrap_command(command, submission=entry.root, images=local_images, work=scratch / "work",
-                                tmp=scratch / "tmp", artifact=entry.artifact, extra_ro=extra, options=options)
-        command, args_fd = hidden_arguments(command)
-    try:
-        process = subprocess.Popen(command, cwd=scratch / "work", env=env, stdin=subprocess.DEVNULL,
-                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=preexec(limits),
-                                   pass_fds=(args_fd,) if isolation.kind == "bwrap" else ())
-    finally:
-        if isolation.kind == "bwrap":
-            os.close(args_fd)
-    drains = [threading.Thread(target=_drain, args=(stream, scratch / name, LOG_CAP), daemon=True)
-              for stream, name in ((process.stdout, "stdout.log"), (process.stderr, "stderr.log"))]
-    for thread in drains:
-        thread.start()
-    timed_out = False
-    try:
-        code = process.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        timed_out = True
-    finally:
-        _kill_group(process)  # anything the submission left running in its group
-        for thread in drains:
-            thread.join(timeout=10)  # a grandchild that left the group may hold a pipe: stop waiting
-    if timed_out:
+    code = run_isolated(command, view, isolation, limits, env, scratch, timeout)
+    if code is None:
         return "failed", f"timeout: no result after {timeout:g} s (process group killed)"
     if code != 0:
-        return "failed", _failure_reason(code, scratch / "stderr.log")
+        return "failed", failure_reason(code, scratch / "stderr.log")
     return "ok", ""
-
-
-def _kill_group(process: subprocess.Popen) -> None:
-    try:
-        os.killpg(process.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
-    if process.poll() is None:
-        process.wait()
-
-
-def _failure_reason(code: int, stderr: Path) -> str:
-    with open(stderr, "rb") as handle:
-        handle.seek(max(0, stderr.stat().st_size - STDERR_TAIL))
-        lines = [line.strip() for line in handle.read().decode("utf-8", "replace").splitlines() if line.strip()]
-    if code < 0:
-        return f"crashed: killed by signal {signal.Signals(-code).name}" + (f" ({lines[-1]})" if lines else "")
-    last = next((line for line in reversed(lines) if line.startswith("worker failed: ")), None)
-    if last:
-        return f"crashed: {last.removeprefix('worker failed: ')}"
-    return f"crashed: exit code {code}" + (f": {lines[-1]}" if lines else "")
 
 
 def check_predictions(path: Path, count: int, num_classes: int) -> np.ndarray:
@@ -258,15 +200,15 @@ class RunSettings:
 
 
 def local_runs(jobs: list[Job], split: HiddenSplit, settings: RunSettings,
-               event: Callable[[str, Entry, str], None]) -> Iterator[tuple[Job, str, str]]:
-    """The local executor: one child after the other on this machine; yields (job, status, reason)."""
+               event: Callable[[str, Entry, str], None]) -> Iterator[tuple[Job, str, str, str]]:
+    """The local executor: one child after the other on this machine; yields (job, status, reason, isolation)."""
     isolation = choose_isolation(settings.sandbox)
     limits = default_limits(settings.timeout, settings.threads, settings.memory_gb)
     for job in jobs:
         event("running", job.entry, "")
         status, reason = run_child(job.entry, settings.profile, split.images_path, job.scratch, settings.timeout,
                                    settings.threads, isolation, limits, settings.withhold)
-        yield job, status, reason
+        yield job, status, reason, isolation.kind
 
 
 def score_submissions(
@@ -291,8 +233,9 @@ def score_submissions(
 
     ``retry_failed`` scores again the submissions whose stored result is a failure.
     ``skip`` maps submission names to a reason (e.g. needs a GPU): recorded nowhere,
-    only reported, so they are scored once the hardware allows. ``sandbox`` is auto, bwrap
-    (a UsageError when bubblewrap cannot run) or process; ``memory_gb`` caps each child's
+    only reported, so they are scored once the hardware allows. ``sandbox`` is auto (the first of
+    bwrap, ns, landlock that works here, else a UsageError), one of those (a UsageError when it cannot
+    run) or none (no isolation; each record says how it was run); ``memory_gb`` caps each child's
     address space (default: the machine's memory without a GPU, none with one). ``executor``
     "local" runs the children here one after the other; "ray" runs them as Ray tasks
     (``ray_options``: a :class:`harness.scoring.ray_executor.RayOptions`). ``on_event(kind,
@@ -303,7 +246,7 @@ def score_submissions(
     if executor not in EXECUTORS:
         raise UsageError(f"--executor '{executor}': expected one of {', '.join(EXECUTORS)}")
     if executor == "local":
-        choose_isolation(sandbox)  # a bwrap that cannot run is an error before anything starts
+        choose_isolation(sandbox)  # an isolation that cannot run is an error before anything starts
     split = open_split(split_dir)
     num_classes = int(split.summary["num_classes"])
     event = on_event or (lambda kind, entry, detail: None)
@@ -329,7 +272,7 @@ def score_submissions(
             runs = ray_runs(jobs, split, settings, ray_options, event)
         else:
             runs = local_runs(jobs, split, settings, event)
-        for job, status, reason in runs:
+        for job, status, reason, isolation in runs:
             entry = job.entry
             metrics: dict[str, Any] = {}
             timings: dict[str, Any] = {}
@@ -346,6 +289,7 @@ def score_submissions(
                 content_hash=entry.content_hash, split_hash=split.split_hash, harness_version=__version__,
                 status=status, reason=reason, metrics=metrics,
                 train_seconds=timings.get("train_seconds"), predict_seconds=timings.get("predict_seconds"),
+                isolation=isolation,
             )
             store.add(record)
             event(status, entry, reason)

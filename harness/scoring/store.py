@@ -30,9 +30,12 @@ CREATE TABLE IF NOT EXISTS results (
     metrics TEXT NOT NULL DEFAULT '{}',
     train_seconds REAL,
     predict_seconds REAL,
-    finished_at REAL NOT NULL
+    finished_at REAL NOT NULL,
+    isolation TEXT NOT NULL DEFAULT ''
 );
 """
+#: columns added since the first schema: (name, definition), added to older stores when opened
+ADDED_COLUMNS = (("isolation", "TEXT NOT NULL DEFAULT ''"),)
 
 
 def result_key(content_hash: str, split_hash: str, harness_version: str, profile: str) -> str:
@@ -58,6 +61,8 @@ class ScoreRecord:
     train_seconds: float | None = None
     predict_seconds: float | None = None
     finished_at: float = field(default_factory=time.time)
+    #: how the child was isolated: bwrap, ns, landlock or none ("" in stores older than the column)
+    isolation: str = ""
 
     @property
     def key(self) -> str:
@@ -74,6 +79,10 @@ class ResultStore:
         self._connection.execute("PRAGMA journal_mode=WAL")
         self._connection.execute("PRAGMA synchronous=FULL")
         self._connection.executescript(SCHEMA)
+        present = {row[1] for row in self._connection.execute("PRAGMA table_info(results)")}
+        for name, definition in ADDED_COLUMNS:
+            if name not in present:
+                self._connection.execute(f"ALTER TABLE results ADD COLUMN {name} {definition}")
 
     def close(self) -> None:
         self._connection.close()

@@ -33,7 +33,7 @@ def subs(submissions_dir, tmp_path_factory) -> Path:
 def drive(kill_at: int, subs: Path, split: Path, out: Path) -> subprocess.CompletedProcess:
     command = [sys.executable, str(DRIVER), str(kill_at), "score", str(subs), "--split", str(split), "-P", "cpu",
                "--db", str(out / "results.sqlite"), "--leaderboard", str(out / "board.csv"),
-               "--work-dir", str(out / "work"), "--sandbox", "process"]
+               "--work-dir", str(out / "work"), "--sandbox", "none"]
     return subprocess.run(command, capture_output=True, text=True, timeout=120)
 
 

@@ -1,0 +1,136 @@
+"""Which isolation runs untrusted code here, and why: bubblewrap, the built-in namespace sandbox,
+Landlock, or (only when the organiser asks for it) none.
+
+``auto`` takes the first that works in that order and refuses to run anything when
+none does; ``harness doctor`` shows every layer's state (:func:`layers`).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import UsageError
+
+SANDBOXES = ("auto", "bwrap", "ns", "landlock", "none")
+#: isolations that give the child its own mount namespace (paths inside differ from the organiser's)
+MAPPED = ("bwrap", "ns")
+WHAT_TO_DO = ("install bubblewrap (Debian/Ubuntu: apt install bubblewrap), allow unprivileged user namespaces "
+              "(sysctl user.max_user_namespaces=10000; on Ubuntu also kernel.apparmor_restrict_unprivileged_userns=0),"
+              " or pass --sandbox none for submissions you trust")
+
+
+@dataclass(frozen=True)
+class Isolation:
+    """Which isolation runs the children ("bwrap", "ns", "landlock" or "none") and why."""
+
+    kind: str
+    reason: str
+
+    @property
+    def mapped(self) -> bool:
+        """The child names its inputs by their paths inside (/sandbox/...), not the organiser's."""
+        return self.kind in MAPPED
+
+
+@functools.lru_cache(maxsize=1)
+def bwrap_problem() -> str | None:
+    """None when bubblewrap runs here, else why not (one line)."""
+    exe = shutil.which("bwrap")
+    if exe is None:
+        return "bwrap not found (Debian/Ubuntu package: bubblewrap)"
+    probe = [exe, "--ro-bind", "/", "/", "--proc", "/proc", "--dev", "/dev", "--unshare-all", "--die-with-parent",
+             "--new-session", "true"]
+    try:
+        done = subprocess.run(probe, stdin=subprocess.DEVNULL, capture_output=True, timeout=20)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"bwrap cannot start: {exc}"
+    if done.returncode != 0:
+        lines = done.stderr.decode("utf-8", "replace").strip().splitlines() or [f"exit code {done.returncode}"]
+        return f"bwrap cannot run here ({lines[-1]}); user namespaces are probably disabled in this container"
+    return None
+
+
+@functools.lru_cache(maxsize=1)
+def ns_problem() -> str | None:
+    """None when the built-in namespace sandbox starts a command here, else why not (one line).
+    Probed for real: a launcher with a minimal view runs ``true``."""
+    from .child import sandboxed_command
+    from .view import View, base_binds
+
+    true = shutil.which("true") or "/bin/true"
+    with tempfile.TemporaryDirectory(prefix="harness-ns-probe-") as folder:
+        scratch = Path(folder)
+        (scratch / "tmp").mkdir()
+        view = View(base_binds(scratch / "tmp", gpu=False), cwd="/tmp")
+        command, fds, uid = sandboxed_command([true], view, Isolation("ns", "probe"), scratch)
+        try:
+            done = subprocess.run(command, stdin=subprocess.DEVNULL, capture_output=True, timeout=30, pass_fds=fds)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            return f"the namespace sandbox cannot start: {exc}"
+        finally:
+            for fd in fds:
+                os.close(fd)
+    if done.returncode != 0:
+        lines = done.stderr.decode("utf-8", "replace").strip().splitlines() or [f"exit code {done.returncode}"]
+        return f"namespaces refused here ({lines[-1].removeprefix('sandbox: ')})"
+    return None
+
+
+def landlock_problem() -> str | None:
+    from .landlock import landlock_problem as problem
+
+    return problem()
+
+
+PROBLEMS = {"bwrap": bwrap_problem, "ns": ns_problem, "landlock": landlock_problem}
+GUARANTEES = {
+    "bwrap": "bubblewrap: no network, own PIDs, read-only code, no view of the organiser's folders",
+    "ns": "built-in namespace sandbox: no network, own PIDs, read-only code, no view of the organiser's folders",
+    "landlock": "Landlock: file access limited to the same allow-list, no network; no PID namespace",
+}
+
+
+def choose_isolation(requested: str = "auto") -> Isolation:
+    """``auto``: bwrap, else ns, else landlock, else a UsageError saying why and what to do; a named
+    isolation fails (UsageError) when it cannot run; ``none`` is the plain child process with limits."""
+    if requested == "process":
+        raise UsageError("--sandbox process is now called --sandbox none (no isolation: for trusted submissions)")
+    if requested not in SANDBOXES:
+        raise UsageError(f"--sandbox '{requested}': expected one of {', '.join(SANDBOXES)}")
+    if requested == "none":
+        return Isolation("none", "asked for (--sandbox none): plain child process with limits, no isolation; "
+                                 "it can read whatever this user can")
+    problems = []
+    for kind in PROBLEMS if requested == "auto" else (requested,):
+        problem = PROBLEMS[kind]()
+        if problem is None:
+            return Isolation(kind, GUARANTEES[kind])
+        problems.append(f"{kind}: {problem}")
+    if requested != "auto":
+        raise UsageError(f"--sandbox {requested}: {problems[0].split(': ', 1)[1]}",
+                         hint="use --sandbox auto to take the first isolation that works here")
+    raise UsageError("no isolation works on this machine (" + "; ".join(problems) + ")", hint=WHAT_TO_DO)
+
+
+def layers() -> list[tuple[str, str]]:
+    """(layer, available or not and why) for ``harness doctor``."""
+    from .landlock import abi_version
+
+    rows = [(kind, problem or "works (--sandbox " + kind + ")")
+            for kind, problem in ((k, PROBLEMS[k]()) for k in PROBLEMS)]
+    rows[2] = ("landlock", (f"ABI {abi_version()}: " if abi_version() else "") + rows[2][1])
+    if os.geteuid() == 0:
+        uid = "root: children switch to an unused unprivileged uid (ns, landlock; bwrap maps its own)"
+    else:
+        uid = f"uid {os.geteuid()}: children keep it (not root, no switch needed)"
+    rows.append(("uid switch", uid))
+    rows.append(("network", "ns, bwrap: an empty network namespace; landlock: TCP denied by Landlock and "
+                            "socket() denied by seccomp; none: the organiser's network"))
+    return rows
+

@@ -1,0 +1,117 @@
+"""``python -m harness.sandbox.launch FD``: start a command in the built-in sandbox.
+
+Trusted harness code, run as the child of the organiser (limits already set). It reads
+its plan (JSON) from file descriptor FD, so that no organiser path appears on any command
+line the sandboxed code can see, then either
+
+- ``mode = "ns"``: new namespaces (:mod:`.namespaces`), a root made of the view's binds,
+  a PID-namespace init that reaps every process and reports the command's exit status
+  back to this launcher, which exits the same way (same code, or killed by the same signal);
+- ``mode = "landlock"``: the same view as Landlock rules on the real file system, no network,
+  then ``execve`` of the command.
+
+Either way: an unused uid when the organiser is root (``uid`` in the plan), no new
+privileges, killed when its parent dies. A failure to set up ends it with exit code
+``SETUP_FAILED`` and one line ``sandbox: ...`` on stderr; the command never starts then.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+
+SETUP_FAILED = 125
+
+
+def _exec(argv: list[str]) -> None:
+    os.execv(argv[0], argv)
+
+
+def run_ns(plan: dict) -> int:
+    from . import namespaces
+
+    root, uid = Path(plan["root"]), plan.get("uid")
+    privileged = os.geteuid() == 0
+    try:
+        namespaces.unshare(privileged)
+    except PermissionError:
+        if not privileged:
+            raise
+        privileged = False  # root without CAP_SYS_ADMIN (a container's default): a user namespace instead
+        namespaces.unshare(False)
+    namespaces.build_root(root, plan["view"]["binds"])
+    report_read, report_write = os.pipe()
+    init = os.fork()
+    if init == 0:  # PID 1 of the new PID namespace
+        try:
+            os.close(report_read)
+            namespaces.prctl(namespaces.PR_SET_PDEATHSIG, signal.SIGKILL)
+            namespaces.enter_root(root, plan["view"]["cwd"])
+            if privileged and uid is not None:
+                namespaces.drop_to(uid)
+            namespaces.prctl(namespaces.PR_SET_NO_NEW_PRIVS, 1)
+            namespaces.prctl(namespaces.PR_SET_DUMPABLE, 0)
+        except OSError as exc:
+            os.write(2, f"sandbox: {exc.strerror or exc}\n".encode())
+            os._exit(SETUP_FAILED)
+        command = os.fork()
+        if command == 0:
+            os.close(report_write)
+            try:
+                _exec(plan["argv"])
+            except OSError as exc:
+                os.write(2, f"sandbox: cannot start {plan['argv'][0]}: {exc.strerror}\n".encode())
+            os._exit(127)
+        while True:  # reap every orphan; end (and so the whole namespace) with the command
+            try:
+                pid, status = os.waitpid(-1, 0)
+            except ChildProcessError:
+                os._exit(0)
+            if pid == command:
+                how = f"signal {os.WTERMSIG(status)}" if os.WIFSIGNALED(status) else f"exit {os.WEXITSTATUS(status)}"
+                os.write(report_write, how.encode())
+                os._exit(0)
+    os.close(report_write)
+    _, status = os.waitpid(init, 0)
+    report = os.read(report_read, 64).decode()
+    if os.WIFSIGNALED(status):
+        return -os.WTERMSIG(status)
+    if not report:
+        return os.WEXITSTATUS(status)  # setup failed (its line is on stderr)
+    kind, number = report.split()
+    return -int(number) if kind == "signal" else int(number)
+
+
+def run_landlock(plan: dict) -> int:
+    from . import landlock, namespaces
+
+    view = plan["view"]
+    os.chdir(plan["cwd"])
+    uid = plan.get("uid")
+    if os.geteuid() == 0 and uid is not None:
+        namespaces.drop_to(uid)
+    landlock.restrict([*view["read"], *landlock.RUNTIME_READ], [*view["write"], *landlock.RUNTIME_WRITE])
+    _exec(plan["argv"])
+    return 127
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        with os.fdopen(int(argv[0]), "rb") as handle:
+            plan = json.loads(handle.read())
+        code = run_ns(plan) if plan["mode"] == "ns" else run_landlock(plan)
+    except (OSError, ValueError, KeyError, IndexError) as exc:
+        print(f"sandbox: {getattr(exc, 'strerror', None) or exc}", file=sys.stderr, flush=True)
+        return SETUP_FAILED
+    if code < 0:  # the command was killed by a signal: end the same way
+        signal.signal(-code, signal.SIG_DFL)
+        os.kill(os.getpid(), -code)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
