@@ -1,0 +1,1 @@
+"""Isolation of untrusted code: namespaces, Landlock, bubblewrap; limits."""
