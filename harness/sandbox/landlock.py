@@ -8,9 +8,11 @@ that can deny TCP bind/connect, but only ABI 6 can stop the child from signallin
 processes outside its domain (``LANDLOCK_SCOPE_SIGNAL``) or connecting to their
 abstract unix sockets (``LANDLOCK_SCOPE_ABSTRACT_UNIX_SOCKET``). Landlock denies
 ptrace (and so ``/proc/<pid>/mem``, ``environ``, ``maps``) of processes outside the
-domain at every ABI. Sockets that Landlock cannot restrict (UDP, raw, netlink,
+domain at every ABI, provided the child holds neither CAP_SYS_ADMIN nor CAP_PERFMON
+(measured: with either, a root child still reads ``environ`` and ``maps``). Sockets that Landlock cannot restrict (UDP, raw, netlink,
 pathname unix sockets) are stopped by a seccomp filter that makes ``socket()`` and
-``io_uring_setup()`` fail with EACCES; ``socketpair()`` stays allowed.
+``io_uring_setup()`` fail with EACCES; ``socketpair()`` stays allowed. Every capability
+is dropped. What this does not guarantee: docs/landlock-notes.md.
 
 Landlock confines the calling *thread* and its future children: call
 ``restrict`` while the process has a single thread, before importing anything
@@ -26,7 +28,6 @@ import os
 import platform
 import socket
 import stat
-import struct
 from pathlib import Path
 from typing import Iterable
 
@@ -258,15 +259,19 @@ def _prctl(option: int, arg2: int, what: str) -> None:
         raise OSError(code, f"prctl({what}) failed: {os.strerror(code)}")
 
 
+def _ask_landlock_version() -> int:
+    """landlock_create_ruleset(NULL, 0, LANDLOCK_CREATE_RULESET_VERSION); raises OSError."""
+    flags = ctypes.c_uint32(_LANDLOCK_CREATE_RULESET_VERSION)
+    return _syscall(_SYS_LANDLOCK_CREATE_RULESET, None, ctypes.c_size_t(0), flags)
+
+
 @functools.lru_cache(maxsize=None)
 def abi_version() -> int:
     """The kernel's Landlock ABI version; 0 when unsupported, disabled, or not Linux x86_64/aarch64."""
     if os.name != "posix" or _machine() not in _ARCHITECTURES:
         return 0
     try:
-        return _syscall(
-            _SYS_LANDLOCK_CREATE_RULESET, None, ctypes.c_size_t(0), ctypes.c_uint32(_LANDLOCK_CREATE_RULESET_VERSION)
-        )
+        return _ask_landlock_version()
     except OSError:
         return 0
 
@@ -275,7 +280,7 @@ def _why_abi_is_zero() -> str:
     if _machine() not in _ARCHITECTURES:
         return f"Landlock confinement is implemented for x86_64 and aarch64 only, not {platform.machine()!r}"
     try:
-        _syscall(_SYS_LANDLOCK_CREATE_RULESET, None, ctypes.c_size_t(0), ctypes.c_uint32(_LANDLOCK_CREATE_RULESET_VERSION))
+        _ask_landlock_version()
     except OSError as err:
         if err.errno == errno.EOPNOTSUPP:
             return "Landlock is built into this kernel but disabled (add landlock to the lsm= boot parameter)"
@@ -445,7 +450,8 @@ def restrict(
     With ``no_network``: TCP bind/connect denied, abstract unix sockets outside the domain
     unreachable, and ``socket()``/``io_uring_setup()`` fail with EACCES (``socketpair()`` works).
     Paths that do not exist are skipped. Raises OSError when the kernel refuses a step, or
-    when ``no_network`` is asked of a kernel below ``MINIMUM_ABI``.
+    when ``no_network`` is asked of a kernel below ``MINIMUM_ABI``; after such an error the
+    process may be partly confined and should exit.
     """
     machine = _machine()
     abi = abi_version()
@@ -469,9 +475,8 @@ def restrict(
         attr.handled_access_net = _NET_BIND_TCP | _NET_CONNECT_TCP  # no rules: every port denied
         attr.scoped |= _SCOPE_ABSTRACT_UNIX_SOCKET
     try:
-        ruleset_fd = _syscall(
-            _SYS_LANDLOCK_CREATE_RULESET, ctypes.byref(attr), ctypes.c_size_t(_ruleset_attr_size(abi)), ctypes.c_uint32(0)
-        )
+        size = ctypes.c_size_t(_ruleset_attr_size(abi))
+        ruleset_fd = _syscall(_SYS_LANDLOCK_CREATE_RULESET, ctypes.byref(attr), size, ctypes.c_uint32(0))
     except OSError as err:
         raise OSError(err.errno, f"landlock_create_ruleset failed: {err.strerror}") from None
     try:

@@ -141,7 +141,8 @@ def test_write_folder_accepts_files_and_folders(tmp_path, secrets):
         BASE_READ,
         [scratch, *RUNTIME_WRITE],
     )
-    assert all(results[name].startswith("ok") for name in ("mkdir", "write", "truncate", "rename", "remove dir")), results
+    for name in ("mkdir", "write", "truncate", "rename", "remove dir"):
+        assert results[name].startswith("ok"), (name, results)
     assert results["devnull"] == "ok 1"
     assert results["grandchild"] == "ok 1", results
     assert (scratch / "a" / "out.txt").read_text() == "res"
