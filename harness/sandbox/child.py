@@ -46,6 +46,20 @@ def unused_uid() -> int:
             return uid
 
 
+def reachable_by_others(paths: list[str]) -> bool:
+    """Every path readable by any user through ordinary permissions (each folder above it searchable):
+    a child switched to an unused uid can then use them without a mount namespace (Landlock)."""
+    for path in map(Path, paths):
+        if not path.exists():
+            continue
+        for folder in path.parents:
+            if not folder.stat().st_mode & 0o001:
+                return False
+        if not path.stat().st_mode & (0o005 if path.is_dir() else 0o004):
+            return False
+    return True
+
+
 def _plan_fd(plan: dict) -> int:
     """An unlinked temporary file holding ``plan`` (any size, no path on a command line), rewound."""
     handle = tempfile.TemporaryFile()
@@ -65,7 +79,8 @@ def sandboxed_command(inner: list[str], view: View, isolation: Isolation,
                       scratch: Path) -> tuple[list[str], tuple[int, ...], int | None]:
     """(command, file descriptors to pass and then close, uid the child runs as or None) for ``inner``,
     whose paths are already as the child names them. Writable folders of ``view`` are handed to that uid."""
-    uid = unused_uid() if os.geteuid() == 0 and isolation.kind in ("ns", "landlock") else None
+    switch = isolation.kind == "ns" or isolation.kind == "landlock" and reachable_by_others(view.readable())
+    uid = unused_uid() if os.geteuid() == 0 and switch else None  # else Landlock keeps uid 0, no capabilities
     if uid is not None:
         for path in view.writable():
             if Path(path).is_dir() and not Path(path).is_relative_to("/dev"):

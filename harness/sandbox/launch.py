@@ -44,14 +44,23 @@ def run_ns(plan: dict) -> int:
         namespaces.unshare(False)
     namespaces.build_root(root, plan["view"]["binds"])
     report_read, report_write = os.pipe()
+    lifeline_read, lifeline_write = os.pipe()  # end of file for init once this launcher is gone
     init = os.fork()
     if init == 0:  # PID 1 of the new PID namespace
         try:
             os.close(report_read)
-            namespaces.prctl(namespaces.PR_SET_PDEATHSIG, signal.SIGKILL)
+            os.close(lifeline_write)
             namespaces.enter_root(root, plan["view"]["cwd"])
             if privileged and uid is not None:
                 namespaces.drop_to(uid)
+            # after the uid switch, which clears it; then make sure the launcher did not die before
+            namespaces.prctl(namespaces.PR_SET_PDEATHSIG, signal.SIGKILL)
+            os.set_blocking(lifeline_read, False)
+            try:
+                if os.read(lifeline_read, 1) == b"":
+                    os._exit(SETUP_FAILED)
+            except BlockingIOError:
+                pass
             namespaces.prctl(namespaces.PR_SET_NO_NEW_PRIVS, 1)
             namespaces.prctl(namespaces.PR_SET_DUMPABLE, 0)
         except OSError as exc:
@@ -60,6 +69,7 @@ def run_ns(plan: dict) -> int:
         command = os.fork()
         if command == 0:
             os.close(report_write)
+            os.close(lifeline_read)
             try:
                 _exec(plan["argv"])
             except OSError as exc:
@@ -75,6 +85,7 @@ def run_ns(plan: dict) -> int:
                 os.write(report_write, how.encode())
                 os._exit(0)
     os.close(report_write)
+    os.close(lifeline_read)
     _, status = os.waitpid(init, 0)
     report = os.read(report_read, 64).decode()
     if os.WIFSIGNALED(status):

@@ -32,7 +32,7 @@ from helpers import survivors
 pytestmark = pytest.mark.slow
 
 #: the plain child process, no isolation beyond limits (the sandbox being renamed "none")
-PLAIN = "process"
+PLAIN = "none"
 #: peek's report: one list of successes per behaviour
 BEHAVIOURS = ("found", "image_copies", "proc", "signals", "network", "wrote")
 LISTENERS = ("tcp", "udp", "unix_path", "unix_abstract")
