@@ -19,13 +19,19 @@ app = typer.Typer(help="Check submissions before training or scoring them.", no_
 @handle_errors
 def validate(
     paths: List[Path] = typer.Argument(..., help="Submission folders (or folders of them, e.g. submissions/)."),
+    sandbox: str = typer.Option("auto", "--sandbox", help="Where a submission's own plugin modules are imported: "
+                                "auto (bwrap, ns or landlock, as harness score), one of those, or none (in this "
+                                "process: only for code you trust)."),
 ) -> None:
-    """Report every problem of each submission.toml, each with its field and a suggestion."""
-    from ..submission import find_submissions, validate_submission
+    """Report every problem of each submission.toml, each with its field and a suggestion.
+
+    A submission's own plugin modules are imported only in a sandboxed child (its code may be hostile)."""
+    from ..submission import find_submissions
+    from ..submission_check import validate_isolated
 
     failed = 0
     for folder in find_submissions(list(paths)):
-        problems = validate_submission(folder)
+        problems = validate_isolated(folder, sandbox)
         if not problems:
             console.print(f"[green]ok[/] {folder}")
             continue

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -68,6 +69,16 @@ def _plan_fd(plan: dict) -> int:
     fd = os.dup(handle.fileno())
     handle.close()
     return fd
+
+
+def readable_copy(source: Path, target: Path) -> None:
+    """Copy a file or folder (no ``__pycache__``) readable by every user: the child may run as another uid."""
+    if Path(source).is_dir():
+        shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__"))
+    else:
+        shutil.copyfile(source, target)
+    for path in [target, *(target.rglob("*") if target.is_dir() else ())]:
+        path.chmod(path.stat().st_mode | 0o444 | (0o111 if path.is_dir() else 0))
 
 
 def _chown_tree(folder: Path, uid: int) -> None:

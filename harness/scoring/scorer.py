@@ -29,7 +29,7 @@ from ..errors import UsageError
 from ..submission import SUBMISSION_FILE, content_hash, read_toml, submission_file
 from ..training import topk_correct
 from ..paths import cache_dir
-from ..sandbox.child import LOG_CAP, STDERR_TAIL, failure_reason, run_isolated  # noqa: F401 - re-exported
+from ..sandbox.child import LOG_CAP, STDERR_TAIL, failure_reason, readable_copy, run_isolated  # noqa: F401 - re-exported
 from ..sandbox.choice import Isolation, choose_isolation
 from ..sandbox.limits import Limits, default_limits
 from ..sandbox.view import INSIDE, Bind, View, base_binds, cache_binds
@@ -81,7 +81,7 @@ def worker_view(entry: Entry, scratch: Path, cache: Path | None, withhold: tuple
         Bind(str(scratch / "images.npy"), str(INSIDE / "images.npy")),
         Bind(str(scratch / "work"), str(INSIDE / "work"), writable=True)]
     if entry.artifact is not None:
-        binds.append(Bind(str(entry.artifact), str(INSIDE / "artifact")))
+        binds.append(Bind(str(scratch / "artifact"), str(INSIDE / "artifact")))
     aliases = {}
     if cache is not None and cache.is_dir():
         more, aliases = cache_binds(cache.resolve(), withhold, scratch / "view", INSIDE / "cache")
@@ -104,10 +104,10 @@ def run_child(entry: Entry, profile: str | None, images: Path, scratch: Path, ti
         shutil.rmtree(scratch)
     for folder in ("work", "tmp"):
         (scratch / folder).mkdir(parents=True)
-    shutil.copyfile(images, scratch / "images.npy")
-    shutil.copytree(entry.root, scratch / "submission", ignore=shutil.ignore_patterns("__pycache__"))
-    for path in [scratch / "images.npy", scratch / "submission", *(scratch / "submission").rglob("*")]:
-        path.chmod(path.stat().st_mode | 0o444 | (0o111 if path.is_dir() else 0))  # readable by the child's uid
+    readable_copy(images, scratch / "images.npy")  # copies: readable by the child's uid, theirs to break
+    readable_copy(entry.root, scratch / "submission")
+    if entry.artifact is not None:
+        readable_copy(entry.artifact, scratch / "artifact")
     view = worker_view(entry, scratch, Path(cache) if cache is not None else cache_dir(), withhold)
     inside = lambda target: view.path(target, isolation.mapped)  # noqa: E731 - a path as the child names it
     env = child_env(threads)

@@ -45,6 +45,9 @@ BEHAVIOURS = ("found", "image_copies", "proc", "signals", "network", "wrote")
 SECRET_NAMES = {"labels.npy", "tags.csv", "recipe.toml"}
 DB_SUFFIXES = (".sqlite", ".sqlite3", ".db")
 SKIP = {"/proc", "/sys", "/dev"}
+#: system folders every child reads by design (distribution files such as avahi's service-types.db are no
+#: secret of the organiser's); a secret's name found there still counts, a *.db or *.csv does not
+SYSTEM = ("/usr/", "/lib/", "/lib64/", "/bin/", "/sbin/", "/etc/")
 MAX_ENTRIES = 2_000_000
 MAX_SECONDS = 60.0
 ORGANISER_WORDS = ("pytest", "--split", "organiser")
@@ -138,8 +141,8 @@ def hunt_files(targets, report, tried):
                 continue
             name = entry.name
             lower = name.lower()
-            if name in SECRET_NAMES or name in heldout or lower.endswith(DB_SUFFIXES) \
-                    or (lower.endswith(".csv") and "board" in lower):
+            generic = lower.endswith(DB_SUFFIXES) or (lower.endswith(".csv") and "board" in lower)
+            if name in SECRET_NAMES or name in heldout or generic and not entry.path.startswith(SYSTEM):
                 try:
                     read_some(entry.path)
                     report["found"].append(entry.path)
