@@ -20,6 +20,7 @@ from pathlib import Path
 
 from .choice import Isolation
 from .limits import Limits, preexec
+from .namespaces import privileged_namespaces
 from .view import View, bwrap_command, hidden_arguments
 
 STDERR_TAIL = 4000
@@ -90,8 +91,10 @@ def sandboxed_command(inner: list[str], view: View, isolation: Isolation,
                       scratch: Path) -> tuple[list[str], tuple[int, ...], int | None]:
     """(command, file descriptors to pass and then close, uid the child runs as or None) for ``inner``,
     whose paths are already as the child names them. Writable folders of ``view`` are handed to that uid."""
-    switch = isolation.kind == "ns" or isolation.kind == "landlock" and reachable_by_others(view.readable())
-    uid = unused_uid() if os.geteuid() == 0 and switch else None  # else Landlock keeps uid 0, no capabilities
+    user_namespace = not privileged_namespaces() or os.environ.get("HARNESS_SANDBOX_USERNS") == "1"
+    switch = (isolation.kind == "ns" and not user_namespace
+              or isolation.kind == "landlock" and reachable_by_others(view.readable()))
+    uid = unused_uid() if os.geteuid() == 0 and switch else None  # else uid 0 stays, with no capabilities
     if uid is not None:
         for path in view.writable():
             if Path(path).is_dir() and not Path(path).is_relative_to("/dev"):
@@ -101,7 +104,8 @@ def sandboxed_command(inner: list[str], view: View, isolation: Isolation,
         return command, (fd,), None
     if isolation.kind == "ns":
         (scratch / "root").mkdir(exist_ok=True)
-        plan = {"mode": "ns", "root": str(scratch / "root"), "uid": uid, "view": view.to_json(), "argv": inner}
+        plan = {"mode": "ns", "root": str(scratch / "root"), "uid": uid, "view": view.to_json(), "argv": inner,
+                "user_namespace": user_namespace}
     elif isolation.kind == "landlock":
         plan = {"mode": "landlock", "uid": uid, "cwd": view.path(view.cwd, False), "argv": inner,
                 "view": {"read": view.readable(), "write": view.writable()}}

@@ -125,8 +125,13 @@ def layers() -> list[tuple[str, str]]:
     rows = [(kind, problem or "works (--sandbox " + kind + ")")
             for kind, problem in ((k, PROBLEMS[k]()) for k in PROBLEMS)]
     rows[2] = ("landlock", (f"ABI {abi_version()}: " if abi_version() else "") + rows[2][1])
-    if os.geteuid() == 0:
-        uid = "root: children switch to an unused unprivileged uid (ns, landlock; bwrap maps its own)"
+    from .namespaces import privileged_namespaces
+
+    if os.geteuid() == 0 and privileged_namespaces():
+        uid = ("root: ns children switch to an unused unprivileged uid (landlock ones too where that uid can "
+               "read the code, else they keep uid 0 without any capability)")
+    elif os.geteuid() == 0:
+        uid = "root without CAP_SYS_ADMIN: ns children keep uid 0 inside a user namespace, without any capability"
     else:
         uid = f"uid {os.geteuid()}: children keep it (not root, no switch needed)"
     rows.append(("uid switch", uid))

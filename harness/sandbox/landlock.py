@@ -391,7 +391,7 @@ class _CapData(ctypes.Structure):
     _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32), ("inheritable", ctypes.c_uint32)]
 
 
-def _drop_capabilities() -> None:
+def drop_capabilities() -> None:
     """Empty the bounding, ambient, effective, permitted and inheritable capability sets.
 
     Needed, not cosmetic: a confined child keeping CAP_SYS_ADMIN or CAP_PERFMON (a root
@@ -482,7 +482,7 @@ def restrict(
     try:
         _add_path_rules(ruleset_fd, read, _READ_RIGHTS, handled_fs)
         _add_path_rules(ruleset_fd, write, _WRITE_RIGHTS, handled_fs)
-        _drop_capabilities()
+        drop_capabilities()
         _prctl(_PR_SET_NO_NEW_PRIVS, 1, "PR_SET_NO_NEW_PRIVS")
         try:
             _syscall(_SYS_LANDLOCK_RESTRICT_SELF, ctypes.c_int(ruleset_fd), ctypes.c_uint32(0))

@@ -32,16 +32,11 @@ def _exec(argv: list[str]) -> None:
 
 def run_ns(plan: dict) -> int:
     from . import namespaces
+    from .landlock import drop_capabilities
 
     root, uid = Path(plan["root"]), plan.get("uid")
-    privileged = os.geteuid() == 0
-    try:
-        namespaces.unshare(privileged)
-    except PermissionError:
-        if not privileged:
-            raise
-        privileged = False  # root without CAP_SYS_ADMIN (a container's default): a user namespace instead
-        namespaces.unshare(False)
+    privileged = not plan["user_namespace"]
+    namespaces.unshare(privileged)
     namespaces.build_root(root, plan["view"]["binds"])
     report_read, report_write = os.pipe()
     lifeline_read, lifeline_write = os.pipe()  # end of file for init once this launcher is gone
@@ -63,6 +58,7 @@ def run_ns(plan: dict) -> int:
                 pass
             namespaces.prctl(namespaces.PR_SET_NO_NEW_PRIVS, 1)
             namespaces.prctl(namespaces.PR_SET_DUMPABLE, 0)
+            drop_capabilities()  # none left after a uid switch; uid 0 in a user namespace would keep them
         except OSError as exc:
             os.write(2, f"sandbox: {exc.strerror or exc}\n".encode())
             os._exit(SETUP_FAILED)

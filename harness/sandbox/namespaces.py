@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import functools
 import os
 import stat
 from pathlib import Path
@@ -66,6 +67,19 @@ def unshare(privileged: bool) -> None:
     for name, text in (("setgroups", "deny"), ("uid_map", f"{uid} {uid} 1"), ("gid_map", f"{gid} {gid} 1")):
         with open(f"/proc/self/{name}", "w") as handle:
             handle.write(text)
+
+
+@functools.lru_cache(maxsize=1)
+def privileged_namespaces() -> bool:
+    """This process may create mount and PID namespaces without a user namespace (root with
+    CAP_SYS_ADMIN): then children switch to an unused uid. Probed in a forked child."""
+    if os.geteuid() != 0:
+        return False
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the probe child
+        os._exit(0 if _libc.unshare(NAMESPACES) == 0 else 1)
+    _, status = os.waitpid(pid, 0)
+    return os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
 
 
 def _kept_flags(path: str) -> int:

@@ -116,6 +116,18 @@ def test_child_reaches_nothing_of_the_organiser(kind, organiser_files):
         assert "nvidia0" not in report["dev"] and "sda" not in report["dev"]
 
 
+@pytest.mark.skipif(PROBLEMS["ns"]() is not None or os.geteuid() != 0, reason="needs ns and root")
+def test_the_user_namespace_way_in_isolates_the_same(organiser_files, monkeypatch):
+    """What a user other than root gets (forced here for root: uid 0 mapped to itself, every capability dropped)."""
+    secret, listener, scratch = organiser_files
+    monkeypatch.setenv("HARNESS_SANDBOX_USERNS", "1")
+    report = run_probe("ns", secret, listener.getsockname()[1], scratch, probe_view(scratch))
+    assert not any(report[key] for key in ("read_secret", "list_secret_folder", "read_organiser_environ",
+                                           "signal_organiser", "tcp", "write_images", "write_code"))
+    assert report["capabilities"] == 0 and report["pids"] == [1, 2] and report["write_work"]
+    assert report["sandbox"] == ["images.npy", "probe.py", "work"]
+
+
 @pytest.mark.skipif(PROBLEMS["ns"]() is not None or os.geteuid() != 0, reason="needs ns and root (mknod)")
 def test_gpu_device_nodes_are_bound_and_nothing_else_of_dev(organiser_files, tmp_path, monkeypatch):
     """A stand-in NVIDIA node (a character device with /dev/null's numbers) where no GPU exists."""
