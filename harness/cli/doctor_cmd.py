@@ -41,7 +41,8 @@ def facts() -> list[tuple[str, str]]:
         ("isolation", chosen),
         *layers(),
         ("child limits", f"address space {memory}; open files {limits.open_files}; processes +{limits.processes}"
-                         f"{' (not enforced for root)' if os.getuid() == 0 else ''}; CPU from --timeout x threads"),
+                         f"{' (not enforced for children that keep uid 0)' if os.getuid() == 0 else ''}; "
+                         "CPU from --timeout x threads"),
         ("torch", _version("torch")),
         ("torchvision", _version("torchvision")),
         ("tensorflow", _version("tensorflow")),

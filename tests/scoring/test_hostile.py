@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.sandbox.choice import choose_isolation
 from harness.scoring.scorer import LOG_CAP, STDERR_TAIL, entries_from_paths, score_submissions
 from harness.scoring.split import verify_split
 from harness.scoring.store import ResultStore
@@ -224,6 +225,7 @@ def test_peek_finds_reads_reaches_and_writes_nothing(hostile):
     paths = [v for k, v in hostile["targets"].items() if k not in code and isinstance(v, str) and v.startswith("/")]
     assert not any(p in arg or "organiser" in arg or "pytest" in arg for arg in report["argv"] for p in paths)
     assert row(hostile["board"], "peek")["status"] == "scored"  # predicted at chance, without the labels
+    assert row(hostile["board"], "peek")["isolation"] == choose_isolation("auto").kind  # recorded with the result
 
 
 def test_nothing_outside_scratch_changed(hostile):

@@ -27,6 +27,7 @@ from typer.testing import CliRunner  # noqa: E402
 
 from harness.cli.main import app  # noqa: E402
 from harness.scoring import ray_executor  # noqa: E402
+from harness.sandbox.choice import bwrap_problem, choose_isolation  # noqa: E402
 from harness.scoring.ray_executor import RayOptions  # noqa: E402
 from harness.scoring.scorer import entries_from_paths, score_submissions  # noqa: E402
 from helpers import EXAMPLE_SUBMISSIONS  # noqa: E402
@@ -93,6 +94,20 @@ def test_ray_gives_the_same_leaderboard_as_local(both):
     ray_rows, local_rows = board_rows(both["out"] / "ray.csv"), board_rows(both["out"] / "local.csv")
     assert len(ray_rows) == 8  # four submissions, public and private
     assert ray_rows == local_rows
+    assert {row["isolation"] for row in ray_rows} == {choose_isolation("auto").kind}  # the node's own choice
+
+
+@pytest.mark.skipif(bwrap_problem() is None, reason="bubblewrap runs here: a node that cannot run it is needed")
+def test_a_node_that_cannot_isolate_fails_the_task_instead_of_running_it(cluster, hidden_split, submissions_dir,
+                                                                          tmp_path):
+    records = score_submissions(entries_from_paths([submissions_dir / "tiny"]), hidden_split, tmp_path / "db.sqlite",
+                                None, profile="cpu", timeout=300, work_dir=tmp_path / "work", sandbox="bwrap",
+                                executor="ray", ray_options=RayOptions(address=cluster,
+                                                                       worker_dir=str(tmp_path / "nodes")))
+    assert [(r.status, r.isolation) for r in records] == [("failed", "")]
+    assert re.fullmatch(r"node .+: --sandbox bwrap: bwrap not found \(Debian/Ubuntu package: bubblewrap\)",
+                        records[0].reason), records[0].reason
+    assert not list(tmp_path.rglob("predictions.npy"))  # no child ran
 
 
 def test_ray_live_view_shows_where_each_submission_ran(both):
