@@ -93,6 +93,7 @@ def demo(
 
     from ..data import prepare_dataset
     from ..errors import UsageError
+    from ..sandbox.choice import choose_isolation
     from ..scoring.scorer import entries_from_paths, score_submissions
     from ..scoring.split import build_split, load_recipe, verify_split
     from .score_cmd import _printer, show_leaderboard, split_table
@@ -115,9 +116,16 @@ def demo(
     entries = entries_from_paths([submissions])
     skip = skipped_on_this_machine([e.root for e in entries], PROFILE)
     console.rule(f"2. scoring {len(entries)} submissions ({PROFILE} profile)")
+    try:
+        isolation = choose_isolation("auto")
+    except UsageError as exc:  # the demo scores the project's own examples: trusted code, said so out loud
+        console.print(f"[yellow]note:[/] {exc.message}; the demo scores its own example submissions without "
+                      "isolation (--sandbox none); harness score would refuse", highlight=False, soft_wrap=True)
+        isolation = choose_isolation("none")
+    console.print(f"isolation: {isolation.kind} ({isolation.reason})", highlight=False, soft_wrap=True)
     records = score_submissions(entries, split_dir, out / "results.sqlite", out / "leaderboard.csv",
                                 profile=PROFILE, timeout=timeout, work_dir=out / "score", on_event=_printer,
-                                skip=skip)
+                                skip=skip, sandbox=isolation.kind)
     console.rule("3. leaderboard")
     show_leaderboard(out / "leaderboard.csv", private=False)
     for name, note in skip.items():

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.sandbox.choice import choose_isolation
 from harness.scoring.scorer import entries_from_paths, score_submissions
 from harness.scoring.store import ResultStore
 from helpers import survivors
@@ -51,7 +52,8 @@ def test_honest_submission_is_scored(scored):
     header = next(csv.reader(open(scored["board"])))
     assert header == ["rank", "submission", "team", "framework", "clean_top1", "clean_top5", "top1_clean",
                       "top1_noise", "top1_fgsm", "score", "partition", "train_seconds", "predict_seconds",
-                      "status", "reason", "split_hash", "harness_version"]
+                      "status", "reason", "isolation", "split_hash", "harness_version"]
+    assert tiny["isolation"] == choose_isolation("auto").kind  # how it was scored, in the published table
 
 
 @pytest.mark.parametrize("name, reason", [
