@@ -265,6 +265,7 @@ def keep_returned(scratch: Path, returned: dict[str, Any]) -> None:
             (scratch / relative).parent.mkdir(parents=True, exist_ok=True)
             (scratch / relative).write_bytes(content)
     kept = ("node", "isolation", "staged", "restored", "stage_seconds", "child_seconds")
+    scratch.mkdir(parents=True, exist_ok=True)  # also when the task failed before its child ran
     (scratch / "node.json").write_text(json.dumps({k: returned.get(k) for k in kept}) + "\n")
 
 
