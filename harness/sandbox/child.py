@@ -73,13 +73,15 @@ def _plan_fd(plan: dict) -> int:
 
 
 def readable_copy(source: Path, target: Path) -> None:
-    """Copy a file or folder (no ``__pycache__``) readable by every user: the child may run as another uid."""
+    """Copy a file or folder (no ``__pycache__``) readable by every user: the child may run as another uid.
+    Symlinks stay symlinks (never followed: a submission's link to an organiser file copies no content)."""
     if Path(source).is_dir():
-        shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__"))
+        shutil.copytree(source, target, symlinks=True, ignore=shutil.ignore_patterns("__pycache__"))
     else:
         shutil.copyfile(source, target)
     for path in [target, *(target.rglob("*") if target.is_dir() else ())]:
-        path.chmod(path.stat().st_mode | 0o444 | (0o111 if path.is_dir() else 0))
+        if not path.is_symlink():
+            path.chmod(path.stat().st_mode | 0o444 | (0o111 if path.is_dir() else 0))
 
 
 def _chown_tree(folder: Path, uid: int) -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from harness.sandbox import limits as limits_module
-from harness.sandbox.child import reachable_by_others, run_isolated
+from harness.sandbox.child import reachable_by_others, readable_copy, run_isolated
 from harness.sandbox.choice import PROBLEMS, choose_isolation
 from harness.sandbox.limits import default_limits
 from harness.sandbox.view import INSIDE, Bind, View, base_binds
@@ -162,7 +162,7 @@ def test_child_dies_with_its_organiser(kind, tmp_path):
     organiser.write_text(f'''
 import os, sys, time
 from pathlib import Path
-from harness.sandbox.child import reachable_by_others, run_isolated
+from harness.sandbox.child import reachable_by_others, readable_copy, run_isolated
 from harness.sandbox.choice import choose_isolation
 from harness.sandbox.limits import default_limits
 from harness.sandbox.view import View, Bind, base_binds
@@ -184,3 +184,21 @@ run_isolated([sys.executable, "-c", code, "{marker}"], view, choose_isolation("{
     while survivors(marker) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert survivors(marker) == []
+
+
+def test_a_submissions_symlink_to_an_organiser_file_is_copied_as_a_link(tmp_path):
+    """Scoring copies the submission for the child: a link in it must not bring the target's content along
+    (nor have its mode changed)."""
+    secret = tmp_path / "organiser" / "labels.npy"
+    secret.parent.mkdir()
+    secret.write_bytes(b"secret labels")
+    secret.chmod(0o600)
+    submission = tmp_path / "submission"
+    submission.mkdir()
+    (submission / "submission.toml").write_text('name = "x"\n')
+    (submission / "labels.npy").symlink_to(secret)
+    readable_copy(submission, tmp_path / "copy")
+    copied = tmp_path / "copy" / "labels.npy"
+    assert copied.is_symlink() and os.readlink(copied) == str(secret)
+    assert secret.stat().st_mode & 0o777 == 0o600
+    assert (tmp_path / "copy" / "submission.toml").stat().st_mode & 0o444 == 0o444
