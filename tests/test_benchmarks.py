@@ -27,7 +27,7 @@ MODULES = {
     "scoring": (["scoring_predict_vs_bare_torch"], ["torch"], 2),
     "startup": (["startup_help_vs_python", "startup_help_vs_import_torch"], ["torch"], 2),
     "ray": (["ray_executor_vs_local"], ["ray", "torch"], 1),  # each repeat scores whole submissions twice
-    "sandbox": (["sandbox_ns_vs_none_python", "sandbox_ns_vs_none_torch"], ["torch"], 2),
+    "sandbox": (["sandbox_ns_vs_none_python"], [], 2),
 }
 
 
