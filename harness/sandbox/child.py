@@ -94,7 +94,7 @@ def sandboxed_command(inner: list[str], view: View, isolation: Isolation,
     """(command, file descriptors to pass and then close, uid the child runs as or None) for ``inner``,
     whose paths are already as the child names them. Writable folders of ``view`` are handed to that uid."""
     user_namespace = not privileged_namespaces() or os.environ.get("HARNESS_SANDBOX_USERNS") == "1"
-    switch = (isolation.kind == "ns" and not user_namespace
+    switch = (isolation.kind in ("ns", "bwrap") and not user_namespace
               or isolation.kind == "landlock" and reachable_by_others(view.readable()))
     uid = unused_uid() if os.geteuid() == 0 and switch else None  # else uid 0 stays, with no capabilities
     if uid is not None:
@@ -102,8 +102,8 @@ def sandboxed_command(inner: list[str], view: View, isolation: Isolation,
             if Path(path).is_dir() and not Path(path).is_relative_to("/dev"):
                 _chown_tree(Path(path), uid)
     if isolation.kind == "bwrap":
-        command, fd = hidden_arguments(bwrap_command(inner, view))
-        return command, (fd,), None
+        command, fd = hidden_arguments(bwrap_command(inner, view, uid))
+        return command, (fd,), uid
     if isolation.kind == "ns":
         (scratch / "root").mkdir(exist_ok=True)
         plan = {"mode": "ns", "root": str(scratch / "root"), "uid": uid, "view": view.to_json(), "argv": inner,

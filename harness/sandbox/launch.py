@@ -1,4 +1,5 @@
-"""``python -m harness.sandbox.launch FD``: start a command in the built-in sandbox.
+"""``python -m harness.sandbox.launch FD``: start a command in the built-in sandbox
+(``--uid UID -- COMMAND...``: only switch to an unprivileged uid, inside bubblewrap started by root).
 
 Trusted harness code, run as the child of the organiser (limits already set). It reads
 its plan (JSON) from file descriptor FD, so that no organiser path appears on any command
@@ -105,8 +106,27 @@ def run_landlock(plan: dict) -> int:
     return 127
 
 
+def run_as(uid: int, argv: list[str]) -> int:
+    """``--uid UID -- COMMAND...`` (inside bubblewrap started by root): become ``uid`` without any
+    capability or way back, then start the command."""
+    from . import namespaces
+    from .landlock import drop_capabilities
+
+    namespaces.drop_to(uid)
+    drop_capabilities()
+    namespaces.prctl(namespaces.PR_SET_NO_NEW_PRIVS, 1)
+    _exec(argv)
+    return 127
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--uid"] and argv[2:3] == ["--"]:
+        try:
+            return run_as(int(argv[1]), argv[3:])
+        except (OSError, ValueError) as exc:
+            print(f"sandbox: {getattr(exc, 'strerror', None) or exc}", file=sys.stderr, flush=True)
+            return SETUP_FAILED
     try:
         with os.fdopen(int(argv[0]), "rb") as handle:
             plan = json.loads(handle.read())

@@ -182,11 +182,23 @@ def cache_binds(cache: Path, withhold: tuple[str, str] | None, scratch: Path,
     return binds, {str(target): str(links)}
 
 
-def bwrap_command(inner: list[str], view: View) -> list[str]:
-    """``bwrap ... inner`` for ``view``: every namespace unshared, read-only root, dies with its parent."""
-    command = [shutil.which("bwrap") or "bwrap", "--unshare-all", "--die-with-parent", "--new-session",
+def bwrap_command(inner: list[str], view: View, uid: int | None = None) -> list[str]:
+    """``bwrap ... inner`` for ``view``: every namespace unshared, read-only root, dies with its parent.
+    ``uid`` (a root organiser): no user namespace, and the launcher switches to that uid inside."""
+    if uid is None:
+        namespaces = ["--unshare-all"]
+    else:  # root: a user namespace would map only uid 0, so none; then become ``uid`` before ``inner``
+        namespaces = ["--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try"]
+        inner = [sys.executable, "-m", "harness.sandbox.launch", "--uid", str(uid), "--", *inner]
+    command = [shutil.which("bwrap") or "bwrap", *namespaces, "--die-with-parent", "--new-session",
                "--proc", "/proc", "--dev", "/dev", "--dir", str(INSIDE)]
+    made: set[str] = {"/", str(INSIDE)}
     for bind in view.binds:
+        # bubblewrap makes missing parents mode 0700: a child switched to another uid could not pass them
+        for parent in reversed(Path(bind.target).parents):
+            if str(parent) not in made:
+                made.add(str(parent))
+                command += ["--perms", "0755", "--dir", str(parent)]
         kind = "--dev-bind" if bind.device else "--bind" if bind.writable else "--ro-bind"
         command += [kind, bind.source, bind.target]
     return command + ["--remount-ro", "/", "--chdir", view.cwd, "--", *inner]
