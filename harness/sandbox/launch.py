@@ -31,6 +31,18 @@ def _exec(argv: list[str]) -> None:
     os.execv(argv[0], argv)
 
 
+def _drop_keeping_parent_death(uid: int) -> None:
+    """Switch to ``uid``, then set the parent-death signal again (a uid switch clears it) and end at once
+    if the parent is already gone."""
+    from . import namespaces
+
+    parent = os.getppid()
+    namespaces.drop_to(uid)
+    namespaces.prctl(namespaces.PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:
+        os._exit(SETUP_FAILED)
+
+
 def run_ns(plan: dict) -> int:
     from . import namespaces
     from .landlock import drop_capabilities
@@ -94,13 +106,13 @@ def run_ns(plan: dict) -> int:
 
 
 def run_landlock(plan: dict) -> int:
-    from . import landlock, namespaces
+    from . import landlock
 
     view = plan["view"]
     os.chdir(plan["cwd"])
     uid = plan.get("uid")
     if os.geteuid() == 0 and uid is not None:
-        namespaces.drop_to(uid)
+        _drop_keeping_parent_death(uid)
     landlock.restrict([*view["read"], *landlock.RUNTIME_READ], [*view["write"], *landlock.RUNTIME_WRITE])
     _exec(plan["argv"])
     return 127
@@ -112,7 +124,7 @@ def run_as(uid: int, argv: list[str]) -> int:
     from . import namespaces
     from .landlock import drop_capabilities
 
-    namespaces.drop_to(uid)
+    _drop_keeping_parent_death(uid)
     drop_capabilities()
     namespaces.prctl(namespaces.PR_SET_NO_NEW_PRIVS, 1)
     _exec(argv)
