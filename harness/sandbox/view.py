@@ -27,7 +27,7 @@ INSIDE = Path("/sandbox")
 #: system folders the child needs read-only (shared libraries, certificates, locale, time zones)
 SYSTEM_PATHS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc/ld.so.cache",
                 "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/alternatives", "/etc/localtime", "/etc/ssl",
-                "/etc/nsswitch.conf", "/etc/passwd", "/etc/group")
+                "/etc/nsswitch.conf", "/etc/passwd", "/etc/group", "/etc/fonts")
 #: cache sub-folder of raw downloads (e.g. Tiny ImageNet's val_annotations.txt): never shown to a child
 DOWNLOADS = "downloads"
 
