@@ -39,23 +39,19 @@ PROBE = ("import os, socket, sys\nreached = []\ntry:\n    open(sys.argv[1], 'rb'
 
 
 def child_runner(kind: str, scratch: Path):
-    """A function running one child of ``kind`` with ``argv`` in a fresh scratch folder; returns its exit code."""
+    """A function running one child of ``kind`` with ``argv`` in a fresh scratch folder: (exit code, stdout)."""
     from harness.sandbox.child import run_isolated
     from harness.sandbox.choice import choose_isolation
     from harness.sandbox.limits import default_limits
-    from harness.sandbox.view import INSIDE, Bind, View, base_binds
+    from harness.sandbox.view import child_view
 
     isolation = choose_isolation(kind)
     limits = default_limits(120, 1)
 
     def run(argv: list[str]) -> tuple[int, str]:
         folder = scratch / f"{kind}-{next(RUNS)}"
-        for name in ("work", "tmp"):
-            (folder / name).mkdir(parents=True)
-        view = View(base_binds(folder / "tmp") + [Bind(str(folder / "work"), str(INSIDE / "work"), writable=True)],
-                    cwd=str(INSIDE / "work"))
-        env = {"PATH": "/usr/bin:/bin", "HOME": view.path(INSIDE / "work", isolation.mapped),
-               "TMPDIR": view.path("/tmp", isolation.mapped), "OMP_NUM_THREADS": "1"}
+        view = child_view(folder)
+        env = {"PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1", **view.home_env(isolation.mapped)}
         code = run_isolated(argv, view, isolation, limits, env, folder, 120)
         return code, (folder / "stdout.log").read_text().strip()
 

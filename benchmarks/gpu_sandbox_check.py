@@ -30,7 +30,7 @@ def main() -> int:
     from harness.sandbox.child import run_isolated
     from harness.sandbox.choice import PROBLEMS, choose_isolation
     from harness.sandbox.limits import default_limits, gpu_visible
-    from harness.sandbox.view import INSIDE, Bind, View, base_binds
+    from harness.sandbox.view import child_view
 
     if not gpu_visible():
         print("no NVIDIA device visible here: nothing to check")
@@ -43,12 +43,8 @@ def main() -> int:
         isolation = choose_isolation(kind)
         with tempfile.TemporaryDirectory(prefix="gpu-check-") as folder:
             scratch = Path(folder)
-            for name in ("work", "tmp"):
-                (scratch / name).mkdir()
-            view = View(base_binds(scratch / "tmp") + [Bind(str(scratch / "work"), str(INSIDE / "work"),
-                                                            writable=True)], cwd=str(INSIDE / "work"))
-            env = {"PATH": "/usr/bin:/bin", "HOME": view.path(INSIDE / "work", isolation.mapped),
-                   "TMPDIR": view.path("/tmp", isolation.mapped)}
+            view = child_view(scratch)
+            env = {"PATH": "/usr/bin:/bin", **view.home_env(isolation.mapped)}
             limits = default_limits(600, None)
             code = run_isolated([sys.executable, "-c", CHILD], view, isolation, limits, env, scratch, 600)
             out = (scratch / "stdout.log").read_text().strip().splitlines()

@@ -32,7 +32,7 @@ def validate_isolated(path: str | Path, sandbox: str = "auto") -> list[Problem]:
     from .sandbox.child import failure_reason, readable_copy, run_isolated
     from .sandbox.choice import choose_isolation
     from .sandbox.limits import default_limits
-    from .sandbox.view import INSIDE, Bind, View, base_binds
+    from .sandbox.view import INSIDE, Bind, child_view
 
     if sandbox == "none" or not needs_sandbox(path):
         if sandbox != "none":
@@ -42,15 +42,11 @@ def validate_isolated(path: str | Path, sandbox: str = "auto") -> list[Problem]:
     root = submission_file(path).parent
     with tempfile.TemporaryDirectory(prefix="harness-validate-") as folder:
         scratch = Path(folder)
-        for name in ("work", "tmp"):
-            (scratch / name).mkdir()
         readable_copy(root, scratch / "submission")
-        view = View(base_binds(scratch / "tmp", gpu=False) + [
-            Bind(str(scratch / "submission"), str(INSIDE / "submission")),
-            Bind(str(scratch / "work"), str(INSIDE / "work"), writable=True)], cwd=str(INSIDE / "work"))
+        view = child_view(scratch, [Bind(str(scratch / "submission"), str(INSIDE / "submission"))], gpu=False)
         inside = lambda target: view.path(target, isolation.mapped)  # noqa: E731
-        env = {"PATH": "/usr/bin:/bin", "HOME": inside(INSIDE / "work"), "TMPDIR": inside("/tmp"),
-               "PYTHONUNBUFFERED": "1", "MPLBACKEND": "Agg"}
+        env = {"PATH": "/usr/bin:/bin", "PYTHONUNBUFFERED": "1", "MPLBACKEND": "Agg",
+               **view.home_env(isolation.mapped)}
         command = [sys.executable, "-m", "harness.submission_check", inside(INSIDE / "submission")]
         code = run_isolated(command, view, isolation, default_limits(TIMEOUT, 1), env, scratch, TIMEOUT)
         if code is None:

@@ -142,8 +142,9 @@ def run_isolated(inner: list[str], view: View, isolation: Isolation, limits: Lim
     (its whole process group is killed either way when it ends)."""
     command, fds, _ = sandboxed_command(inner, view, isolation, scratch)
     try:
-        process = subprocess.Popen(command, cwd=view.path(view.cwd, False), env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                   stderr=subprocess.PIPE, preexec_fn=preexec(limits), pass_fds=fds)
+        process = subprocess.Popen(command, cwd=view.path(view.cwd, False), env=env, stdin=subprocess.DEVNULL,
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=preexec(limits),
+                                   pass_fds=fds)
     finally:
         for fd in fds:
             os.close(fd)

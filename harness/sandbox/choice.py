@@ -38,22 +38,25 @@ class Isolation:
         return self.kind in MAPPED
 
 
+def _probe(command: list[str], fds: tuple[int, ...] = ()) -> tuple[bool, str]:
+    """Run a probe command: (it exited 0, the last line of its stderr or why it could not start)."""
+    try:
+        done = subprocess.run(command, stdin=subprocess.DEVNULL, capture_output=True, timeout=30, pass_fds=fds)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return False, f"cannot start: {exc}"
+    lines = done.stderr.decode("utf-8", "replace").strip().splitlines() or [f"exit code {done.returncode}"]
+    return done.returncode == 0, lines[-1]
+
+
 @functools.lru_cache(maxsize=1)
 def bwrap_problem() -> str | None:
     """None when bubblewrap runs here, else why not (one line)."""
     exe = shutil.which("bwrap")
     if exe is None:
         return "bwrap not found (Debian/Ubuntu package: bubblewrap)"
-    probe = [exe, "--ro-bind", "/", "/", "--proc", "/proc", "--dev", "/dev", "--unshare-all", "--die-with-parent",
-             "--new-session", "true"]
-    try:
-        done = subprocess.run(probe, stdin=subprocess.DEVNULL, capture_output=True, timeout=20)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        return f"bwrap cannot start: {exc}"
-    if done.returncode != 0:
-        lines = done.stderr.decode("utf-8", "replace").strip().splitlines() or [f"exit code {done.returncode}"]
-        return f"bwrap cannot run here ({lines[-1]}); user namespaces are probably disabled in this container"
-    return None
+    ok, last = _probe([exe, "--ro-bind", "/", "/", "--proc", "/proc", "--dev", "/dev", "--unshare-all",
+                       "--die-with-parent", "--new-session", "true"])
+    return None if ok else f"bwrap cannot run here ({last}); user namespaces are probably disabled in this container"
 
 
 @functools.lru_cache(maxsize=1)
@@ -63,23 +66,18 @@ def ns_problem() -> str | None:
     from .child import sandboxed_command
     from .view import View, base_binds
 
-    true = shutil.which("true") or "/bin/true"
     with tempfile.TemporaryDirectory(prefix="harness-ns-probe-") as folder:
         scratch = Path(folder)
         (scratch / "tmp").mkdir()
         view = View(base_binds(scratch / "tmp", gpu=False), cwd="/tmp")
-        command, fds, uid = sandboxed_command([true], view, Isolation("ns", "probe"), scratch)
+        command, fds, _ = sandboxed_command([shutil.which("true") or "/bin/true"], view, Isolation("ns", "probe"),
+                                            scratch)
         try:
-            done = subprocess.run(command, stdin=subprocess.DEVNULL, capture_output=True, timeout=30, pass_fds=fds)
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            return f"the namespace sandbox cannot start: {exc}"
+            ok, last = _probe(command, fds)
         finally:
             for fd in fds:
                 os.close(fd)
-    if done.returncode != 0:
-        lines = done.stderr.decode("utf-8", "replace").strip().splitlines() or [f"exit code {done.returncode}"]
-        return f"namespaces refused here ({lines[-1].removeprefix('sandbox: ')})"
-    return None
+    return None if ok else f"namespaces refused here ({last.removeprefix('sandbox: ')})"
 
 
 def landlock_problem() -> str | None:

@@ -9,10 +9,11 @@ processes outside its domain (``LANDLOCK_SCOPE_SIGNAL``) or connecting to their
 abstract unix sockets (``LANDLOCK_SCOPE_ABSTRACT_UNIX_SOCKET``). Landlock denies
 ptrace (and so ``/proc/<pid>/mem``, ``environ``, ``maps``) of processes outside the
 domain at every ABI, provided the child holds neither CAP_SYS_ADMIN nor CAP_PERFMON
-(measured: with either, a root child still reads ``environ`` and ``maps``). Sockets that Landlock cannot restrict (UDP, raw, netlink,
-pathname unix sockets) are stopped by a seccomp filter that makes ``socket()`` and
-``io_uring_setup()`` fail with EACCES; ``socketpair()`` stays allowed. Every capability
-is dropped. What this does not guarantee: docs/landlock-notes.md.
+(measured: with either, a root child still reads ``environ`` and ``maps``). Sockets that
+Landlock cannot restrict (UDP, raw, netlink, pathname unix sockets) are stopped by a
+seccomp filter that makes ``socket()`` and ``io_uring_setup()`` fail with EACCES;
+``socketpair()`` stays allowed. Every capability is dropped. What this does not
+guarantee: docs/competition.md, section Isolation (Landlock).
 
 Landlock confines the calling *thread* and its future children: call
 ``restrict`` while the process has a single thread, before importing anything

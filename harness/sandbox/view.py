@@ -11,6 +11,7 @@ organiser's file system exists inside.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import json
 import os
@@ -77,6 +78,10 @@ class View:
     def writable(self) -> list[str]:
         return [b.source for b in self.binds if b.writable]
 
+    def home_env(self, mapped: bool) -> dict[str, str]:
+        """``HOME`` (the working directory) and ``TMPDIR`` as the child names them."""
+        return {"HOME": self.path(self.cwd, mapped), "TMPDIR": self.path("/tmp", mapped)}
+
 
 def code_paths() -> list[Path]:
     """Folders the child must read: Python install, virtual environment, harness and built-in plugins."""
@@ -100,13 +105,14 @@ def gpu_device_nodes() -> list[Path]:
     return [n for n in nodes if not n.is_dir()] + sorted((limits.DEV / "nvidia-caps").glob("*"))
 
 
-def gpu_library_folders() -> list[Path]:
+@functools.lru_cache(maxsize=1)
+def gpu_library_folders() -> tuple[Path, ...]:
     """Folders of the NVIDIA driver libraries (libcuda, libnvidia-*) outside the system folders, from
     ``ldconfig -p`` (containers put them under e.g. /usr/local/nvidia/lib64)."""
     try:
         listing = subprocess.run(["ldconfig", "-p"], capture_output=True, text=True, timeout=10).stdout
     except (OSError, subprocess.TimeoutExpired):
-        return []
+        return ()
     folders = set()
     for line in listing.splitlines():
         name, _, path = line.strip().partition(" => ")
@@ -114,7 +120,7 @@ def gpu_library_folders() -> list[Path]:
             folder = Path(path).resolve().parent
             if not any(str(folder).startswith(system) for system in SYSTEM_PATHS):
                 folders.add(folder)
-    return sorted(folders)
+    return tuple(sorted(folders))
 
 
 def base_binds(tmp: Path, gpu: bool | None = None) -> list[Bind]:
@@ -129,6 +135,17 @@ def base_binds(tmp: Path, gpu: bool | None = None) -> list[Bind]:
         binds += [Bind(str(p), str(p)) for p in gpu_library_folders()]
         binds.append(Bind("/sys", "/sys"))
     return binds
+
+
+def child_view(scratch: Path, binds: list[Bind] = (), gpu: bool | None = None,
+               aliases: dict[str, str] | None = None) -> View:
+    """The usual view: :func:`base_binds`, then ``binds``, then a writable ``/sandbox/work`` (the working
+    directory); its work and tmp folders are ``scratch/work`` and ``scratch/tmp`` (made here)."""
+    for name in ("work", "tmp"):
+        (scratch / name).mkdir(parents=True, exist_ok=True)
+    work = Bind(str(scratch / "work"), str(INSIDE / "work"), writable=True)
+    return View(base_binds(scratch / "tmp", gpu) + list(binds) + [work], cwd=work.target,
+                aliases=dict(aliases or {}))
 
 
 def cache_without_split(cache: Path, dataset: str, source: str) -> Iterator[tuple[Path, dict, list[str]]]:

@@ -29,15 +29,17 @@ from ..errors import UsageError
 from ..submission import SUBMISSION_FILE, content_hash, read_toml, submission_file
 from ..training import topk_correct
 from ..paths import cache_dir
-from ..sandbox.child import LOG_CAP, STDERR_TAIL, failure_reason, readable_copy, run_isolated  # noqa: F401 - re-exported
+from ..sandbox.child import (LOG_CAP, STDERR_TAIL, failure_reason, readable_copy,  # noqa: F401 - re-exported
+                             run_isolated)
 from ..sandbox.choice import Isolation, choose_isolation
 from ..sandbox.limits import Limits, default_limits
-from ..sandbox.view import INSIDE, Bind, View, base_binds, cache_binds
+from ..sandbox.view import INSIDE, Bind, View, cache_binds, child_view
 from .split import HiddenSplit, open_split
 from .store import ResultStore, ScoreRecord, result_key
 
 #: environment variables a child keeps; everything else (tokens, organiser paths) is dropped
-CHILD_ENV_KEEP = ("PATH", "LANG", "LC_ALL", "TZ", "HARNESS_DEVICE", "CUDA_VISIBLE_DEVICES", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
+CHILD_ENV_KEEP = ("PATH", "LANG", "LC_ALL", "TZ", "HARNESS_DEVICE", "CUDA_VISIBLE_DEVICES", "OMP_NUM_THREADS",
+                  "MKL_NUM_THREADS",
                   "TF_CPP_MIN_LOG_LEVEL", "VIRTUAL_ENV", "PYTHONPATH")
 DEFAULT_TIMEOUT = 3600.0
 
@@ -76,17 +78,15 @@ def child_env(threads: int | None) -> dict[str, str]:
 def worker_view(entry: Entry, scratch: Path, cache: Path | None, withhold: tuple[str, str] | None) -> View:
     """What the scoring child sees: code, its copy of the submission and of the images (read-only), its work
     folder and /tmp (writable), the dataset cache without the held-out split (read-only)."""
-    binds = base_binds(scratch / "tmp") + [
-        Bind(str(scratch / "submission"), str(INSIDE / "submission")),
-        Bind(str(scratch / "images.npy"), str(INSIDE / "images.npy")),
-        Bind(str(scratch / "work"), str(INSIDE / "work"), writable=True)]
+    binds = [Bind(str(scratch / "submission"), str(INSIDE / "submission")),
+             Bind(str(scratch / "images.npy"), str(INSIDE / "images.npy"))]
     if entry.artifact is not None:
         binds.append(Bind(str(scratch / "artifact"), str(INSIDE / "artifact")))
     aliases = {}
     if cache is not None and cache.is_dir():
         more, aliases = cache_binds(cache.resolve(), withhold, scratch / "view", INSIDE / "cache")
         binds += more
-    return View(binds, cwd=str(INSIDE / "work"), aliases=aliases)
+    return child_view(scratch, binds, aliases=aliases)
 
 
 def run_child(entry: Entry, profile: str | None, images: Path, scratch: Path, timeout: float,
@@ -102,21 +102,17 @@ def run_child(entry: Entry, profile: str | None, images: Path, scratch: Path, ti
     scratch, images = scratch.resolve(), Path(images).resolve()  # the child runs in its own directory
     if scratch.exists():
         shutil.rmtree(scratch)
-    for folder in ("work", "tmp"):
-        (scratch / folder).mkdir(parents=True)
+    scratch.mkdir(parents=True)
     readable_copy(images, scratch / "images.npy")  # copies: readable by the child's uid, theirs to break
     readable_copy(entry.root, scratch / "submission")
     if entry.artifact is not None:
         readable_copy(entry.artifact, scratch / "artifact")
     view = worker_view(entry, scratch, Path(cache) if cache is not None else cache_dir(), withhold)
     inside = lambda target: view.path(target, isolation.mapped)  # noqa: E731 - a path as the child names it
-    env = child_env(threads)
-    env.pop("HARNESS_DATA_DIR", None)  # raw downloads (e.g. Tiny ImageNet's val labels) are never shown
-    env.update(HOME=inside(INSIDE / "work"), TMPDIR=inside("/tmp"))
+    env = child_env(threads)  # no HARNESS_DATA_DIR: raw downloads (e.g. Tiny ImageNet's val labels) never shown
+    env.update(view.home_env(isolation.mapped))
     if view.aliases:
         env["HARNESS_CACHE_DIR"] = inside(INSIDE / "cache")
-    else:
-        env.pop("HARNESS_CACHE_DIR", None)
     command = [sys.executable, "-m", "harness.scoring.worker", "--submission", inside(INSIDE / "submission"),
                "--images", inside(INSIDE / "images.npy"), "--out", inside(INSIDE / "work")]
     if profile:

@@ -18,7 +18,7 @@ from harness.sandbox import limits as limits_module
 from harness.sandbox.child import reachable_by_others, readable_copy, run_isolated
 from harness.sandbox.choice import PROBLEMS, choose_isolation
 from harness.sandbox.limits import default_limits
-from harness.sandbox.view import INSIDE, Bind, View, base_binds
+from harness.sandbox.view import INSIDE, Bind, View, child_view
 
 from helpers import survivors
 
@@ -30,7 +30,8 @@ PROBE = r'''
 import json, os, signal, socket, sys
 secret, organiser = sys.argv[1], int(sys.argv[2])
 status = open("/proc/self/status").read()
-report = {"uid": os.getuid(), "capabilities": int(status.split("CapEff:")[1].split()[0], 16), "cwd": os.getcwd(), "pids": sorted(int(p) for p in os.listdir("/proc") if p.isdigit())}
+report = {"uid": os.getuid(), "capabilities": int(status.split("CapEff:")[1].split()[0], 16), "cwd": os.getcwd(),
+          "pids": sorted(int(p) for p in os.listdir("/proc") if p.isdigit())}
 def attempt(name, action):
     try:
         action()
@@ -69,8 +70,7 @@ def organiser_files(tmp_path):
     listener.listen()
     listener.setblocking(False)
     scratch = tmp_path / "scratch"
-    for folder in ("work", "tmp"):
-        (scratch / folder).mkdir(parents=True)
+    scratch.mkdir()
     (scratch / "images.npy").write_bytes(b"images")
     (scratch / "probe.py").write_text(PROBE)
     yield secret, listener, scratch
@@ -78,10 +78,8 @@ def organiser_files(tmp_path):
 
 
 def probe_view(scratch: Path, gpu: bool = False) -> View:
-    return View(base_binds(scratch / "tmp", gpu=gpu) + [
-        Bind(str(scratch / "probe.py"), str(INSIDE / "probe.py")),
-        Bind(str(scratch / "images.npy"), str(INSIDE / "images.npy")),
-        Bind(str(scratch / "work"), str(INSIDE / "work"), writable=True)], cwd=str(INSIDE / "work"))
+    return child_view(scratch, [Bind(str(scratch / "probe.py"), str(INSIDE / "probe.py")),
+                                Bind(str(scratch / "images.npy"), str(INSIDE / "images.npy"))], gpu=gpu)
 
 
 def run_probe(kind: str, secret: Path, port: int, scratch: Path, view: View) -> dict:
@@ -89,7 +87,7 @@ def run_probe(kind: str, secret: Path, port: int, scratch: Path, view: View) -> 
     inside = lambda target: view.path(target, isolation.mapped)  # noqa: E731
     command = [sys.executable, inside(INSIDE / "probe.py"), str(secret), str(os.getpid()), str(port),
                inside(INSIDE / "images.npy")]
-    env = {"PATH": os.environ["PATH"], "HOME": inside(INSIDE / "work"), "TMPDIR": inside("/tmp")}
+    env = {"PATH": os.environ["PATH"], **view.home_env(isolation.mapped)}
     code = run_isolated(command, view, isolation, default_limits(60, 1), env, scratch, 60)
     assert code == 0, (scratch / "stderr.log").read_text()
     return json.loads((scratch / "stdout.log").read_text())
