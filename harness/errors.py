@@ -6,6 +6,9 @@ The CLI turns a :class:`HarnessError` into one line plus an optional hint;
 
 from __future__ import annotations
 
+import difflib
+from typing import Iterable
+
 
 class HarnessError(Exception):
     """Base class of every error the harness raises on purpose."""
@@ -34,3 +37,9 @@ class DataError(UsageError):
 
 class DownloadError(HarnessError):
     """A download (dataset, pretrained weights) could not happen."""
+
+
+def suggest(name: str, choices: Iterable[str]) -> str:
+    """' Did you mean 'x'?' for the closest of ``choices`` to ``name``, or ''."""
+    close = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.6)
+    return f" Did you mean '{close[0]}'?" if close else ""

@@ -64,8 +64,9 @@ def make_attack(framework: str, attack: str, eps: float, seed: int = 0) -> Any:
     """Attack plugin ``attack`` with ``eps`` and ``seed`` where it takes them."""
     from .registry import create_attack, get_attack
 
-    params = get_attack(attack, framework).params
-    return create_attack(attack, framework, **{k: v for k, v in (("eps", eps), ("seed", seed)) if k in params})
+    params = get_attack(attack, framework=framework).params
+    return create_attack(attack, framework=framework,
+                         **{k: v for k, v in (("eps", eps), ("seed", seed)) if k in params})
 
 
 def explain_model(loaded: Any, images: np.ndarray, path: str | Path, labels: np.ndarray | None = None, *,
@@ -149,7 +150,7 @@ def pick_images(split: Any, class_names: Sequence[str], classes: Sequence[str] |
     if classes:
         unknown = [c for c in classes if c not in class_names]
         if unknown:
-            from .registry import suggest
+            from .errors import suggest
 
             raise UsageError(f"--classes: unknown class '{unknown[0]}'.{suggest(unknown[0], class_names)}")
         wanted = [list(class_names).index(c) for c in classes]

@@ -122,7 +122,7 @@ def quantize_within_budget(adversarial: np.ndarray, clean: np.ndarray, eps: floa
 
 def _check(framework: str) -> None:
     if framework not in RUNTIMES:
-        from .registry import suggest
+        from .errors import suggest
 
         raise PluginError(f"Unknown framework '{framework}'.{suggest(framework, RUNTIMES)} "
                           f"Frameworks: {', '.join(RUNTIMES)}")

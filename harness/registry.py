@@ -1,29 +1,27 @@
 """Registries of every plugin kind, built from the plugin manager's hooks.
 
-timm-style API: ``list_attacks("pgd*")``, ``create_attack("fgsm", eps=8/255)``,
-``get_attack("fgsm")`` (the spec). Errors are written for people::
+timm-style API, one written-out function per kind: ``list_attacks("pgd*")``,
+``create_attack("fgsm", eps=8/255)``, ``get_attack("fgsm")`` (the spec), likewise
+datasets, backbones, augmentations and defenses. ``create_*`` checks what the plugin's
+factory returns against its kind's contract (:mod:`harness.contracts`). Errors are
+written for people::
 
     Unknown attack 'fgsn'. Did you mean 'fgsm'? Available: bim, fgsm, pgd
 """
 
 from __future__ import annotations
 
-import difflib
 import fnmatch
 from dataclasses import replace
-from typing import Any, Iterable
+from typing import Any, Optional, cast
 
-from .errors import PluginError
-from .specs import FRAMEWORKS, KINDS, SPEC_TYPES, PluginSpec
+from .contracts import Attack, Augmentation, Dataset, Defense, Model
+from .errors import PluginError, suggest
+from .specs import (FRAMEWORKS, KINDS, SPEC_TYPES, AttackSpec, AugmentationSpec, BackboneSpec, DatasetSpec,
+                    DefenseSpec, PluginSpec)
 
 _HOOKS = {kind: f"harness_register_{kind}s" for kind in KINDS}
 _cache: dict[str, dict[str, dict[str, PluginSpec]]] = {}
-
-
-def suggest(name: str, choices: Iterable[str]) -> str:
-    """' Did you mean 'x'?' for the closest choice, or ''."""
-    close = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.6)
-    return f" Did you mean '{close[0]}'?" if close else ""
 
 
 def clear_cache() -> None:
@@ -90,7 +88,7 @@ def variants(kind: str, name: str) -> dict[str, PluginSpec]:
     return dict(_variants(kind)[name])
 
 
-def registry(kind: str, framework: str | None = None) -> dict[str, PluginSpec]:
+def registry(kind: str, *, framework: Optional[str] = None) -> dict[str, PluginSpec]:
     """Every registered plugin of ``kind`` by name.
 
     A name may be registered once per framework (``fgsm`` for torch and for tf, with
@@ -107,12 +105,12 @@ def registry(kind: str, framework: str | None = None) -> dict[str, PluginSpec]:
     return table
 
 
-def list_plugins(kind: str, pattern: str = "*", framework: str | None = None) -> list[str]:
+def list_plugins(kind: str, pattern: str = "*", *, framework: Optional[str] = None) -> list[str]:
     """Names of ``kind`` plugins matching a shell wildcard, optionally for one framework."""
-    return [name for name in registry(kind, framework) if fnmatch.fnmatchcase(name, pattern)]
+    return [name for name in registry(kind, framework=framework) if fnmatch.fnmatchcase(name, pattern)]
 
 
-def get_spec(kind: str, name: str, framework: str | None = None) -> PluginSpec:
+def get_spec(kind: str, name: str, *, framework: Optional[str] = None) -> PluginSpec:
     """The spec of plugin ``name`` (for ``framework`` when given); unknown names get a 'did you mean' error."""
     specs = registry(kind)
     if name not in specs:
@@ -123,36 +121,99 @@ def get_spec(kind: str, name: str, framework: str | None = None) -> PluginSpec:
     if framework not in FRAMEWORKS:
         raise PluginError(f"Unknown framework '{framework}'.{suggest(framework, FRAMEWORKS)} "
                           f"Frameworks: {', '.join(FRAMEWORKS)}")
-    usable = registry(kind, framework)
+    usable = registry(kind, framework=framework)
     if name not in usable:
         have = ", ".join(_variants(kind)[name])
         raise PluginError(f"{kind} '{name}' has no {framework} version (it exists for: {have})")
     return usable[name]
 
 
-def create(kind: str, name: str, framework: str | None = None, **params: Any) -> Any:
-    """Build plugin ``name`` of ``kind`` (for ``framework`` when given) with ``params`` over its defaults."""
-    return get_spec(kind, name, framework).create(**params)
+def create(kind: str, name: str, *, framework: Optional[str] = None, **params: Any) -> Any:
+    """Build plugin ``name`` of ``kind`` (for ``framework`` when given) with ``params`` over its defaults,
+    checked against the kind's contract."""
+    return get_spec(kind, name, framework=framework).create(**params)
 
 
-def _kind_api(kind: str):
-    def list_(pattern: str = "*", framework: str | None = None) -> list[str]:
-        return list_plugins(kind, pattern, framework)
+# --- datasets: factory(**params) -> Dataset (.params, .plan(*, skip_bad=False))
 
-    def get(name: str, framework: str | None = None) -> PluginSpec:
-        return get_spec(kind, name, framework)
-
-    def create_(name: str, framework: str | None = None, **params: Any) -> Any:
-        return create(kind, name, framework, **params)
-
-    list_.__doc__ = f"Names of registered {kind}s matching a wildcard pattern."
-    get.__doc__ = f"The spec of the {kind} called ``name``."
-    create_.__doc__ = f"Create the {kind} called ``name`` with ``params`` over its defaults."
-    return list_, get, create_
+def list_datasets(pattern: str = "*", *, framework: Optional[str] = None) -> list[str]:
+    """Names of registered datasets matching a shell wildcard (``framework``: usable there)."""
+    return list_plugins("dataset", pattern, framework=framework)
 
 
-list_datasets, get_dataset, create_dataset = _kind_api("dataset")
-list_backbones, get_backbone, create_backbone = _kind_api("backbone")
-list_augmentations, get_augmentation, create_augmentation = _kind_api("augmentation")
-list_attacks, get_attack, create_attack = _kind_api("attack")
-list_defenses, get_defense, create_defense = _kind_api("defense")
+def get_dataset(name: str, *, framework: Optional[str] = None) -> DatasetSpec:
+    """The spec of dataset ``name``."""
+    return cast(DatasetSpec, get_spec("dataset", name, framework=framework))
+
+
+def create_dataset(name: str, *, framework: Optional[str] = None, **params: Any) -> Dataset:
+    """Dataset ``name`` with ``params`` over its defaults (the harness plans, decodes and caches it)."""
+    return create("dataset", name, framework=framework, **params)
+
+
+# --- backbones: factory(num_classes=, input_shape=(H, W, C), **params) -> model of its framework
+
+def list_backbones(pattern: str = "*", *, framework: Optional[str] = None) -> list[str]:
+    """Names of registered backbones matching a shell wildcard (``framework``: usable there)."""
+    return list_plugins("backbone", pattern, framework=framework)
+
+
+def get_backbone(name: str, *, framework: Optional[str] = None) -> BackboneSpec:
+    """The spec of backbone ``name``."""
+    return cast(BackboneSpec, get_spec("backbone", name, framework=framework))
+
+
+def create_backbone(name: str, *, framework: Optional[str] = None, **params: Any) -> Model:
+    """Model of backbone ``name``; pass ``num_classes`` and ``input_shape=(H, W, C)`` with its params."""
+    return create("backbone", name, framework=framework, **params)
+
+
+# --- augmentations: factory(**params) -> aug(x, *, generator) -> x of the same type, shape and dtype
+
+def list_augmentations(pattern: str = "*", *, framework: Optional[str] = None) -> list[str]:
+    """Names of registered augmentations matching a shell wildcard (``framework``: usable there)."""
+    return list_plugins("augmentation", pattern, framework=framework)
+
+
+def get_augmentation(name: str, *, framework: Optional[str] = None) -> AugmentationSpec:
+    """The spec of augmentation ``name``."""
+    return cast(AugmentationSpec, get_spec("augmentation", name, framework=framework))
+
+
+def create_augmentation(name: str, *, framework: Optional[str] = None, **params: Any) -> Augmentation:
+    """Augmentation ``name`` with ``params`` over its defaults."""
+    return create("augmentation", name, framework=framework, **params)
+
+
+# --- attacks: factory(**params) -> attack(model, x, y=None, target=None) with config.eps, config.norm
+
+def list_attacks(pattern: str = "*", *, framework: Optional[str] = None) -> list[str]:
+    """Names of registered attacks matching a shell wildcard (``framework``: usable there)."""
+    return list_plugins("attack", pattern, framework=framework)
+
+
+def get_attack(name: str, *, framework: Optional[str] = None) -> AttackSpec:
+    """The spec of attack ``name``."""
+    return cast(AttackSpec, get_spec("attack", name, framework=framework))
+
+
+def create_attack(name: str, *, framework: Optional[str] = None, **params: Any) -> Attack:
+    """Attack ``name`` with ``params`` over its defaults."""
+    return create("attack", name, framework=framework, **params)
+
+
+# --- defenses: factory(**training_knobs, **defense_params) -> trainer with fit(model, train, val, out_dir, *, resume)
+
+def list_defenses(pattern: str = "*", *, framework: Optional[str] = None) -> list[str]:
+    """Names of registered defenses matching a shell wildcard (``framework``: usable there)."""
+    return list_plugins("defense", pattern, framework=framework)
+
+
+def get_defense(name: str, *, framework: Optional[str] = None) -> DefenseSpec:
+    """The spec of defense ``name``."""
+    return cast(DefenseSpec, get_spec("defense", name, framework=framework))
+
+
+def create_defense(name: str, *, framework: Optional[str] = None, **params: Any) -> Defense:
+    """Defense (trainer) ``name`` with the training knobs and its own params over the defaults."""
+    return create("defense", name, framework=framework, **params)

@@ -13,7 +13,8 @@ import importlib.util
 from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar, Mapping, Union
 
-from .errors import PluginError
+from .contracts import check_created, check_factory
+from .errors import PluginError, suggest
 
 FRAMEWORKS = ("any", "torch", "tf")
 
@@ -82,11 +83,10 @@ class PluginSpec:
         return obj
 
     def create(self, **params: Any) -> Any:
-        """Build the plugin object: factory(**{**defaults, **params})."""
+        """Build the plugin object: ``factory(**{**defaults, **params})``, checked against its kind's
+        contract (:mod:`harness.contracts`) before and after the call."""
         unknown = sorted(set(params) - set(self.params) - set(self.call_args))
         if unknown:
-            from .registry import suggest
-
             allowed = [*self.params, *self.call_args]
             hints = "".join(suggest(name, allowed) for name in unknown)
             raise PluginError(
@@ -94,7 +94,10 @@ class PluginSpec:
                 + ", ".join(f"'{n}'" for n in unknown)
                 + f".{hints} Parameters: {', '.join(allowed) or 'none'}"
             )
-        return self.load_factory()(**{**dict(self.params), **params})
+        factory = self.load_factory()
+        arguments = {**dict(self.params), **params}
+        check_factory(self, factory, arguments)
+        return check_created(self, factory(**arguments))
 
 
 @dataclass(frozen=True)

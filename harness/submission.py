@@ -205,7 +205,7 @@ def load_plugin_modules(root: Path, modules: tuple[str, ...] | list[str]) -> Non
 
 
 def _suggest(name: str, choices) -> str:
-    from .registry import suggest
+    from .errors import suggest
 
     return suggest(name, choices)
 
@@ -275,7 +275,7 @@ def _check_plugin(kind: str, table: Any, framework: str, where: str, problems: l
     except PluginError as exc:
         problems.append(Problem(f"{where}.name", exc.message))
         return
-    usable = registry(kind, framework)
+    usable = registry(kind, framework=framework)
     if name not in usable:
         from .registry import variants
 

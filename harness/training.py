@@ -130,7 +130,7 @@ class TrainingConfig:
 
 def _check_choice(name: str, value: str, choices: Sequence[str]) -> None:
     if value not in choices:
-        from .registry import suggest
+        from .errors import suggest
 
         raise UsageError(f"{name} must be one of {', '.join(choices)}, got {value!r}.{suggest(value, choices)}")
 
@@ -448,10 +448,10 @@ def resolve_augmentations(specs: Sequence[Any], framework: str) -> list[Any]:
         from .registry import create_augmentation
 
         if isinstance(spec, str):
-            augmentations.append(create_augmentation(spec, framework))
+            augmentations.append(create_augmentation(spec, framework=framework))
         elif isinstance(spec, Mapping) and "name" in spec:
             params = {k: v for k, v in spec.items() if k != "name"}
-            augmentations.append(create_augmentation(spec["name"], framework, **params))
+            augmentations.append(create_augmentation(spec["name"], framework=framework, **params))
         else:
             raise UsageError(f"an augmentation is a name, a {{'name': ..., **params}} table or a callable; got {spec!r}")
     return augmentations

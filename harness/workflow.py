@@ -41,9 +41,9 @@ def _build_model(submission: Submission, num_classes: int, input_shape: Sequence
 
     params = dict(submission.backbone_params)
     if for_loading:  # the artifact's weights replace any pretrained ones: don't download them again
-        spec_params = get_backbone(submission.backbone, submission.framework).params
+        spec_params = get_backbone(submission.backbone, framework=submission.framework).params
         params.update({k: v for k, v in (("pretrained", False), ("weights", None)) if k in spec_params})
-    return create_backbone(submission.backbone, submission.framework, num_classes=num_classes,
+    return create_backbone(submission.backbone, framework=submission.framework, num_classes=num_classes,
                            input_shape=tuple(input_shape), **params)
 
 
@@ -64,7 +64,7 @@ def train_submission(submission: Submission, out_dir: str | Path, *, resume: boo
     train = dataset.split("train")
     val = dataset.split("val") if "val" in dataset.splits and dataset.split("val").labelled else None
     model = _build_model(submission, dataset.num_classes, dataset.image_shape, for_loading=False)
-    trainer = create_defense(submission.defense, submission.framework,
+    trainer = create_defense(submission.defense, framework=submission.framework,
                              **{**submission.trainer_params(), "progress": progress})
     started = time.perf_counter()
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -144,9 +144,9 @@ def evaluation_sets(framework: str, eps: float, bim_steps: int, seed: int) -> di
     eps_label = f"{eps * 255:.3g}/255"
     return {
         "clean": None,
-        "augmented": [create_augmentation(name, framework, p=0.5) for name in EVAL_AUGMENTATIONS],
-        f"fgsm {eps_label}": create_attack("fgsm", framework, eps=eps, seed=seed),
-        f"bim-{bim_steps} {eps_label}": create_attack("bim", framework, eps=eps, steps=bim_steps, seed=seed),
+        "augmented": [create_augmentation(name, framework=framework, p=0.5) for name in EVAL_AUGMENTATIONS],
+        f"fgsm {eps_label}": create_attack("fgsm", framework=framework, eps=eps, seed=seed),
+        f"bim-{bim_steps} {eps_label}": create_attack("bim", framework=framework, eps=eps, steps=bim_steps, seed=seed),
     }
 
 

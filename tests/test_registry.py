@@ -112,19 +112,19 @@ def test_one_name_may_have_one_variant_per_framework(with_variants):
     import math
 
     assert list(registry.variants("attack", "variant-attack")) == ["torch", "tf"]
-    assert registry.get_attack("variant-attack", "tf").factory == "math:floor"
-    assert registry.get_attack("variant-attack", "torch").factory == "math:sqrt"
+    assert registry.get_attack("variant-attack", framework="tf").factory == "math:floor"
+    assert registry.get_attack("variant-attack", framework="torch").factory == "math:sqrt"
     assert registry.get_attack("variant-attack").framework == "torch"  # no framework: any, torch, tf order
-    assert registry.get_attack("variant-attack", "tf").load_factory() is math.floor
+    assert registry.get_attack("variant-attack", framework="tf").load_factory() is math.floor
     assert registry.list_attacks("variant-*", framework="tf") == ["variant-attack"]
     assert registry.list_augmentations("variant-*", framework="tf") == []
 
 
 def test_a_missing_framework_variant_is_named(with_variants):
     with pytest.raises(PluginError, match=r"^augmentation 'variant-aug' has no tf version \(it exists for: torch\)$"):
-        registry.get_augmentation("variant-aug", "tf")
+        registry.get_augmentation("variant-aug", framework="tf")
     with pytest.raises(PluginError, match=r"Unknown framework 'tensorflow'"):
-        registry.get_augmentation("variant-aug", "tensorflow")
+        registry.get_augmentation("variant-aug", framework="tensorflow")
 
 
 def test_same_framework_twice_is_still_a_duplicate(with_variants):

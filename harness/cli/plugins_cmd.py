@@ -35,7 +35,7 @@ def plugins(
     table.add_column("version", no_wrap=True)
     rows = 0
     for each in kinds:
-        for name in list_plugins(each, pattern, framework):
+        for name in list_plugins(each, pattern, framework=framework):
             for spec in variants(each, name).values():
                 if framework is not None and spec.framework not in (framework, "any"):
                     continue

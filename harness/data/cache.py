@@ -82,7 +82,7 @@ class Dataset:
     def split(self, name: str) -> ImageSplit:
         """Open split ``name`` memory-mapped (read-only)."""
         if name not in self.manifest["splits"]:
-            from ..registry import suggest
+            from ..errors import suggest
 
             raise DataError(
                 f"Dataset '{self.name}' has no split '{name}'.{suggest(name, self.splits)} "

@@ -50,7 +50,7 @@ def corruption_group(name: str) -> str:
         return "benchmark"
     if name in HOLDOUT_CORRUPTIONS:
         return "holdout"
-    from ..registry import suggest
+    from ..errors import suggest
 
     raise UsageError(f"Unknown corruption '{name}'.{suggest(name, ALL_CORRUPTIONS)} "
                      f"Available: {', '.join(ALL_CORRUPTIONS)}")

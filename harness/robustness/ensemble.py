@@ -129,7 +129,7 @@ class PGDMember(EnsembleAttack):
     def generate(self, target, images, x, labels, eps, seed):
         from ..registry import create_attack
 
-        attack = create_attack("pgd", target.runtime.name, eps=float(eps), seed=int(seed), **self.params)
+        attack = create_attack("pgd", framework=target.runtime.name, eps=float(eps), seed=int(seed), **self.params)
         return target.runtime.adversarial_images(target.model, images, labels, attack, batch_size=target.batch_size)
 
 
@@ -223,7 +223,7 @@ def build_ensemble(attacks: Sequence[str | EnsembleAttack] | Mapping[str, Mappin
             members.append(item)
             continue
         if item not in MEMBERS:
-            from ..registry import suggest
+            from ..errors import suggest
 
             raise UsageError(f"Unknown ensemble attack '{item}'.{suggest(str(item), MEMBERS)} "
                              f"Available: {', '.join(MEMBERS)}")

@@ -68,7 +68,7 @@ def transfer_examples(runtime: Any, model: Any, images: np.ndarray, labels: np.n
     runtime = get_runtime(runtime) if isinstance(runtime, str) else runtime
     out = {}
     for i, e in enumerate(sorted(float(v) for v in eps)):
-        attack = create_attack("pgd", runtime.name, eps=e, steps=steps, restarts=restarts, seed=seed + i)
+        attack = create_attack("pgd", framework=runtime.name, eps=e, steps=steps, restarts=restarts, seed=seed + i)
         out[e] = runtime.adversarial_images(model, images, labels, attack, batch_size=batch_size)
     return out
 

@@ -120,7 +120,7 @@ def _typed(path: Path, where: str, value: Any, expected: type) -> Any:
 
 
 def _unknown(path: Path, where: str, data: Mapping[str, Any], allowed) -> None:
-    from ..registry import suggest
+    from ..errors import suggest
 
     for key in data:
         if key not in allowed:
@@ -160,7 +160,7 @@ def load_recipe(path: str | Path) -> Recipe:
         item = {k: _typed(path, f"{where}.{k}", v, PERTURBATION_FIELDS[k]) for k, v in entry.items()}
         kind = item.get("kind", "clean" if item.get("category") == "clean" else None)
         if kind not in KINDS:
-            from ..registry import suggest
+            from ..errors import suggest
 
             raise _field_error(path, f"{where}.kind", f"must be one of {', '.join(KINDS)}, got {kind!r}."
                                                       f"{suggest(str(kind), KINDS)}")
@@ -208,7 +208,7 @@ def _augment(perturbation: Perturbation, images: np.ndarray, seed: int) -> np.nd
     if perturbation.severity is not None:
         params["severity"] = perturbation.severity
     if perturbation.framework:
-        spec = get_augmentation(perturbation.name, perturbation.framework)
+        spec = get_augmentation(perturbation.name, framework=perturbation.framework)
     else:
         usable = [s for s in variants("augmentation", perturbation.name).values() if s.available]
         if not usable:
@@ -246,8 +246,8 @@ def _attack(perturbation: Perturbation, images: np.ndarray, labels: np.ndarray, 
     framework = loaded.submission.framework
     from ..registry import get_attack
 
-    seeded = {"seed": seed} if "seed" in get_attack(perturbation.name, framework).params else {}
-    attack = create_attack(perturbation.name, framework, **{**seeded, **dict(perturbation.params)})
+    seeded = {"seed": seed} if "seed" in get_attack(perturbation.name, framework=framework).params else {}
+    attack = create_attack(perturbation.name, framework=framework, **{**seeded, **dict(perturbation.params)})
     adversarial = loaded.runtime.adversarial_images(loaded.model, images, labels, attack)
     config = getattr(attack, "config", None)
     return quantize_within_budget(adversarial, images, getattr(config, "eps", None),

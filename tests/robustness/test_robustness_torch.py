@@ -287,7 +287,7 @@ def test_bad_arguments(digits, runtime):
 
 def test_corruptions_work_as_torch_training_augmentations(digits, runtime):
     images = digits[0][:8]
-    fog = registry.create_augmentation("corruption/fog", "torch", severity=4)
+    fog = registry.create_augmentation("corruption/fog", framework="torch", severity=4)
     x = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255
     out = fog(x, generator=torch.Generator().manual_seed(0))
     assert out.shape == x.shape and out.dtype == torch.float32 and 0 <= out.min() and out.max() <= 1

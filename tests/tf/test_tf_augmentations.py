@@ -25,7 +25,7 @@ def rng(seed=0) -> tf.random.Generator:
 
 
 def create(name, **params):
-    return registry.create_augmentation(name, "tf", **params)
+    return registry.create_augmentation(name, framework="tf", **params)
 
 
 def change(aug, x, seed=0) -> float:

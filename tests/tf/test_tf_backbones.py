@@ -16,7 +16,7 @@ APPLICATIONS = ["densenet121", "efficientnet_b0", "mobilenet_v2", "nasnet_mobile
 
 def build(name, **params):
     params.setdefault("input_shape", (8, 8, 1))
-    return registry.create_backbone(name, "tf", num_classes=10, **params)
+    return registry.create_backbone(name, framework="tf", num_classes=10, **params)
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,7 @@ ATTACKS = ["bim", "fgsm", "nsl-perturb", "pgd"]
 def tf_only(kind):
     """Names with a TensorFlow spec of their own (framework-neutral "any" plugins are usable from tf too)."""
     return [name for name in registry.list_plugins(kind, framework="tf")
-            if registry.get_spec(kind, name, "tf").framework == "tf"]
+            if registry.get_spec(kind, name, framework="tf").framework == "tf"]
 
 
 def test_the_expected_tf_plugins_are_registered():
@@ -31,26 +31,27 @@ def test_the_expected_tf_plugins_are_registered():
     assert tf_only("augmentation") == sorted(AUGMENTATION_PARAMS)
     for kind in ("backbone", "defense", "attack", "augmentation"):
         for name in tf_only(kind):
-            spec = registry.get_spec(kind, name, "tf")
+            spec = registry.get_spec(kind, name, framework="tf")
             assert spec.source == "tf" and spec.description
 
 
 @pytest.mark.parametrize("name", sorted(ATTACK_PARAMS))
 def test_attack_params_are_the_shared_spec_in_both_frameworks(name):
-    assert dict(registry.get_attack(name, "tf").params) == ATTACK_PARAMS[name]
+    assert dict(registry.get_attack(name, framework="tf").params) == ATTACK_PARAMS[name]
     if "torch" in registry.variants("attack", name):
-        assert dict(registry.get_attack(name, "torch").params) == dict(registry.get_attack(name, "tf").params)
+        assert (dict(registry.get_attack(name, framework="torch").params)
+                == dict(registry.get_attack(name, framework="tf").params))
 
 
 @pytest.mark.parametrize("name", sorted(AUGMENTATION_PARAMS))
 def test_augmentation_params_are_the_shared_spec(name):
-    assert dict(registry.get_augmentation(name, "tf").params) == AUGMENTATION_PARAMS[name]
+    assert dict(registry.get_augmentation(name, framework="tf").params) == AUGMENTATION_PARAMS[name]
 
 
 def test_defense_params_are_the_trainer_knobs_plus_their_own():
-    standard = dict(registry.get_defense("standard", "tf").params)
+    standard = dict(registry.get_defense("standard", framework="tf").params)
     assert standard == TrainingConfig.defaults()
-    nsl = dict(registry.get_defense("nsl-adversarial-regularization", "tf").params)
+    nsl = dict(registry.get_defense("nsl-adversarial-regularization", framework="tf").params)
     assert {k: nsl[k] for k in set(nsl) - set(standard)} == {
         "multiplier": 0.2, "adv_step_size": 0.2, "adv_grad_norm": "infinity", "pgd_iterations": 1,
         "pgd_epsilon": None, "clip_value_min": 0.0, "clip_value_max": 1.0, "random_init": False}
@@ -59,17 +60,17 @@ def test_defense_params_are_the_trainer_knobs_plus_their_own():
 @pytest.mark.parametrize("kind, name", [("attack", n) for n in ATTACKS] + [("defense", n) for n in DEFENSES]
                          + [("augmentation", n) for n in sorted(AUGMENTATION_PARAMS)])
 def test_every_tf_plugin_is_creatable_and_rejects_unknown_params(kind, name):
-    plugin = registry.create(kind, name, "tf")
+    plugin = registry.create(kind, name, framework="tf")
     assert type(plugin).__module__.startswith("harness_tf.")
     with pytest.raises(PluginError, match=f"{kind} '{name}' has no parameter 'no_such_knob'"):
-        registry.create(kind, name, "tf", no_such_knob=1)
+        registry.create(kind, name, framework="tf", no_such_knob=1)
 
 
 def test_nsl_cnn_backbone_is_creatable_and_rejects_unknown_params():
-    model = registry.create_backbone("nsl-cnn", "tf", num_classes=10, input_shape=(8, 8, 1))
+    model = registry.create_backbone("nsl-cnn", framework="tf", num_classes=10, input_shape=(8, 8, 1))
     assert model.output_shape == (None, 10)
     with pytest.raises(PluginError, match="has no parameter 'hiden'. Did you mean 'hidden'"):
-        registry.create_backbone("nsl-cnn", "tf", num_classes=10, input_shape=(8, 8, 1), hiden=3)
+        registry.create_backbone("nsl-cnn", framework="tf", num_classes=10, input_shape=(8, 8, 1), hiden=3)
     # the Keras applications are built in test_tf_backbones.py (slower)
 
 

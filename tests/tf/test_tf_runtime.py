@@ -36,20 +36,21 @@ def test_predict_and_accuracy_give_logits_on_uint8_images(digits_model, digits_s
     assert metrics["top1"] == pytest.approx(np.mean(logits.argmax(1) == labels))
     assert metrics["top5"] >= metrics["top1"] > 0.9 and metrics["loss"] > 0
     assert runtime.predict_logits(digits_model, images[:0]).shape == (0, 0)
-    attacked = runtime.accuracy(digits_model, images, labels, attack=create_attack("fgsm", "tf", eps=0.2))
+    attacked = runtime.accuracy(digits_model, images, labels, attack=create_attack("fgsm", framework="tf", eps=0.2))
     assert attacked["top1"] < metrics["top1"] - 0.3
 
 
 def test_adversarial_and_augmented_images_stay_in_range(digits_model, digits_splits):
     images, labels = digits_splits.test.images[:50], digits_splits.test.labels[:50]
-    adversarial = runtime.adversarial_images(digits_model, images, labels, create_attack("pgd", "tf", eps=0.1,
+    adversarial = runtime.adversarial_images(digits_model, images, labels, create_attack("pgd", framework="tf", eps=0.1,
                                                                                           steps=3), batch_size=16)
     assert adversarial.shape == images.shape and adversarial.dtype == np.float32
     assert adversarial.min() >= 0 and adversarial.max() <= 1
     assert np.abs(adversarial - images / 255.0).max() <= 0.1 + 1e-6
-    unlabelled = runtime.adversarial_images(digits_model, images, None, create_attack("fgsm", "tf", mode="predicted"))
+    unlabelled = runtime.adversarial_images(digits_model, images, None,
+                                            create_attack("fgsm", framework="tf", mode="predicted"))
     assert unlabelled.shape == images.shape
-    augmentations = [create_augmentation("rotation", "tf"), create_augmentation("gaussian-noise", "tf")]
+    augmentations = [create_augmentation(name, framework="tf") for name in ("rotation", "gaussian-noise")]
     a = runtime.augment_images(augmentations, images, seed=3, batch_size=16)
     assert a.dtype == np.uint8 and a.shape == images.shape and not np.array_equal(a, images)
     assert np.array_equal(a, runtime.augment_images(augmentations, images, seed=3, batch_size=16))
@@ -65,7 +66,7 @@ def test_float_logits_and_input_gradients_match_the_uint8_path_and_the_attacks(d
     gradient = runtime.input_gradients(digits_model, x, labels, batch_size=16)
     assert gradient.shape == x.shape and gradient.dtype == np.float32 and np.abs(gradient).sum() > 0
     # FGSM steps along the sign of exactly this gradient (where it is not clipped at 0 or 1)
-    step = np.asarray(create_attack("fgsm", "tf", eps=0.05)(digits_model, x, labels)) - x
+    step = np.asarray(create_attack("fgsm", framework="tf", eps=0.05)(digits_model, x, labels)) - x
     inside = (x > 0.05) & (x < 0.95) & (np.abs(gradient) > 1e-8)
     assert np.array_equal(np.sign(step[inside]), np.sign(gradient[inside]))
 
@@ -96,13 +97,13 @@ def test_configure_seed_makes_model_building_reproducible():
     weights = []
     for _ in range(2):
         runtime.configure(seed=3)
-        model = create_backbone("nsl-cnn", "tf", num_classes=10, input_shape=(8, 8, 1))
+        model = create_backbone("nsl-cnn", framework="tf", num_classes=10, input_shape=(8, 8, 1))
         weights.append(model.get_weights())
     assert all(np.array_equal(a, b) for a, b in zip(*weights))
     # op determinism is on now; a seedless attack (global generator) must still run
     from harness.registry import create_attack
 
     x = np.random.default_rng(0).integers(0, 256, (4, 8, 8, 1), dtype=np.uint8)
-    adversarial = runtime.adversarial_images(model, x, np.arange(4), create_attack("pgd", "tf", eps=0.1, steps=2,
-                                                                                   seed=None))
+    adversarial = runtime.adversarial_images(model, x, np.arange(4),
+                                             create_attack("pgd", framework="tf", eps=0.1, steps=2, seed=None))
     assert adversarial.shape == (4, 8, 8, 1)

@@ -16,7 +16,7 @@ from tf_helpers import FAST, nsl_cnn, subset, to_float
 
 
 def test_standard_training_learns_digits_and_writes_metrics(digits_splits, tmp_path):
-    trainer = create_defense("standard", "tf", epochs=3, optimizer="adam", lr=3e-3, weight_decay=0.0, **FAST)
+    trainer = create_defense("standard", framework="tf", epochs=3, optimizer="adam", lr=3e-3, weight_decay=0.0, **FAST)
     history = trainer.fit(nsl_cnn(), digits_splits.train, digits_splits.test, out_dir=tmp_path)
     assert [r.epoch for r in history.epochs] == [1, 2, 3]
     assert history[-1].val_top1 > 0.85 and history[-1].train_loss < history[0].train_loss
@@ -31,13 +31,14 @@ def test_standard_training_learns_digits_and_writes_metrics(digits_splits, tmp_p
 
 def test_fit_without_val_or_out_dir_writes_nothing(digits_splits, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    history = create_defense("standard", "tf", epochs=1, **FAST).fit(nsl_cnn(), subset(digits_splits.train, 200))
+    trainer = create_defense("standard", framework="tf", epochs=1, **FAST)
+    history = trainer.fit(nsl_cnn(), subset(digits_splits.train, 200))
     assert history[0].val_top1 is None and list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.parametrize("optimizer, schedule", [("sgd", "step"), ("sgd", "cosine"), ("adam", "none")])
 def test_lr_follows_the_schedule(digits_splits, optimizer, schedule):
-    trainer = create_defense("standard", "tf", epochs=3, lr=0.05, optimizer=optimizer, schedule=schedule,
+    trainer = create_defense("standard", framework="tf", epochs=3, lr=0.05, optimizer=optimizer, schedule=schedule,
                              step_size=1, **FAST)
     history = trainer.fit(nsl_cnn(), subset(digits_splits.train, 130))
     expected = {"step": [0.05, 0.005, 0.0005], "cosine": [0.05, 0.0375, 0.0125], "none": [0.05] * 3}[schedule]
@@ -46,7 +47,7 @@ def test_lr_follows_the_schedule(digits_splits, optimizer, schedule):
 
 def test_progressive_unfreezing_opens_stages_on_plateaus(digits_splits, tmp_path):
     # min_delta 0.9: every epoch counts as a plateau, so each one moves the regime on
-    trainer = create_defense("standard", "tf", epochs=6, unfreeze="progressive", plateau_patience=1,
+    trainer = create_defense("standard", framework="tf", epochs=6, unfreeze="progressive", plateau_patience=1,
                              plateau_min_delta=0.9, **FAST)
     model = nsl_cnn()
     lower_before = model.get_layer("conv1").get_weights()[0].copy()
@@ -66,7 +67,7 @@ def noise_augmentation(x, generator=None):
 
 
 def run(defense, train, out_dir, epochs, resume=False, **params):
-    trainer = create_defense(defense, "tf", epochs=epochs, seed=3, **FAST, **params)
+    trainer = create_defense(defense, framework="tf", epochs=epochs, seed=3, **FAST, **params)
     model = nsl_cnn(seed=5, dropout=0.2)
     history = trainer.fit(model, train, train, out_dir=out_dir, resume=resume)
     return model, history
@@ -120,7 +121,7 @@ def test_weight_decay_is_added_to_the_gradient_as_in_torch(digits_splits):
     with tf.GradientTape() as tape:
         loss = tf.reduce_mean(cross_entropy(10)(tf.constant(labels), model(to_float(images), training=True)))
     expected = kernel.numpy() - 0.1 * (tape.gradient(loss, kernel).numpy() + 0.5 * kernel.numpy())
-    create_defense("standard", "tf", epochs=1, optimizer="sgd", momentum=0.0, lr=0.1, weight_decay=0.5,
+    create_defense("standard", framework="tf", epochs=1, optimizer="sgd", momentum=0.0, lr=0.1, weight_decay=0.5,
                    **FAST).fit(model, (images, labels))
     np.testing.assert_allclose(kernel.numpy(), expected, atol=1e-6)
 
@@ -137,10 +138,10 @@ def test_label_smoothing_matches_torch():
 def test_bad_input_is_rejected(digits_splits):
     images, labels = subset(digits_splits.train, 20)
     with pytest.raises(UsageError, match="labels must be in"):
-        create_defense("standard", "tf", epochs=1, **FAST).fit(nsl_cnn(), (images, labels + 10))
+        create_defense("standard", framework="tf", epochs=1, **FAST).fit(nsl_cnn(), (images, labels + 10))
     with pytest.raises(UsageError, match="empty"):
-        create_defense("standard", "tf", epochs=1, **FAST).fit(nsl_cnn(), (images[:0], labels[:0]))
+        create_defense("standard", framework="tf", epochs=1, **FAST).fit(nsl_cnn(), (images[:0], labels[:0]))
     with pytest.raises(UsageError, match="beta"):
         Trainer(beta=1.0)
-    assert len(create_defense("standard", "tf", augmentations=["hflip", {"name": "random-crop", "padding": 1}])
-               .augmentations) == 2
+    augmentations = ["hflip", {"name": "random-crop", "padding": 1}]
+    assert len(create_defense("standard", framework="tf", augmentations=augmentations).augmentations) == 2

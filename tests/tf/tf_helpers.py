@@ -21,7 +21,7 @@ def nsl_cnn(seed=0, **params):
     from harness.registry import create_backbone
 
     keras.utils.set_random_seed(seed)
-    return create_backbone("nsl-cnn", "tf", num_classes=10, input_shape=(8, 8, 1), **params)
+    return create_backbone("nsl-cnn", framework="tf", num_classes=10, input_shape=(8, 8, 1), **params)
 
 
 def to_float(images) -> tf.Tensor:
@@ -34,7 +34,7 @@ def train_standard(splits, seed=0, epochs=10, **params):
     from harness.registry import create_defense
 
     model = nsl_cnn(seed)
-    trainer = create_defense("standard", "tf", epochs=epochs, optimizer="adam", lr=3e-3, weight_decay=0.0,
+    trainer = create_defense("standard", framework="tf", epochs=epochs, optimizer="adam", lr=3e-3, weight_decay=0.0,
                              seed=seed, **{**FAST, **params})
     trainer.fit(model, splits.train)
     return model
