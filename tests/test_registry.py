@@ -91,10 +91,12 @@ def test_third_party_dataset_backbone_and_defense_work_together(with_sample, cac
     assert registry.list_datasets("sample-*") == ["sample-stripes"]
     assert registry.list_backbones("sample-*") == ["sample-centroid"]
     assert registry.list_defenses("sample-*") == ["sample-centroid-fit"]
+    torch = pytest.importorskip("torch")
     train = load_dataset("sample-stripes").split("train")
     model = registry.create_backbone("sample-centroid", num_classes=2)
-    registry.create_defense("sample-centroid-fit").fit(model, train.images, train.labels)
-    assert (model.predict(np.asarray(train.images)) == train.labels).all()
+    registry.create_defense("sample-centroid-fit").fit(model, train)
+    images = torch.as_tensor(np.array(train.images), dtype=torch.float32).permute(0, 3, 1, 2) / 255.0
+    assert (model(images).argmax(1).numpy() == train.labels).all()
 
 
 def test_plugin_without_parameters_rejects_any(with_sample):

@@ -403,7 +403,8 @@ class Corruption:
             return self._torch(images, seed, generator)
         images = check_images(images)
         seed = self.seed if seed is None else seed
-        rng = np.random.default_rng(seed)
+        # the augmentation contract's numpy generator, when given without a seed
+        rng = generator if seed is None and isinstance(generator, np.random.Generator) else np.random.default_rng(seed)
         if len(images) == 0:
             return images.copy()
         params = self.parameters(*images.shape[1:3])

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import weakref
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, Callable, ClassVar
 
 import numpy as np
@@ -303,6 +304,15 @@ class NSLPerturb:
     @property
     def description(self) -> str:
         return "NSL adversarial neighbours (perturb_on_batch) from a reference model, clipped to [0, 1]"
+
+    @property
+    def config(self) -> SimpleNamespace:
+        """The budget the neighbours stay within (the attack contract's ``config.eps``/``config.norm``):
+        ``pgd_epsilon`` when set, else the steps' sizes summed (``random_init`` adds one step)."""
+        knobs = self.knobs
+        steps = knobs["pgd_iterations"] + int(knobs["random_init"])
+        eps = knobs["pgd_epsilon"] if knobs["pgd_epsilon"] is not None else knobs["adv_step_size"] * steps
+        return SimpleNamespace(eps=float(eps), norm="linf" if knobs["adv_grad_norm"] == "infinity" else "l2")
 
     def _source(self, model: Any) -> Any:
         reference = self.reference_model

@@ -1,6 +1,9 @@
-"""A sample third-party plugin: one attack and one augmentation, framework-neutral (numpy)."""
+"""A sample third-party plugin: a framework-neutral (numpy) attack, augmentation and dataset, and a
+torch backbone and defense (torch imported only when they are created)."""
 
 from __future__ import annotations
+
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -13,15 +16,16 @@ class UniformNoiseAttack:
 
     def __init__(self, eps: float = 0.1, seed: int = 0):
         self.eps = eps
+        self.config = SimpleNamespace(eps=eps, norm="linf")
         self.rng = np.random.default_rng(seed)
 
-    def __call__(self, model, x, y=None):
+    def __call__(self, model, x, y=None, target=None):
         noise = self.rng.uniform(-self.eps, self.eps, size=x.shape)
         return np.clip(x + noise, 0.0, 1.0)
 
 
 def invert(severity: int = 1):
-    return lambda x: 1.0 - x
+    return lambda x, *, generator=None: 1.0 - x
 
 
 @hookimpl
@@ -38,7 +42,8 @@ def harness_register_attacks():
 
 @hookimpl
 def harness_register_augmentations():
-    return [AugmentationSpec(name="sample-invert", factory=invert, description="Sample plugin: invert", params={"severity": 1})]
+    return [AugmentationSpec(name="sample-invert", factory=invert, description="Sample plugin: invert",
+                             params={"severity": 1})]
 
 
 class StripesSource:
@@ -56,22 +61,30 @@ class StripesSource:
         return DatasetPlan(["h", "v"], ["horizontal", "vertical"], (6, 6), 1, {"train": ArraySplit(images, labels)})
 
 
-class CentroidModel:
-    """Nearest-centroid classifier over flattened pixels."""
+def centroid_model(num_classes: int, input_shape=(6, 6, 1)):
+    """Nearest-centroid classifier over flattened pixels, as a torch module (logits: minus squared distances)."""
+    import torch
 
-    def __init__(self, num_classes: int, input_shape=(6, 6, 1)):
-        self.centroids = np.zeros((num_classes, int(np.prod(input_shape))))
+    class CentroidModel(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.register_buffer("centroids", torch.zeros(num_classes, int(np.prod(input_shape))))
 
-    def predict(self, images):
-        flat = images.reshape(len(images), -1) / 255.0
-        return np.argmin(((flat[:, None, :] - self.centroids[None]) ** 2).sum(-1), axis=1)
+        def forward(self, x):
+            return -((x.flatten(1)[:, None, :] - self.centroids[None]) ** 2).sum(-1)
+
+    return CentroidModel()
 
 
 class CentroidTrainer:
-    def fit(self, model, images, labels):
-        flat = images.reshape(len(images), -1) / 255.0
-        model.centroids = np.stack([flat[labels == c].mean(0) for c in range(len(model.centroids))])
-        return model
+    def fit(self, model, train, val=None, out_dir=None, *, resume=False):
+        import torch
+
+        images = torch.as_tensor(np.array(train.images), dtype=torch.float32).permute(0, 3, 1, 2) / 255.0
+        labels = torch.as_tensor(np.asarray(train.labels))
+        model.centroids.copy_(torch.stack([images[labels == c].flatten(1).mean(0)
+                                           for c in range(len(model.centroids))]))
+        return []
 
 
 @hookimpl
@@ -88,7 +101,8 @@ def harness_register_backbones():
     return [
         BackboneSpec(
             name="sample-centroid",
-            factory=CentroidModel,
+            factory=centroid_model,
+            framework="torch",
             description="Sample plugin: nearest centroid",
         )
     ]
@@ -98,4 +112,5 @@ def harness_register_backbones():
 def harness_register_defenses():
     from harness.specs import DefenseSpec
 
-    return [DefenseSpec(name="sample-centroid-fit", factory=CentroidTrainer, description="Sample plugin: fit centroids")]
+    return [DefenseSpec(name="sample-centroid-fit", factory=CentroidTrainer, description="Sample plugin: fit centroids",
+                        framework="torch")]
