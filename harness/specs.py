@@ -102,7 +102,9 @@ class PluginSpec:
 
 @dataclass(frozen=True)
 class DatasetSpec(PluginSpec):
-    """A dataset: its factory returns a :class:`harness.data.DatasetSource`."""
+    """A dataset: ``factory(**params)`` -> :class:`harness.contracts.Dataset` (``.params``, ``.plan()``).
+
+    ``needs_source``: the dataset reads a user-given folder or archive (its ``source`` parameter)."""
 
     kind: ClassVar[str] = "dataset"
     needs_source: bool = False
@@ -110,7 +112,8 @@ class DatasetSpec(PluginSpec):
 
 @dataclass(frozen=True)
 class BackboneSpec(PluginSpec):
-    """A model architecture: factory(num_classes=, input_shape=(H, W, C), **params) -> model."""
+    """A model architecture: ``factory(num_classes=, input_shape=(H, W, C), **params)`` -> a model of the
+    spec's framework (:class:`harness.contracts.Model`)."""
 
     kind: ClassVar[str] = "backbone"
     call_args: ClassVar[tuple[str, ...]] = ("num_classes", "input_shape")
@@ -118,21 +121,24 @@ class BackboneSpec(PluginSpec):
 
 @dataclass(frozen=True)
 class AugmentationSpec(PluginSpec):
-    """An augmentation or perturbation: factory(severity=1..5, **params) -> callable on a batch."""
+    """An augmentation or perturbation: ``factory(**params)`` -> ``aug(x, *, generator)``
+    (:class:`harness.contracts.Augmentation`)."""
 
     kind: ClassVar[str] = "augmentation"
 
 
 @dataclass(frozen=True)
 class AttackSpec(PluginSpec):
-    """An adversarial attack in pixel space [0, 1]: factory(**params) -> attack object."""
+    """An adversarial attack in pixel space [0, 1]: ``factory(**params)`` -> ``attack(model, x, y=None,
+    target=None)`` with ``config.eps`` and ``config.norm`` (:class:`harness.contracts.Attack`)."""
 
     kind: ClassVar[str] = "attack"
 
 
 @dataclass(frozen=True)
 class DefenseSpec(PluginSpec):
-    """A defense, i.e. a trainer: factory(**params) -> object with ``fit``."""
+    """A defense, i.e. a trainer: ``factory(**training_knobs, **defense_params)`` -> object with
+    ``fit(model, train, val=None, out_dir=None, *, resume=False)`` (:class:`harness.contracts.Defense`)."""
 
     kind: ClassVar[str] = "defense"
 
