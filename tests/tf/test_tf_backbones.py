@@ -1,4 +1,4 @@
-"""Keras backbones: logits out, pixel-space inputs of any size, stages, local weights, offline errors."""
+"""Keras backbones: their layout, stages, local weights, offline errors (the contract: tests/contracts)."""
 
 from __future__ import annotations
 
@@ -39,17 +39,11 @@ def test_nsl_cnn_is_the_tutorial_architecture_with_logits():
 
 
 @pytest.mark.parametrize("name", APPLICATIONS)
-def test_applications_take_pixels_of_any_size_and_give_logits(applications, name):
+def test_applications_resize_and_repeat_grey_inside(applications, name):
+    """The Keras applications' own layout (the contract itself is checked in tests/contracts)."""
     model = applications[name]
     assert model.name == name and model.input_shape == (None, 8, 8, 1) and model.output_shape == (None, 10)
     assert model.get_layer("min_size").get_config()["height"] == 32
-    x = tf.random.stateless_uniform([2, 8, 8, 1], seed=[0, 1])
-    with tf.GradientTape() as tape:
-        tape.watch(x)
-        logits = model(x, training=False)
-        total = tf.reduce_sum(logits)
-    gradient = tape.gradient(total, x).numpy()
-    assert logits.shape == (2, 10) and np.all(np.isfinite(gradient)) and np.abs(gradient).sum() > 0
     # grey images are repeated to RGB inside the model
     grey_to_rgb = model.get_layer("grey_to_rgb")
     assert grey_to_rgb.output_shape[-1] == 3
