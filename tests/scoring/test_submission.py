@@ -150,3 +150,65 @@ def test_validate_command(tmp_path):
     bad = runner.invoke(app, ["submission", "validate", str(write(tmp_path, 'name = "x"\n'))], env={"COLUMNS": "300"})
     assert bad.exit_code == 2
     assert "5 problem(s)" in bad.output and "team: missing (required)" in bad.output
+
+
+TEAM_PLUGINS = '''
+import torch
+
+from harness import hookimpl
+from harness.specs import AttackSpec, BackboneSpec
+
+TEAM = "{team}"
+
+
+class TeamNet(torch.nn.Module):
+    team = TEAM
+
+    def __init__(self, num_classes, input_shape, **params):
+        super().__init__()
+        self.linear = torch.nn.Linear(int(torch.tensor(input_shape).prod()), num_classes)
+
+    def forward(self, x):
+        return self.linear(x.flatten(1))
+
+
+@hookimpl
+def harness_register_backbones():
+    return [BackboneSpec(name="team-net", factory=TeamNet, framework="torch", params={{"{param}": 1}})]
+
+
+@hookimpl
+def harness_register_attacks():
+    return [AttackSpec(name="team-attack", factory=lambda **p: TEAM, framework="torch", description=TEAM)]
+'''
+
+
+def team_submission(tmp_path, team: str, param: str):
+    """A submission whose team_plugins.py registers 'team-net' taking only ``param``, and 'team-attack'."""
+    folder = tmp_path / team
+    folder.mkdir()
+    (folder / "team_plugins.py").write_text(TEAM_PLUGINS.format(team=team, param=param))
+    text = BASE.replace('name = "x"', f'name = "{team}"').replace('dataset = "digits"', 'dataset = "digits"\n'
+                                                                  'plugins = ["team_plugins"]')
+    text = text.replace('name = "small-cnn"', f'name = "team-net"\nparams = {{ {param} = 2 }}')
+    (folder / "submission.toml").write_text(text + "\n[training]\nepochs = 1\n")
+    return folder
+
+
+def test_two_submissions_with_same_named_plugin_modules_see_only_their_own(tmp_path, fresh_plugins):
+    from harness.registry import get_attack, list_backbones
+    from harness.submission import submission_plugins
+    from harness.workflow import load_model, train_submission
+
+    first, second = team_submission(tmp_path, "first", "width"), team_submission(tmp_path, "second", "depth")
+    # validated one after the other: each backbone takes only its own parameter
+    assert messages(first) == [] and messages(second) == [] and messages(first) == []
+    result = CliRunner().invoke(app, ["submission", "validate", str(first), str(second), "--sandbox", "none"])
+    assert result.exit_code == 0, result.output
+    for folder in (first, second):
+        submission = load_submission(folder)
+        with submission_plugins(submission.root, submission.plugins):
+            assert get_attack("team-attack").description == folder.name
+        artifact = train_submission(submission, tmp_path / "runs" / folder.name, progress=False)
+        assert load_model(artifact).model.team == folder.name
+    assert "team-net" not in list_backbones()  # nothing left registered after the work
