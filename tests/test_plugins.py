@@ -109,7 +109,8 @@ def test_duplicate_names_are_an_error_naming_both_sources(site, monkeypatch):
 
 def test_wrong_spec_type_is_reported(fresh_plugins):
     get_plugin_manager().load_module("wrong_spec_plugin")
-    with pytest.raises(PluginError, match="Plugin 'wrong_spec_plugin' returned BackboneSpec from harness_register_attacks"):
+    with pytest.raises(PluginError,
+                       match="Plugin 'wrong_spec_plugin' returned BackboneSpec from harness_register_attacks"):
         registry.list_attacks()
 
 
@@ -204,3 +205,27 @@ def test_folder_plugin_import_error_names_the_file(tmp_path, fresh_plugins):
     assert info.value.message == (f"{folder / 'recipe.toml'}: plugins: module 'team_plugins' failed to import: "
                                   "ModuleNotFoundError: No module named 'harness_dependency_that_does_not_exist'")
     assert "team_plugins" not in get_plugin_manager().origins and str(folder) not in sys.path
+
+
+def test_thirdparty_package_is_listed_by_harness_plugins(thirdparty_plugins):
+    from typer.testing import CliRunner
+
+    from harness.cli.main import app
+
+    assert get_plugin_manager().origins["extra"].distribution == "harness-extra"
+    result = CliRunner().invoke(app, ["plugins", "-k", "extra-*"], env={"COLUMNS": "250"})
+    assert result.exit_code == 0, result.output
+    rows = {line.split("│")[2].strip(): line for line in result.output.splitlines() if "extra-" in line}
+    assert set(rows) == {"extra-rfgsm", "extra-invert-patch"}
+    assert all("harness-extra" in row and "0.3.0" in row for row in rows.values())
+    assert "2 plugins" in result.output
+
+
+def test_thirdparty_augmentation_keeps_the_neutral_contract(thirdparty_plugins):
+    import numpy as np
+
+    images = np.random.default_rng(0).integers(0, 256, size=(6, 8, 8, 1), dtype=np.uint8)
+    augmentation = registry.create_augmentation("extra-invert-patch", framework="torch", severity=2)
+    out = augmentation(images, generator=np.random.default_rng(1))
+    assert out.shape == images.shape and out.dtype == np.uint8 and (out != images).any()
+    assert (out == augmentation(images, generator=np.random.default_rng(1))).all()  # seeded by the generator

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.util
+
 import pytest
 from typer.testing import CliRunner
 
@@ -45,7 +47,8 @@ def test_every_example_submission_is_valid():
 
 def test_profile_merges_over_the_base(tmp_path):
     sub = load_submission(EXAMPLES / "trades", "cpu")
-    assert (sub.dataset, sub.backbone, sub.backbone_params) == ("digits", "small-cnn", {})  # other backbone: params reset
+    # another backbone: its params reset
+    assert (sub.dataset, sub.backbone, sub.backbone_params) == ("digits", "small-cnn", {})
     assert sub.training["epochs"] == 6 and sub.training["optimizer"] == "sgd"  # merged with the base
     assert sub.defense_params == {"beta": 6.0, "eps": 0.1, "steps": 5}
     base = load_submission(EXAMPLES / "trades")
@@ -79,7 +82,8 @@ def test_missing_fields_and_bad_framework(tmp_path):
         "team: missing (required)", "framework: missing (required)", "dataset: missing (required)",
         "backbone: missing (required)", "defense: missing (required)"]
     text = BASE.replace('framework = "torch"', 'framework = "pytorch"')
-    assert messages(write(tmp_path, text)) == ["framework: must be one of torch, tf, got 'pytorch'. Did you mean 'torch'?"]
+    assert messages(write(tmp_path, text)) == [
+        "framework: must be one of torch, tf, got 'pytorch'. Did you mean 'torch'?"]
 
 
 def test_unknown_parameters_and_plugin_params_table(tmp_path):
@@ -212,3 +216,26 @@ def test_two_submissions_with_same_named_plugin_modules_see_only_their_own(tmp_p
         artifact = train_submission(submission, tmp_path / "runs" / folder.name, progress=False)
         assert load_model(artifact).model.team == folder.name
     assert "team-net" not in list_backbones()  # nothing left registered after the work
+
+
+def extra_submission(tmp_path, augmentation: str):
+    return write(tmp_path, BASE + f"\n[[augmentations]]\n{augmentation}\n\n[training]\nepochs = 1\n")
+
+
+def test_thirdparty_augmentation_in_a_submission_is_validated(tmp_path, thirdparty_plugins):
+    folder = extra_submission(tmp_path, 'name = "extra-invert-patch"\np = 0.5')
+    assert messages(folder) == []
+    result = CliRunner().invoke(app, ["submission", "validate", str(folder)])
+    assert result.exit_code == 0 and "ok" in result.output, result.output
+    folder = extra_submission(tmp_path, 'name = "extra-invert-patch"\nprob = 0.5')
+    assert messages(folder) == ["augmentations[0].prob: augmentation 'extra-invert-patch' has no parameter 'prob'. "
+                                "Parameters: severity, p"]
+
+
+@pytest.mark.skipif(importlib.util.find_spec("harness.augment") is None,
+                    reason="trainers apply neutral augmentations once harness/augment.py (issue 20) is merged")
+def test_thirdparty_augmentation_in_training(tmp_path, thirdparty_plugins):
+    from harness.workflow import train_submission
+
+    submission = load_submission(extra_submission(tmp_path, 'name = "extra-invert-patch"\nseverity = 2'))
+    assert train_submission(submission, tmp_path / "run", progress=False).joinpath("model.json").is_file()
