@@ -239,3 +239,15 @@ def test_thirdparty_augmentation_in_training(tmp_path, thirdparty_plugins):
 
     submission = load_submission(extra_submission(tmp_path, 'name = "extra-invert-patch"\nseverity = 2'))
     assert train_submission(submission, tmp_path / "run", progress=False).joinpath("model.json").is_file()
+
+
+def test_thirdparty_plugins_are_seen_by_the_sandboxed_validation(tmp_path, thirdparty_plugins):
+    """A submission with its own plugin modules is checked in a child: the organiser's plugin environment
+    (PYTHONPATH, HARNESS_PLUGINS) goes with it, so the installed package is seen there too."""
+    folder = extra_submission(tmp_path, 'name = "extra-invert-patch"\np = 0.5')
+    (folder / "team_plugins.py").write_text("X = 1\n")
+    text = (folder / "submission.toml").read_text().replace('dataset = "digits"',
+                                                            'dataset = "digits"\nplugins = ["team_plugins"]')
+    (folder / "submission.toml").write_text(text)
+    result = CliRunner().invoke(app, ["submission", "validate", str(folder)], env={"COLUMNS": "300"})
+    assert result.exit_code == 0 and "ok" in result.output, result.output
