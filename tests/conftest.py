@@ -39,7 +39,7 @@ def cache_dir(tmp_path, monkeypatch) -> Path:
 
 @pytest.fixture
 def fresh_plugins():
-    """A plugin manager rebuilt from entry points for this test, restored afterwards."""
+    """A plugin manager rebuilt (built-ins, then allowed entry points) for this test, restored afterwards."""
     from harness.plugins import reset_plugin_manager
 
     reset_plugin_manager()
