@@ -39,53 +39,41 @@ from __future__ import annotations
 import copy
 import hashlib
 import os
-import sys
+from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
-from .errors import HarnessError, UsageError
+from .errors import UsageError, suggest
+from .toml_schema import Field, Problem, check_modules, check_table, read_toml
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
+__all__ = ["Problem", "Submission", "SubmissionError", "content_hash", "find_submissions", "load_submission",
+           "read_toml", "submission_file", "submission_plugins", "validate_submission"]
 
 SUBMISSION_FILE = "submission.toml"
 FRAMEWORK_NAMES = ("torch", "tf")
 
-#: top-level fields: name -> (expected type(s), required)
-TOP_FIELDS: dict[str, tuple[tuple[type, ...], bool]] = {
-    "name": ((str,), True),
-    "team": ((str,), True),
-    "framework": ((str,), True),
-    "dataset": ((str,), True),
-    "description": ((str,), False),
-    "seed": ((int,), False),
-    "plugins": ((list,), False),
-    "dataset_params": ((dict,), False),
-    "backbone": ((dict,), True),
-    "augmentations": ((list,), False),
-    "defense": ((dict,), True),
-    "training": ((dict,), False),
-    "profiles": ((dict,), False),
+#: top-level fields and their types (the shared TOML validator checks them)
+TOP_FIELDS: dict[str, Field] = {
+    "name": Field((str,), required=True),
+    "team": Field((str,), required=True),
+    "framework": Field((str,), required=True),
+    "dataset": Field((str,), required=True),
+    "description": Field((str,)),
+    "seed": Field((int,)),
+    "plugins": Field((list,)),
+    "dataset_params": Field((dict,)),
+    "backbone": Field((dict,), required=True),
+    "augmentations": Field((list,)),
+    "defense": Field((dict,), required=True),
+    "training": Field((dict,)),
+    "profiles": Field((dict,)),
 }
 #: what a profile may override (merged over the base)
 PROFILE_FIELDS = ("dataset", "dataset_params", "backbone", "augmentations", "defense", "training",
                   "requires_gpu", "description")
 #: files that never count towards a submission's content hash
 _IGNORED_PARTS = {"__pycache__", ".git", ".pytest_cache", "runs", ".ipynb_checkpoints"}
-
-
-@dataclass(frozen=True)
-class Problem:
-    """One thing wrong with a submission: the field (dotted path) and what to do."""
-
-    field: str
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.field}: {self.message}" if self.field else self.message
 
 
 class SubmissionError(UsageError):
@@ -152,19 +140,6 @@ def submission_file(path: str | os.PathLike) -> Path:
     return candidate
 
 
-def read_toml(path: Path) -> dict[str, Any]:
-    """Parse a TOML file; a syntax error becomes a one-line UsageError naming the file and line."""
-    try:
-        with open(path, "rb") as handle:
-            return tomllib.load(handle)
-    except tomllib.TOMLDecodeError as exc:
-        raise UsageError(f"{path}: not valid TOML: {exc}") from None
-    except UnicodeDecodeError:
-        raise UsageError(f"{path}: not valid TOML: the file is not UTF-8 text") from None
-    except OSError as exc:
-        raise UsageError(f"{path}: cannot read: {exc.strerror or exc}") from None
-
-
 def content_hash(root: str | os.PathLike) -> str:
     """sha256 over every file of a submission folder (relative path + bytes), caches excluded."""
     root = Path(root)
@@ -178,52 +153,17 @@ def content_hash(root: str | os.PathLike) -> str:
     return digest.hexdigest()
 
 
-def load_plugin_modules(root: Path, modules: tuple[str, ...] | list[str]) -> None:
-    """Import a submission's own plugin modules (from its folder) and register them."""
-    if not modules:
-        return
-    from .plugins import get_plugin_manager
-    from .registry import clear_cache
+@contextmanager
+def submission_plugins(root: str | os.PathLike, modules: tuple[str, ...] | list[str]) -> Iterator[None]:
+    """A submission's own plugin modules (``plugins``, imported from its folder) registered for the
+    block only, under names unique to the folder: another submission's same-named modules never mix in."""
+    from .plugins import folder_plugins
 
-    manager = get_plugin_manager()
-    folder = str(Path(root).resolve())
-    if folder not in sys.path:
-        sys.path.insert(0, folder)
-    for module in modules:
-        if not manager.has_plugin(module):
-            try:
-                manager.load_module(module)
-            except HarnessError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - a submission's import error is its own problem
-                raise UsageError(f"{root / SUBMISSION_FILE}: plugins: module '{module}' failed to import: "
-                                 f"{type(exc).__name__}: {exc}") from None
-    clear_cache()
+    with folder_plugins(root, modules, declared_in=Path(root) / SUBMISSION_FILE):
+        yield
 
 
 # --------------------------------------------------------------------------- validation
-
-
-def _suggest(name: str, choices) -> str:
-    from .errors import suggest
-
-    return suggest(name, choices)
-
-
-def _type_name(types: tuple[type, ...]) -> str:
-    return {str: "a string", int: "an integer", list: "a list", dict: "a table", bool: "true or false",
-            float: "a number"}[types[0]]
-
-
-def _check_types(data: Mapping[str, Any], problems: list[Problem], prefix: str = "") -> None:
-    for key, value in data.items():
-        if key not in TOP_FIELDS:
-            problems.append(Problem(f"{prefix}{key}", f"unknown field.{_suggest(key, TOP_FIELDS)} "
-                                                      f"Fields: {', '.join(TOP_FIELDS)}"))
-            continue
-        types, _ = TOP_FIELDS[key]
-        if isinstance(value, bool) and bool not in types or not isinstance(value, types):
-            problems.append(Problem(f"{prefix}{key}", f"must be {_type_name(types)}, got {value!r}"))
 
 
 def _merge(base: dict[str, Any], profile: Mapping[str, Any]) -> dict[str, Any]:
@@ -262,7 +202,7 @@ def _check_plugin(kind: str, table: Any, framework: str, where: str, problems: l
     if "params" in param_keys:
         extra = sorted(set(table) - {"name", "params"})
         if extra:
-            problems.append(Problem(f"{where}.{extra[0]}", f"unknown field.{_suggest(extra[0], ['name', 'params'])} "
+            problems.append(Problem(f"{where}.{extra[0]}", f"unknown field.{suggest(extra[0], ['name', 'params'])} "
                                                            f"Put the {kind}'s parameters under {where}.params"))
         params = table.get("params", {})
         if not isinstance(params, dict):
@@ -289,7 +229,7 @@ def _check_plugin(kind: str, table: Any, framework: str, where: str, problems: l
     for key in params:
         if key not in spec.params:
             problems.append(Problem(f"{where}.{'params.' if 'params' in param_keys else ''}{key}",
-                                    f"{kind} '{name}' has no parameter '{key}'.{_suggest(key, spec.params)} "
+                                    f"{kind} '{name}' has no parameter '{key}'.{suggest(key, spec.params)} "
                                     f"Parameters: {', '.join(spec.params) or 'none'}"))
 
 
@@ -304,7 +244,7 @@ def _check_resolved(data: dict[str, Any], problems: list[Problem], prefix: str, 
         return
     if framework not in FRAMEWORK_NAMES:
         problems.append(Problem(f"{prefix}framework", f"must be one of {', '.join(FRAMEWORK_NAMES)}, "
-                                                      f"got '{framework}'.{_suggest(framework, FRAMEWORK_NAMES)}"))
+                                                      f"got '{framework}'.{suggest(framework, FRAMEWORK_NAMES)}"))
         return
     dataset = data.get("dataset")
     if isinstance(dataset, str):
@@ -324,7 +264,7 @@ def _check_resolved(data: dict[str, Any], problems: list[Problem], prefix: str, 
         known = {f.name for f in fields(TrainingConfig)} - {"augmentations", "seed", "progress"}
         for key in training:
             if key not in known:
-                problems.append(Problem(f"{prefix}training.{key}", f"unknown training knob.{_suggest(key, known)} "
+                problems.append(Problem(f"{prefix}training.{key}", f"unknown training knob.{suggest(key, known)} "
                                                                    f"Knobs: {', '.join(sorted(known))}"))
         try:
             TrainingConfig(**{k: v for k, v in training.items() if k in known})
@@ -342,25 +282,23 @@ def validate_submission(path: str | os.PathLike) -> list[Problem]:
         data = read_toml(toml_path)
     except UsageError as exc:
         return [Problem("", exc.message.split(": ", 1)[1])]
-    problems: list[Problem] = []
-    _check_types(data, problems)
-    for key, (_, required) in TOP_FIELDS.items():
-        if required and key not in data:
-            problems.append(Problem(key, "missing (required)"))
+    _, problems = check_table(data, TOP_FIELDS)
     modules = data.get("plugins") or []
     if isinstance(modules, list):
-        for i, module in enumerate(modules):
-            if not isinstance(module, str) or not module.isidentifier():
-                problems.append(Problem(f"plugins[{i}]", f"must be a module name in this folder, got {module!r}"))
-            elif not ((root / f"{module}.py").is_file() or (root / module / "__init__.py").is_file()):
-                problems.append(Problem(f"plugins[{i}]", f"no module '{module}' in {root} "
-                                                         f"(expected {module}.py or {module}/__init__.py)"))
+        problems += check_modules(modules, root)
     if problems:
         return problems
-    try:
-        load_plugin_modules(root, modules)
-    except UsageError as exc:
-        return [Problem("plugins", exc.message.split("plugins: ", 1)[-1])]
+    with ExitStack() as stack:
+        try:
+            stack.enter_context(submission_plugins(root, modules))
+        except UsageError as exc:
+            return [Problem("plugins", exc.message.split("plugins: ", 1)[-1])]
+        return _check_with_plugins(data, root)
+
+
+def _check_with_plugins(data: dict[str, Any], root: Path) -> list[Problem]:
+    """The checks that need the registries, base and profiles (the submission's plugins registered)."""
+    problems: list[Problem] = []
     _check_resolved(data, problems, "", root)
     for profile, overrides in (data.get("profiles") or {}).items():
         where = f"profiles.{profile}"
@@ -369,13 +307,13 @@ def validate_submission(path: str | os.PathLike) -> list[Problem]:
             continue
         for key, value in overrides.items():
             if key not in PROFILE_FIELDS:
-                problems.append(Problem(f"{where}.{key}", f"not allowed in a profile.{_suggest(key, PROFILE_FIELDS)} "
+                problems.append(Problem(f"{where}.{key}", f"not allowed in a profile.{suggest(key, PROFILE_FIELDS)} "
                                                           f"Profiles may set: {', '.join(PROFILE_FIELDS)}"))
             elif key == "requires_gpu" and not isinstance(value, bool):
                 problems.append(Problem(f"{where}.{key}", f"must be true or false, got {value!r}"))
         merged = _merge(data, {k: v for k, v in overrides.items() if k in PROFILE_FIELDS})
         before = len(problems)
-        _check_types({k: v for k, v in merged.items() if k != "requires_gpu"}, problems, f"{where}.")
+        check_table({k: v for k, v in merged.items() if k != "requires_gpu"}, TOP_FIELDS, f"{where}.", problems)
         if len(problems) == before:
             _check_resolved(merged, problems, f"{where}.", root)
     # one report per problem: a profile repeating the base's problem (same field, same message) adds nothing
@@ -397,7 +335,7 @@ def load_submission(path: str | os.PathLike, profile: str | None = None) -> Subm
     profiles = data.get("profiles") or {}
     if profile is not None:
         if profile not in profiles:
-            raise UsageError(f"{toml_path}: no profile '{profile}'.{_suggest(profile, profiles)} "
+            raise UsageError(f"{toml_path}: no profile '{profile}'.{suggest(profile, profiles)} "
                              f"Profiles: {', '.join(profiles) or 'none'}")
         data = _merge(data, profiles[profile])
     return Submission(

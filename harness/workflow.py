@@ -23,7 +23,7 @@ import numpy as np
 from . import __version__
 from .atomic import atomic_path, write_json
 from .errors import UsageError
-from .submission import Submission, content_hash, load_plugin_modules
+from .submission import Submission, content_hash, submission_plugins
 
 MODEL_FILE = "model.json"
 #: the seed's evaluation sets besides clean: augmented images, FGSM and BIM examples
@@ -49,15 +49,21 @@ def _build_model(submission: Submission, num_classes: int, input_shape: Sequence
 
 def train_submission(submission: Submission, out_dir: str | Path, *, resume: bool = False,
                      progress: bool = True, threads: int | None = None) -> Path:
-    """Train ``submission`` on its dataset's train split (val for curves) and write its artifact to ``out_dir``."""
-    from .data import load_dataset
-    from .frameworks import get_runtime
-    from .registry import create_defense
+    """Train ``submission`` on its dataset's train split (val for curves) and write its artifact to ``out_dir``.
 
-    out_dir = Path(out_dir)
+    The submission's own plugin modules are registered while it trains, and only then."""
+    from .frameworks import get_runtime
+
     runtime = get_runtime(submission.framework)
     runtime.configure(threads=threads, seed=submission.seed)
-    load_plugin_modules(submission.root, submission.plugins)
+    with submission_plugins(submission.root, submission.plugins):
+        return _train(submission, runtime, Path(out_dir), resume=resume, progress=progress)
+
+
+def _train(submission: Submission, runtime: Any, out_dir: Path, *, resume: bool, progress: bool) -> Path:
+    from .data import load_dataset
+    from .registry import create_defense
+
     dataset = load_dataset(submission.dataset, progress=progress, **dict(submission.dataset_params))
     if "train" not in dataset.splits:
         raise UsageError(f"dataset '{submission.dataset}' has no train split (splits: {', '.join(dataset.splits)})")
@@ -112,7 +118,8 @@ def read_model_info(artifact: str | Path) -> dict[str, Any]:
 
 
 def load_model(artifact: str | Path, threads: int | None = None) -> LoadedModel:
-    """Rebuild the model of an artifact folder and load its weights."""
+    """Rebuild the model of an artifact folder and load its weights (its submission's plugin modules
+    registered while the model is built)."""
     from .frameworks import get_runtime
 
     info = read_model_info(artifact)
@@ -123,9 +130,9 @@ def load_model(artifact: str | Path, threads: int | None = None) -> LoadedModel:
     submission = Submission(**record)
     runtime = get_runtime(submission.framework)
     runtime.configure(threads=threads, seed=submission.seed)
-    if submission.plugins and submission.root.is_dir():
-        load_plugin_modules(submission.root, submission.plugins)
-    model = _build_model(submission, info["num_classes"], info["input_shape"], for_loading=True)
+    modules = submission.plugins if submission.root.is_dir() else ()
+    with submission_plugins(submission.root, modules):
+        model = _build_model(submission, info["num_classes"], info["input_shape"], for_loading=True)
     weights = Path(artifact) / info["weights_file"]
     if not weights.is_file():
         raise UsageError(f"{artifact}: weights file {info['weights_file']} is missing",

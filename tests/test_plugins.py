@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import sys
+from importlib import metadata
+
 import pytest
 
 from harness import registry
-from harness.errors import PluginError
-from harness.plugins import HarnessPluginManager, get_plugin_manager
+from harness.errors import PluginError, UsageError
+from harness.plugins import BUILTIN_PLUGINS, HarnessPluginManager, folder_plugins, get_plugin_manager
 from helpers import install_fake_distribution
 
 
@@ -18,13 +21,31 @@ def site(tmp_path, fresh_plugins, monkeypatch):
     return path
 
 
-def test_builtins_load_through_entry_points(fresh_plugins):
+def test_builtins_register_by_import(fresh_plugins):
     pm = get_plugin_manager()
-    assert {"datasets", "torch"} <= set(pm.origins)
+    assert set(BUILTIN_PLUGINS) <= set(pm.origins)
     assert pm.origins["datasets"].distribution == "harness"
     assert pm.load_errors == []
     assert "digits" in registry.list_datasets()
     assert registry.get_dataset("digits").distribution == "harness"
+
+
+def test_builtins_present_without_any_entry_point(fresh_plugins, monkeypatch):
+    """A stale or partial install (no entry points at all) still has every built-in."""
+    monkeypatch.setattr(metadata, "entry_points", lambda **kwargs: [])
+    pm = get_plugin_manager()
+    assert set(BUILTIN_PLUGINS) <= set(pm.origins) and pm.load_errors == []
+    assert {"digits", "fgsm", "small-cnn"} <= set(registry.list_datasets()) | set(registry.list_attacks()) | \
+        set(registry.list_backbones())
+
+
+def test_stale_builtin_entry_points_are_not_loaded_twice(site):
+    """An older install declared the built-ins as entry points of 'harness': they are skipped, not duplicated."""
+    install_fake_distribution(site, "harness", {"torch": "harness_torch.plugin", "datasets": "harness.data.builtin"})
+    install_fake_distribution(site, "harness-sample", {"sample": "sample_plugin"})
+    pm = get_plugin_manager()
+    assert pm.load_errors == [] and "sample" not in pm.origins  # autoload is off in tests
+    assert registry.list_attacks("fgsm") == ["fgsm"]  # no duplicate-name error
 
 
 def test_third_party_plugin_discovered_by_entry_point(site, monkeypatch):
@@ -88,14 +109,15 @@ def test_duplicate_names_are_an_error_naming_both_sources(site, monkeypatch):
 
 def test_wrong_spec_type_is_reported(fresh_plugins):
     get_plugin_manager().load_module("wrong_spec_plugin")
-    with pytest.raises(PluginError, match="Plugin 'wrong_spec_plugin' returned BackboneSpec from harness_register_attacks"):
+    with pytest.raises(PluginError,
+                       match="Plugin 'wrong_spec_plugin' returned BackboneSpec from harness_register_attacks"):
         registry.list_attacks()
 
 
 def test_trace_hooks_writes_hook_calls(fresh_plugins, monkeypatch, capsys):
     monkeypatch.setenv("HARNESS_TRACE_HOOKS", "1")
     pm = HarnessPluginManager()
-    pm.load_entry_points()
+    pm.load_builtins()
     pm.hook.harness_register_datasets()
     assert "harness_register_datasets" in capsys.readouterr().err
 
@@ -119,3 +141,104 @@ def test_misspelled_hook_is_named(fresh_plugins):
     with pytest.raises(PluginError) as info:
         get_plugin_manager().load_module("typo_plugin")
     assert info.value.message.startswith("Plugin 'typo_plugin': unknown hook 'harness_register_atacks'")
+
+
+TEAM_PLUGINS = """
+from harness import hookimpl
+from harness.specs import AttackSpec
+
+TEAM = "{team}"
+
+
+class TeamAttack:
+    # a do-nothing attack that meets the attack contract and says whose it is
+
+    team = TEAM
+
+    def __init__(self, eps=0.0):
+        self.config = type("Config", (), {{"eps": float(eps), "norm": "linf"}})()
+
+    def __call__(self, model, x, y=None, target=None):
+        return x
+
+
+def make_attack(**params):
+    return TeamAttack(**params)
+
+
+@hookimpl
+def harness_register_attacks():
+    return [AttackSpec(name="team-attack", factory="team_plugins:make_attack", description="from " + TEAM,
+                       params={{"eps": 0.0}})]
+"""
+
+
+def team_folder(tmp_path, team: str):
+    folder = tmp_path / team
+    folder.mkdir()
+    (folder / "team_plugins.py").write_text(TEAM_PLUGINS.format(team=team))
+    return folder
+
+
+def test_same_named_modules_of_two_folders_stay_apart(tmp_path, fresh_plugins):
+    first, second = team_folder(tmp_path, "first"), team_folder(tmp_path, "second")
+    for folder in (first, second, first):
+        with folder_plugins(folder, ["team_plugins"], declared_in=folder / "x.toml") as names:
+            assert names == [f"{folder}/team_plugins"]
+            spec = registry.get_attack("team-attack")
+            assert spec.description == f"from {folder.name}" and spec.source == names[0]
+            assert registry.create_attack("team-attack").team == folder.name  # the lazy factory path resolves here too
+        assert registry.list_attacks("team-*") == [] and "team_plugins" not in sys.modules
+        assert str(folder) not in sys.path
+
+
+def test_folder_plugins_nest_and_import_once(tmp_path, fresh_plugins):
+    folder = team_folder(tmp_path, "first")
+    (folder / "team_plugins.py").write_text(TEAM_PLUGINS.format(team="first") + "\nimport builtins\n"
+                                            "builtins.team_imports = getattr(builtins, 'team_imports', 0) + 1\n")
+    import builtins
+
+    with folder_plugins(folder, ["team_plugins"], declared_in=folder / "x.toml"):
+        with folder_plugins(folder, ["team_plugins"], declared_in=folder / "x.toml"):
+            assert registry.list_attacks("team-*") == ["team-attack"]
+        assert registry.list_attacks("team-*") == ["team-attack"]  # the inner block leaves the outer's plugins
+    with folder_plugins(folder, ["team_plugins"], declared_in=folder / "x.toml"):
+        assert registry.get_attack("team-attack").description == "from first"
+    assert builtins.team_imports == 1
+    del builtins.team_imports
+
+
+def test_folder_plugin_import_error_names_the_file(tmp_path, fresh_plugins):
+    folder = tmp_path / "broken"
+    folder.mkdir()
+    (folder / "team_plugins.py").write_text("import harness_dependency_that_does_not_exist\n")
+    with pytest.raises(UsageError) as info:
+        with folder_plugins(folder, ["team_plugins"], declared_in=folder / "recipe.toml"):
+            pass
+    assert info.value.message == (f"{folder / 'recipe.toml'}: plugins: module 'team_plugins' failed to import: "
+                                  "ModuleNotFoundError: No module named 'harness_dependency_that_does_not_exist'")
+    assert "team_plugins" not in get_plugin_manager().origins and str(folder) not in sys.path
+
+
+def test_thirdparty_package_is_listed_by_harness_plugins(thirdparty_plugins):
+    from typer.testing import CliRunner
+
+    from harness.cli.main import app
+
+    assert get_plugin_manager().origins["extra"].distribution == "harness-extra"
+    result = CliRunner().invoke(app, ["plugins", "-k", "extra-*"], env={"COLUMNS": "250"})
+    assert result.exit_code == 0, result.output
+    rows = {line.split("│")[2].strip(): line for line in result.output.splitlines() if "extra-" in line}
+    assert set(rows) == {"extra-rfgsm", "extra-invert-patch"}
+    assert all("harness-extra" in row and "0.3.0" in row for row in rows.values())
+    assert "2 plugins" in result.output
+
+
+def test_thirdparty_augmentation_keeps_the_neutral_contract(thirdparty_plugins):
+    import numpy as np
+
+    images = np.random.default_rng(0).integers(0, 256, size=(6, 8, 8, 1), dtype=np.uint8)
+    augmentation = registry.create_augmentation("extra-invert-patch", framework="torch", severity=2)
+    out = augmentation(images, generator=np.random.default_rng(1))
+    assert out.shape == images.shape and out.dtype == np.uint8 and (out != images).any()
+    assert (out == augmentation(images, generator=np.random.default_rng(1))).all()  # seeded by the generator

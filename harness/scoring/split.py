@@ -3,6 +3,8 @@
 A recipe (TOML) names the held-out labelled images, the perturbations with their
 share, and a secret seed::
 
+    plugins = ["my_attacks"]     # optional: modules next to the recipe with harness hooks
+
     [split]
     dataset = "digits"
     source = "test"              # the dataset split that holds the held-out images
@@ -50,15 +52,18 @@ import numpy as np
 
 from ..atomic import atomic_directory
 from ..data.cache import sha256_file
-from ..errors import DataError, UsageError
-from ..submission import read_toml
+from ..errors import DataError, UsageError, suggest
+from ..toml_schema import Field, check_modules, check_table, first_problem, read_toml
 
 KINDS = ("clean", "augmentation", "attack")
-SPLIT_FIELDS = {"dataset": str, "source": str, "seed": int, "public_fraction": float, "limit": int,
-                "dataset_params": dict, "name": str}
-PERTURBATION_FIELDS = {"category": str, "kind": str, "name": str, "weight": float, "severity": int,
-                       "params": dict, "framework": str, "reference": str, "reference_profile": str,
-                       "reference_artifact": str}
+RECIPE_FIELDS = {"plugins": Field((list,)), "split": Field((dict,)), "perturbations": Field((list,))}
+SPLIT_FIELDS = {"dataset": Field((str,), required=True), "source": Field((str,)),
+                "seed": Field((int,), required=True), "public_fraction": Field((float,)), "limit": Field((int,)),
+                "dataset_params": Field((dict,)), "name": Field((str,))}
+PERTURBATION_FIELDS = {"category": Field((str,)), "kind": Field((str,)), "name": Field((str,)),
+                       "weight": Field((float,)), "severity": Field((int,)), "params": Field((dict,)),
+                       "framework": Field((str,)), "reference": Field((str,)), "reference_profile": Field((str,)),
+                       "reference_artifact": Field((str,))}
 IMAGES_DIR = "images"
 ORGANISER_DIR = "organiser"
 MANIFEST = "manifest.json"
@@ -103,29 +108,17 @@ class Recipe:
     limit: int | None = None
     dataset_params: Mapping[str, Any] = field(default_factory=dict)
     name: str = "hidden"
+    #: the recipe's own plugin modules (in its folder), registered while the split is built
+    plugins: tuple[str, ...] = ()
+
+    @property
+    def folder(self) -> Path:
+        """The recipe's folder: ``plugins`` modules and relative references live there."""
+        return self.path.parent
 
 
 def _field_error(path: Path, where: str, message: str) -> UsageError:
     return UsageError(f"{path}: {where}: {message}")
-
-
-def _typed(path: Path, where: str, value: Any, expected: type) -> Any:
-    ok = isinstance(value, expected) and not isinstance(value, bool)
-    if expected is float and isinstance(value, int) and not isinstance(value, bool):
-        ok, value = True, float(value)
-    if not ok:
-        name = {str: "a string", int: "an integer", float: "a number", dict: "a table"}[expected]
-        raise _field_error(path, where, f"must be {name}, got {value!r}")
-    return value
-
-
-def _unknown(path: Path, where: str, data: Mapping[str, Any], allowed) -> None:
-    from ..errors import suggest
-
-    for key in data:
-        if key not in allowed:
-            raise _field_error(path, f"{where}{key}", f"unknown field.{suggest(key, allowed)} "
-                                                      f"Fields: {', '.join(allowed)}")
 
 
 def load_recipe(path: str | Path) -> Recipe:
@@ -134,15 +127,14 @@ def load_recipe(path: str | Path) -> Recipe:
     if not path.is_file():
         raise UsageError(f"{path}: no such recipe file")
     data = read_toml(path)
-    _unknown(path, "", data, ("split", "perturbations"))
     split = data.get("split")
+    _, problems = check_table({k: v for k, v in data.items() if k not in ("split", "perturbations")}, RECIPE_FIELDS)
+    first_problem(path, problems)
     if not isinstance(split, dict):
         raise _field_error(path, "split", "missing table [split] (dataset, source, seed, public_fraction)")
-    _unknown(path, "split.", split, SPLIT_FIELDS)
-    for required in ("dataset", "seed"):
-        if required not in split:
-            raise _field_error(path, f"split.{required}", "missing (required)")
-    values = {k: _typed(path, f"split.{k}", v, SPLIT_FIELDS[k]) for k, v in split.items()}
+    first_problem(path, check_modules(data.get("plugins", []), path.parent))
+    values, problems = check_table(split, SPLIT_FIELDS, "split.")
+    first_problem(path, problems)
     fraction = values.get("public_fraction", 0.3)
     if not 0 < fraction < 1:
         raise _field_error(path, "split.public_fraction", f"must be between 0 and 1 (exclusive), got {fraction}")
@@ -156,12 +148,10 @@ def load_recipe(path: str | Path) -> Recipe:
         where = f"perturbations[{i}]"
         if not isinstance(entry, dict):
             raise _field_error(path, where, f"must be a table, got {entry!r}")
-        _unknown(path, f"{where}.", entry, PERTURBATION_FIELDS)
-        item = {k: _typed(path, f"{where}.{k}", v, PERTURBATION_FIELDS[k]) for k, v in entry.items()}
+        item, problems = check_table(entry, PERTURBATION_FIELDS, f"{where}.")
+        first_problem(path, problems)
         kind = item.get("kind", "clean" if item.get("category") == "clean" else None)
         if kind not in KINDS:
-            from ..errors import suggest
-
             raise _field_error(path, f"{where}.kind", f"must be one of {', '.join(KINDS)}, got {kind!r}."
                                                       f"{suggest(str(kind), KINDS)}")
         if kind != "clean" and not item.get("name"):
@@ -185,7 +175,8 @@ def load_recipe(path: str | Path) -> Recipe:
         ))
     return Recipe(path=path, dataset=values["dataset"], source=values.get("source", "test"), seed=values["seed"],
                   public_fraction=fraction, perturbations=tuple(perturbations), limit=values.get("limit"),
-                  dataset_params=values.get("dataset_params", {}), name=values.get("name", "hidden"))
+                  dataset_params=values.get("dataset_params", {}), name=values.get("name", "hidden"),
+                  plugins=tuple(data.get("plugins", ())))
 
 
 # --------------------------------------------------------------------------- building
@@ -273,7 +264,15 @@ def split_digest(files: Mapping[str, str]) -> str:
 
 def build_split(recipe: Recipe, out: str | Path, *, references: str | Path = "runs/references",
                 progress: bool = True) -> dict[str, Any]:
-    """Build the hidden split of ``recipe`` into ``out`` (atomically); return its summary."""
+    """Build the hidden split of ``recipe`` into ``out`` (atomically); return its summary. The recipe's
+    own ``plugins`` modules are registered meanwhile (the organiser's code: imported in this process)."""
+    from ..plugins import folder_plugins
+
+    with folder_plugins(recipe.folder, recipe.plugins, declared_in=recipe.path):
+        return _build_split(recipe, Path(out), Path(references), progress)
+
+
+def _build_split(recipe: Recipe, out: Path, references: Path, progress: bool) -> dict[str, Any]:
     from ..data import load_dataset
     from ..progress import progress_bar
 

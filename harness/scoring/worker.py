@@ -22,20 +22,23 @@ def run(submission: Path, profile: str | None, images: Path, out: Path, artifact
         threads: int | None) -> dict:
     import numpy as np
 
-    from ..submission import load_submission
+    from ..submission import load_submission, submission_plugins
     from ..workflow import load_model, train_submission
 
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    if artifact is None:
-        loaded_submission = load_submission(submission, profile)
-        artifact = train_submission(loaded_submission, out / "model", progress=False, threads=threads)
-    train_seconds = time.perf_counter() - started
-    loaded = load_model(artifact, threads=threads)
-    hidden = np.load(images, mmap_mode="r", allow_pickle=False)
-    started = time.perf_counter()
-    logits = np.asarray(loaded.predict_logits(hidden), dtype=np.float32)
-    predict_seconds = time.perf_counter() - started
+    loaded_submission = load_submission(submission, profile) if artifact is None else None
+    # the submission's own plugin modules stay registered from training to the last prediction
+    modules = loaded_submission.plugins if loaded_submission else ()
+    with submission_plugins(loaded_submission.root if loaded_submission else submission, modules):
+        if loaded_submission is not None:
+            artifact = train_submission(loaded_submission, out / "model", progress=False, threads=threads)
+        train_seconds = time.perf_counter() - started
+        loaded = load_model(artifact, threads=threads)
+        hidden = np.load(images, mmap_mode="r", allow_pickle=False)
+        started = time.perf_counter()
+        logits = np.asarray(loaded.predict_logits(hidden), dtype=np.float32)
+        predict_seconds = time.perf_counter() - started
     np.save(out / "predictions.npy", logits)
     result = {"train_seconds": round(train_seconds, 3), "predict_seconds": round(predict_seconds, 3),
               "device": loaded.runtime.device_name(), "rows": int(logits.shape[0])}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import importlib.util
 import json
 import shutil
 
@@ -86,8 +87,10 @@ def test_allocate_gives_exact_shares():
 @pytest.mark.parametrize("change, message", [
     (('seed = 4242', ''), "split.seed: missing (required)"),
     (('seed = 4242', 'seed = "x"'), "split.seed: must be an integer, got 'x'"),
-    (('public_fraction = 0.3', 'public_fraction = 1.5'), "split.public_fraction: must be between 0 and 1 (exclusive), got 1.5"),
-    (('kind = "augmentation"', 'kind = "augment"'), "perturbations[1].kind: must be one of clean, augmentation, attack, got 'augment'. Did you mean 'augmentation'?"),
+    (('public_fraction = 0.3', 'public_fraction = 1.5'),
+     "split.public_fraction: must be between 0 and 1 (exclusive), got 1.5"),
+    (('kind = "augmentation"', 'kind = "augment"'),
+     "perturbations[1].kind: must be one of clean, augmentation, attack, got 'augment'. Did you mean 'augmentation'?"),
     (('severity = 3', 'severity = 9'), "perturbations[1].severity: must be 1..5, got 9"),
     (('severity = 3', 'severty = 3'), "perturbations[1].severty: unknown field. Did you mean 'severity'? Fields: "),
     (('reference = ', 'referenc = '), "perturbations[2].referenc: unknown field. Did you mean 'reference'?"),
@@ -121,3 +124,81 @@ def test_split_build_command_and_a_missing_plugin(tmp_path, hidden_split):
     assert not (tmp_path / "s").exists()  # nothing half-written
     ok = CliRunner().invoke(app, ["split", "verify", str(hidden_split)])
     assert ok.exit_code == 0 and "ok" in ok.output
+
+
+EXTRA_RECIPE = """
+[split]
+dataset = "digits"
+source = "test"
+seed = 99
+limit = 60
+
+[[perturbations]]
+category = "clean"
+weight = 1
+
+[[perturbations]]
+category = "{category}"
+kind = "{kind}"
+name = "{name}"
+{extra}
+weight = 2
+"""
+
+
+def _extra_split(tmp_path, hidden_split, **fields):
+    recipe = tmp_path / "recipe.toml"
+    recipe.write_text(EXTRA_RECIPE.format(**fields))
+    summary = build_split(load_recipe(recipe), tmp_path / "split", references=tmp_path / "refs", progress=False)
+    assert summary["categories"] == {"clean": 20, fields["category"]: 40}
+    return open_split(tmp_path / "split")
+
+
+def test_thirdparty_attack_in_a_recipe(tmp_path, hidden_split, thirdparty_plugins):
+    reference = hidden_split.parent / "references" / "tiny" / "cpu"  # the session's trained tiny reference
+    split = _extra_split(tmp_path, hidden_split, category="rfgsm", kind="attack", name="extra-rfgsm",
+                         extra=f'params = {{ eps = 0.1 }}\nreference_artifact = "{reference}"')
+    with open(tmp_path / "split" / "organiser" / "tags.csv") as handle:
+        assert {row["perturbation"] for row in csv.DictReader(handle)} == {"clean", "attack:extra-rfgsm{eps=0.1}"}
+    assert np.load(split.images_path).shape == (60, 8, 8, 1)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("harness.augment") is None,
+                    reason="neutral augmentations get generator= once harness/augment.py (issue 20) is merged")
+def test_thirdparty_augmentation_in_a_recipe(tmp_path, hidden_split, thirdparty_plugins):
+    split = _extra_split(tmp_path, hidden_split, category="patch", kind="augmentation", name="extra-invert-patch",
+                         extra="severity = 2")
+    assert sum(c == "patch" for c in split.categories) == 40
+
+
+def test_recipe_plugin_modules_register_while_building(tmp_path, hidden_split):
+    """``plugins = [...]`` next to the recipe: its attack is used for the split, and gone afterwards."""
+    from harness.registry import list_attacks
+
+    (tmp_path / "recipe_attacks.py").write_text(
+        "from types import SimpleNamespace\n\n"
+        "from harness import hookimpl\n"
+        "from harness.specs import AttackSpec\n\n\n"
+        "class Brighten:\n"
+        "    threat = 'black-box'\n\n"
+        "    def __init__(self, eps=0.1):\n"
+        "        self.config = SimpleNamespace(eps=eps, norm='linf')\n\n"
+        "    def __call__(self, model, x, y=None, target=None):\n"
+        "        return (x + self.config.eps).clamp(0, 1)\n\n\n"
+        "@hookimpl\n"
+        "def harness_register_attacks():\n"
+        "    return [AttackSpec(name='recipe-brighten', factory=Brighten, framework='torch', params={'eps': 0.1})]\n")
+    reference = hidden_split.parent / "references" / "tiny" / "cpu"
+    recipe = tmp_path / "recipe.toml"
+    recipe.write_text('plugins = ["recipe_attacks"]\n' + EXTRA_RECIPE.format(
+        category="mine", kind="attack", name="recipe-brighten", extra=f'reference_artifact = "{reference}"'))
+    assert load_recipe(recipe).plugins == ("recipe_attacks",)
+    build_split(load_recipe(recipe), tmp_path / "split", references=tmp_path / "refs", progress=False)
+    assert open_split(tmp_path / "split").summary["categories"] == {"clean": 20, "mine": 40}
+    assert "recipe-brighten" not in list_attacks()
+    recipe.write_text('plugins = ["missing_module"]\n' + EXTRA_RECIPE.format(
+        category="mine", kind="attack", name="recipe-brighten", extra=f'reference_artifact = "{reference}"'))
+    with pytest.raises(UsageError) as info:
+        load_recipe(recipe)
+    assert info.value.message == (f"{recipe}: plugins[0]: no module 'missing_module' in {tmp_path} "
+                                  "(expected missing_module.py or missing_module/__init__.py)")

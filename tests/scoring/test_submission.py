@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.util
+
 import pytest
 from typer.testing import CliRunner
 
@@ -45,7 +47,8 @@ def test_every_example_submission_is_valid():
 
 def test_profile_merges_over_the_base(tmp_path):
     sub = load_submission(EXAMPLES / "trades", "cpu")
-    assert (sub.dataset, sub.backbone, sub.backbone_params) == ("digits", "small-cnn", {})  # other backbone: params reset
+    # another backbone: its params reset
+    assert (sub.dataset, sub.backbone, sub.backbone_params) == ("digits", "small-cnn", {})
     assert sub.training["epochs"] == 6 and sub.training["optimizer"] == "sgd"  # merged with the base
     assert sub.defense_params == {"beta": 6.0, "eps": 0.1, "steps": 5}
     base = load_submission(EXAMPLES / "trades")
@@ -79,7 +82,8 @@ def test_missing_fields_and_bad_framework(tmp_path):
         "team: missing (required)", "framework: missing (required)", "dataset: missing (required)",
         "backbone: missing (required)", "defense: missing (required)"]
     text = BASE.replace('framework = "torch"', 'framework = "pytorch"')
-    assert messages(write(tmp_path, text)) == ["framework: must be one of torch, tf, got 'pytorch'. Did you mean 'torch'?"]
+    assert messages(write(tmp_path, text)) == [
+        "framework: must be one of torch, tf, got 'pytorch'. Did you mean 'torch'?"]
 
 
 def test_unknown_parameters_and_plugin_params_table(tmp_path):
@@ -150,3 +154,100 @@ def test_validate_command(tmp_path):
     bad = runner.invoke(app, ["submission", "validate", str(write(tmp_path, 'name = "x"\n'))], env={"COLUMNS": "300"})
     assert bad.exit_code == 2
     assert "5 problem(s)" in bad.output and "team: missing (required)" in bad.output
+
+
+TEAM_PLUGINS = '''
+import torch
+
+from harness import hookimpl
+from harness.specs import AttackSpec, BackboneSpec
+
+TEAM = "{team}"
+
+
+class TeamNet(torch.nn.Module):
+    team = TEAM
+
+    def __init__(self, num_classes, input_shape, **params):
+        super().__init__()
+        self.linear = torch.nn.Linear(int(torch.tensor(input_shape).prod()), num_classes)
+
+    def forward(self, x):
+        return self.linear(x.flatten(1))
+
+
+@hookimpl
+def harness_register_backbones():
+    return [BackboneSpec(name="team-net", factory=TeamNet, framework="torch", params={{"{param}": 1}})]
+
+
+@hookimpl
+def harness_register_attacks():
+    return [AttackSpec(name="team-attack", factory=lambda **p: TEAM, framework="torch", description=TEAM)]
+'''
+
+
+def team_submission(tmp_path, team: str, param: str):
+    """A submission whose team_plugins.py registers 'team-net' taking only ``param``, and 'team-attack'."""
+    folder = tmp_path / team
+    folder.mkdir()
+    (folder / "team_plugins.py").write_text(TEAM_PLUGINS.format(team=team, param=param))
+    text = BASE.replace('name = "x"', f'name = "{team}"').replace('dataset = "digits"', 'dataset = "digits"\n'
+                                                                  'plugins = ["team_plugins"]')
+    text = text.replace('name = "small-cnn"', f'name = "team-net"\nparams = {{ {param} = 2 }}')
+    (folder / "submission.toml").write_text(text + "\n[training]\nepochs = 1\n")
+    return folder
+
+
+def test_two_submissions_with_same_named_plugin_modules_see_only_their_own(tmp_path, fresh_plugins):
+    from harness.registry import get_attack, list_backbones
+    from harness.submission import submission_plugins
+    from harness.workflow import load_model, train_submission
+
+    first, second = team_submission(tmp_path, "first", "width"), team_submission(tmp_path, "second", "depth")
+    # validated one after the other: each backbone takes only its own parameter
+    assert messages(first) == [] and messages(second) == [] and messages(first) == []
+    result = CliRunner().invoke(app, ["submission", "validate", str(first), str(second), "--sandbox", "none"])
+    assert result.exit_code == 0, result.output
+    for folder in (first, second):
+        submission = load_submission(folder)
+        with submission_plugins(submission.root, submission.plugins):
+            assert get_attack("team-attack").description == folder.name
+        artifact = train_submission(submission, tmp_path / "runs" / folder.name, progress=False)
+        assert load_model(artifact).model.team == folder.name
+    assert "team-net" not in list_backbones()  # nothing left registered after the work
+
+
+def extra_submission(tmp_path, augmentation: str):
+    return write(tmp_path, BASE + f"\n[[augmentations]]\n{augmentation}\n\n[training]\nepochs = 1\n")
+
+
+def test_thirdparty_augmentation_in_a_submission_is_validated(tmp_path, thirdparty_plugins):
+    folder = extra_submission(tmp_path, 'name = "extra-invert-patch"\np = 0.5')
+    assert messages(folder) == []
+    result = CliRunner().invoke(app, ["submission", "validate", str(folder)])
+    assert result.exit_code == 0 and "ok" in result.output, result.output
+    folder = extra_submission(tmp_path, 'name = "extra-invert-patch"\nprob = 0.5')
+    assert messages(folder) == ["augmentations[0].prob: augmentation 'extra-invert-patch' has no parameter 'prob'. "
+                                "Parameters: severity, p"]
+
+
+@pytest.mark.skipif(importlib.util.find_spec("harness.augment") is None,
+                    reason="trainers apply neutral augmentations once harness/augment.py (issue 20) is merged")
+def test_thirdparty_augmentation_in_training(tmp_path, thirdparty_plugins):
+    from harness.workflow import train_submission
+
+    submission = load_submission(extra_submission(tmp_path, 'name = "extra-invert-patch"\nseverity = 2'))
+    assert train_submission(submission, tmp_path / "run", progress=False).joinpath("model.json").is_file()
+
+
+def test_thirdparty_plugins_are_seen_by_the_sandboxed_validation(tmp_path, thirdparty_plugins):
+    """A submission with its own plugin modules is checked in a child: the organiser's plugin environment
+    (PYTHONPATH, HARNESS_PLUGINS) goes with it, so the installed package is seen there too."""
+    folder = extra_submission(tmp_path, 'name = "extra-invert-patch"\np = 0.5')
+    (folder / "team_plugins.py").write_text("X = 1\n")
+    text = (folder / "submission.toml").read_text().replace('dataset = "digits"',
+                                                            'dataset = "digits"\nplugins = ["team_plugins"]')
+    (folder / "submission.toml").write_text(text)
+    result = CliRunner().invoke(app, ["submission", "validate", str(folder)], env={"COLUMNS": "300"})
+    assert result.exit_code == 0 and "ok" in result.output, result.output
