@@ -42,5 +42,6 @@ def batch_indices(order: np.ndarray, batch_size: int) -> list[np.ndarray]:
     order = np.asarray(order)
     chunks = [order[start:start + batch_size] for start in range(0, len(order), batch_size)]
     if len(chunks) > 1 and len(chunks[-1]) == 1:
-        chunks[-2] = np.concatenate([chunks[-2], chunks.pop()])
+        last = chunks.pop()
+        chunks[-1] = np.concatenate([chunks[-1], last])
     return chunks
