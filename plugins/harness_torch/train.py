@@ -19,6 +19,7 @@ A defense subclasses :class:`Trainer` and overrides :meth:`Trainer.batch_loss`
 
 from __future__ import annotations
 
+import pickle
 import random
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
@@ -29,6 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from harness.atomic import atomic_path
+from harness.errors import UsageError
 from harness.training import (  # noqa: F401 - split_arrays, *_NAME: re-exported
     CURVES_NAME,
     METRICS_NAME,
@@ -142,7 +144,10 @@ class Trainer(TrainerBase):
         return FitRun(model, device, param_groups_for_unfreezing(model), self._model_facts(model, device))
 
     def _read_checkpoint(self, path: Path) -> Mapping[str, Any]:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        try:
+            return torch.load(path, map_location="cpu", weights_only=True)
+        except (pickle.UnpicklingError, RuntimeError, EOFError, OSError) as exc:
+            raise UsageError(f"{path} is not a harness torch training checkpoint ({exc})") from exc
 
     def _restore(self, run: FitRun, state: Mapping[str, Any]) -> None:
         run.model.load_state_dict(state["model"])
