@@ -20,7 +20,7 @@ BUDGET = {"epochs": 10, "optimizer": "adam", "lr": 3e-3, "weight_decay": 0.0, "s
 def regularized(digits_splits):
     """nsl-cnn trained with NSL adversarial regularization (the seeds' defaults), seed 1."""
     model = nsl_cnn(seed=1)
-    create_defense("nsl-adversarial-regularization", "tf", multiplier=0.2, adv_step_size=STEP,
+    create_defense("nsl-adversarial-regularization", framework="tf", multiplier=0.2, adv_step_size=STEP,
                    **BUDGET).fit(model, digits_splits.train)
     return model
 
@@ -37,7 +37,7 @@ def test_seed_experiment_nsl_is_clearly_more_accurate_on_reference_perturbations
     test = digits_splits.test
     figures = {}
     for step in (0.1, STEP):
-        attack = create_attack("nsl-perturb", "tf", reference_model=digits_model, adv_step_size=step)
+        attack = create_attack("nsl-perturb", framework="tf", reference_model=digits_model, adv_step_size=step)
         perturbed = quantize_within_budget(runtime.adversarial_images(digits_model, test.images, test.labels, attack),
                                            test.images, step)  # stored as uint8, as the harness stores them
         for name, model in (("reference", digits_model), ("baseline", baseline), ("nsl", regularized)):
@@ -65,7 +65,7 @@ def test_nsl_trained_model_round_trips_through_the_runtime(regularized, digits_s
 
 
 def test_every_nsl_knob_reaches_make_adv_reg_config_and_other_settings_train(digits_splits):
-    trainer = create_defense("nsl-adversarial-regularization", "tf", multiplier=0.5, adv_step_size=0.05,
+    trainer = create_defense("nsl-adversarial-regularization", framework="tf", multiplier=0.5, adv_step_size=0.05,
                              adv_grad_norm="l2", pgd_iterations=3, pgd_epsilon=0.5, clip_value_min=0.1,
                              clip_value_max=0.9, random_init=True, epochs=1, **FAST)
     config = trainer.adv_config
@@ -89,7 +89,7 @@ def test_every_nsl_knob_reaches_make_adv_reg_config_and_other_settings_train(dig
 )
 def test_bad_nsl_knobs_are_one_line_usage_errors(params, message):
     with pytest.raises(UsageError, match=message) as info:
-        create_defense("nsl-adversarial-regularization", "tf", **params)
+        create_defense("nsl-adversarial-regularization", framework="tf", **params)
     assert "\n" not in info.value.message
 
 
@@ -99,7 +99,7 @@ def test_nsl_neighbours_are_clipped_to_images(digits_model, digits_batch):
     import tensorflow as tf
 
     x, y = digits_batch
-    trainer = create_defense("nsl-adversarial-regularization", "tf", adv_step_size=0.2, **FAST)
+    trainer = create_defense("nsl-adversarial-regularization", framework="tf", adv_step_size=0.2, **FAST)
     trainer.loss = tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     neighbours = np.asarray(trainer.prepare(digits_model).perturb_on_batch({"image": x, "label": y})["image"])
     assert neighbours.min() >= 0.0 and neighbours.max() <= 1.0
