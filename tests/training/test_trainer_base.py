@@ -112,8 +112,8 @@ def test_resume_continues_from_the_hooks_checkpoint(blobs, tmp_path):
     resumed, resumed_history = fit(blobs, tmp_path / "resumed", epochs=3, resume=True)
     assert np.array_equal(straight.weights, resumed.weights)
     assert straight_history.column("train_loss") == resumed_history.column("train_loss")
+    np.savez(tmp_path / "other.npz", state=np.array(json.dumps({"format": "else"})), weights=np.zeros(1))
     with pytest.raises(UsageError, match="not a harness numpy training checkpoint"):
-        np.savez(tmp_path / "other.npz", state=np.array(json.dumps({"format": "else"})), weights=np.zeros(1))
         fit(blobs, tmp_path, epochs=3, resume=tmp_path / "other.npz")
 
 
