@@ -64,10 +64,43 @@ def _figure(width: float, height: float) -> Any:
     return Figure(figsize=(width, height), dpi=DPI)
 
 
+def plot_training_curves(history: Any, path: str | Path, title: str | None = None) -> Path:
+    """Loss and top-1 accuracy per epoch of a ``TrainingHistory`` (train and val) as a PNG, written atomically.
+
+    Dashed vertical lines mark epochs that started with an event, such as a
+    stage of layers being unfrozen.
+    """
+    from matplotlib.figure import Figure  # no pyplot: no GUI backend, no global figure state
+
+    epochs = history.column("epoch")
+    fig = Figure(figsize=(10, 4))
+    loss_ax, acc_ax = fig.subplots(1, 2)
+    panels = ((loss_ax, "loss", "Loss"), (acc_ax, "top1", "Top-1 accuracy"))
+    for ax, metric, label in panels:
+        ax.plot(epochs, history.column(f"train_{metric}"), marker="o", markersize=3, label="train")
+        val = [np.nan if v is None else v for v in history.column(f"val_{metric}")]
+        if not all(np.isnan(v) for v in val):
+            ax.plot(epochs, val, marker="o", markersize=3, label="val")
+        for epoch, event in history.events:
+            ax.axvline(epoch - 0.5, color="grey", linestyle="--", linewidth=1)
+            ax.annotate(event, (epoch - 0.5, 1.0), xycoords=("data", "axes fraction"), rotation=90,
+                        va="top", ha="right", fontsize=7, color="grey")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+        ax.legend(loc="best")
+    acc_ax.set_ylim(0.0, 1.0)
+    fig.suptitle(title or str(history.meta.get("defense", "training")))
+    fig.tight_layout()
+    with atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    return Path(path)
+
+
 def plot_curves(paths: Sequence[Path], out: str | Path) -> Path:
     """Loss and top-1 per epoch of one or more ``metrics.json``: one file -> the training curves (train and val,
     unfreezing events marked); several -> their curves on one chart (val solid, train dashed)."""
-    from .training import TrainingHistory, plot_training_curves
+    from .training import TrainingHistory
 
     histories = {}
     for path in paths:

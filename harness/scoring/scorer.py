@@ -27,7 +27,7 @@ import numpy as np
 from .. import __version__
 from ..errors import UsageError
 from ..submission import SUBMISSION_FILE, content_hash, read_toml, submission_file
-from ..training import topk_correct
+from ..metrics import topk_correct
 from ..paths import cache_dir
 from ..sandbox.child import (LOG_CAP, STDERR_TAIL, failure_reason, readable_copy,  # noqa: F401 - re-exported
                              run_isolated)

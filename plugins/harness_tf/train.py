@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator, Mapping
 
 import numpy as np
 import tensorflow as tf
@@ -35,19 +35,7 @@ import tf_keras as keras
 
 from harness.atomic import atomic_path
 from harness.errors import UsageError
-from harness.training import (
-    TrainerBase,
-    TrainingHistory,
-    batch_indices,
-    check_labels,
-    check_resume,
-    derive_seed,
-    find_checkpoint,
-    split_arrays,
-    to_plain,
-    topk_correct,
-    write_epoch_outputs,
-)
+from harness.training import FitRun, TrainerBase, batch_indices, derive_seed, to_plain
 
 from .backbones import load_model_weights, trainable_stages, unfreezing_stages
 from .device import resolve_device
@@ -142,9 +130,13 @@ class Trainer(TrainerBase):
 
     ``params`` are the :class:`~harness.training.TrainingConfig` knobs plus the
     defense's own (declared in :attr:`defense_params` with their defaults).
+    ``fit`` is :meth:`harness.training.TrainerBase.fit`; this class fills in its TensorFlow hooks.
     """
 
     framework = "tf"
+    framework_title = "TensorFlow"
+    checkpoint_name = CHECKPOINT_NAME
+    checkpoint_format = CHECKPOINT_FORMAT
     #: trace the step per batch shape (True) instead of once for any batch size
     static_shapes: bool = False
 
@@ -167,66 +159,73 @@ class Trainer(TrainerBase):
             loss += tf.add_n(trained.losses)
         return loss, logits
 
-    # ---- training loop
+    # ---- fit's hooks
 
-    def fit(
-        self,
-        model: keras.Model,
-        train: Any,
-        val: Any = None,
-        out_dir: str | Path | None = None,
-        *,
-        resume: bool | str | Path = False,
-    ) -> TrainingHistory:
-        """Train ``model`` in place and return its :class:`~harness.training.TrainingHistory`.
+    def _num_classes(self, model: keras.Model) -> int:
+        return int(model.output_shape[-1])
 
-        ``out_dir`` receives metrics.json, training_curves.png and checkpoint.npz after
-        every epoch (nothing is written when it is None). ``resume=True`` continues
-        from ``out_dir/checkpoint.npz`` when it exists; ``resume=PATH`` from that file.
-        """
+    def _setup(self, model: keras.Model) -> FitRun:
+        device = resolve_device(self.config.device)
+        self.loss = cross_entropy(self._num_classes(model), self.config.label_smoothing)
+        return FitRun(model, device, unfreezing_stages(model), self._model_facts(model, device))
+
+    def _device_scope(self, run: FitRun) -> Any:
+        return tf.device(run.device)
+
+    def _read_checkpoint(self, path: Path) -> Mapping[str, Any]:
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                state = json.loads(str(data["state"]))
+                arrays = {key: data[key] for key in data.files}
+        except (OSError, ValueError, KeyError) as exc:
+            raise UsageError(f"{path} is not a harness TensorFlow training checkpoint ({exc})") from exc
+        return {**state, "arrays": arrays} if isinstance(state, dict) else state
+
+    def _restore(self, run: FitRun, state: Mapping[str, Any]) -> None:
+        set_model_weights(run.model, [state["arrays"][f"model_{i}"] for i in range(state["model_arrays"])])
+
+    def _open_optimizer(self, run: FitRun, count: int, state: Mapping[str, Any] | None) -> Any:
+        optimizer = self._make_optimizer(run.model, run.stages)
+        if state is not None:
+            optimizer.set_weights([state["arrays"][f"optimizer_{i}"] for i in range(state["optimizer_arrays"])])
+        trainable_stages(run.model, run.stages, count)
+        return optimizer
+
+    def _prepare(self, run: FitRun) -> keras.Model:
+        return self.prepare(run.model)
+
+    def _train_batches(self, run: FitRun, images: np.ndarray, labels: np.ndarray, epoch: int,
+                       lr: float) -> Iterator[tuple[np.ndarray, float, np.ndarray]]:
         cfg = self.config
-        device = resolve_device(cfg.device)
-        train_images, train_labels = split_arrays(train)
-        val_arrays = split_arrays(val) if val is not None else None
-        if not len(train_labels):
-            raise UsageError("the training split is empty")
-        num_classes = int(model.output_shape[-1])
-        check_labels(train_labels, num_classes)
-        out_dir = Path(out_dir) if out_dir is not None else None
-        self.loss = cross_entropy(num_classes, cfg.label_smoothing)
+        run.optimizer.learning_rate = lr
+        tf.random.set_seed(derive_seed(cfg.seed, epoch, 0))  # dropout, NSL's random_init: TF's global seed ...
+        step = self._make_step(run.trained, run.model, run.optimizer)  # ... reaches them in a fresh trace only
+        self.generator.reset_from_seed(derive_seed(cfg.seed, epoch, 1))  # augmentations
+        order = np.random.default_rng(derive_seed(cfg.seed, epoch, 2)).permutation(len(labels))
+        for index in batch_indices(order, cfg.batch_size):
+            index = np.sort(index)  # sorted reads are kind to memory-mapped caches
+            x = self.augment(images_to_tensor(images[index]))
+            loss, logits = step(x, tf.constant(labels[index]))
+            yield index, float(loss), logits.numpy()
 
-        with tf.device(device):
-            stages = unfreezing_stages(model)
-            schedule = self.progressive_schedule(len(stages))
-            optimizer = self._make_optimizer(model, stages)
-            history = TrainingHistory(meta={**self.describe(), **self._model_facts(model, device)})
-            start_epoch = 0
-            checkpoint = find_checkpoint(resume, out_dir, CHECKPOINT_NAME)
-            if checkpoint is not None:
-                state, model_state, optimizer_state = self._load_checkpoint(checkpoint)
-                set_model_weights(model, model_state)
-                optimizer.set_weights(optimizer_state)
-                if schedule is not None:
-                    schedule.load_state_dict(state["scheduler"])
-                history = TrainingHistory.from_dict(state["history"])
-                history.meta.update({**self.describe(), **self._model_facts(model, device)})
-                start_epoch = int(state["epoch"])
-            self._open(model, stages, (schedule.stage + 1) if schedule else len(stages))
+    def evaluate(self, model: keras.Model, images: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+        """Clean loss, top-1 and top-5 accuracy of ``model`` on uint8 NHWC ``images``."""
+        metrics = accuracy(model, images, labels, batch_size=self.config.eval_batch_size)
+        return {key: metrics[key] for key in ("loss", "top1", "top5")}
 
-            trained = self.prepare(model)
+    def _unfreeze(self, run: FitRun, count: int) -> None:
+        trainable_stages(run.model, run.stages, count)
 
-            def train_epoch(epoch: int, lr: float, advance) -> tuple[float, float, float]:
-                optimizer.learning_rate = lr
-                return self._train_epoch(trained, model, optimizer, train_images, train_labels, epoch, advance)
+    def _write_checkpoint(self, run: FitRun, path: Path, state: dict[str, Any]) -> None:
+        weights = model_weights(run.model)
+        optimizer_state = [v.numpy() for v in run.optimizer.variables]
+        state = {**state, "model_arrays": len(weights), "optimizer_arrays": len(optimizer_state)}
+        arrays = {f"model_{i}": w for i, w in enumerate(weights)}
+        arrays.update({f"optimizer_{i}": v for i, v in enumerate(optimizer_state)})
+        with atomic_path(path, suffix=".npz") as tmp:
+            np.savez(tmp, state=np.array(json.dumps(to_plain(state))), **arrays)
 
-            self.run_epochs(
-                history=history, start_epoch=start_epoch, train_count=len(train_labels), schedule=schedule,
-                stage_names=[stage[0] for stage in stages], train_epoch=train_epoch,
-                validate=lambda: self.evaluate(model, *val_arrays) if val_arrays else {},
-                open_stages=lambda count: self._open(model, stages, count),
-                save=(lambda epochs: self._save(out_dir, model, optimizer, schedule, epochs, history))
-                if out_dir is not None else None)
-        return history
+    # ---- the compiled step, optimizer, facts
 
     def _make_step(self, trained: keras.Model, model: keras.Model, optimizer: Any) -> Any:
         """A compiled training step over the model's currently trainable variables (traced anew every epoch)."""
@@ -246,33 +245,6 @@ class Trainer(TrainerBase):
 
         return step
 
-    def _train_epoch(self, trained, model, optimizer, images, labels, epoch, advance) -> tuple[float, float, float]:
-        cfg = self.config
-        tf.random.set_seed(derive_seed(cfg.seed, epoch, 0))  # dropout, NSL's random_init: TF's global seed ...
-        step = self._make_step(trained, model, optimizer)  # ... reaches them in a fresh trace only
-        self.generator.reset_from_seed(derive_seed(cfg.seed, epoch, 1))  # augmentations
-        order = np.random.default_rng(derive_seed(cfg.seed, epoch, 2)).permutation(len(labels))
-        total_loss, top1, top5, seen = 0.0, 0, 0, 0
-        for index in batch_indices(order, cfg.batch_size):
-            index = np.sort(index)  # sorted reads are kind to memory-mapped caches
-            x = self.augment(images_to_tensor(images[index]))
-            loss, logits = step(x, tf.constant(labels[index]))
-            n = len(index)
-            scores = logits.numpy()
-            total_loss += float(loss) * n
-            top1 += topk_correct(scores, labels[index], 1)
-            top5 += topk_correct(scores, labels[index], 5)
-            seen += n
-            advance(f"loss {total_loss / seen:.4f} acc {top1 / seen:.1%}")
-        return total_loss / seen, top1 / seen, top5 / seen
-
-    def evaluate(self, model: keras.Model, images: np.ndarray, labels: np.ndarray) -> dict[str, float]:
-        """Clean loss, top-1 and top-5 accuracy of ``model`` on uint8 NHWC ``images``."""
-        metrics = accuracy(model, images, labels, batch_size=self.config.eval_batch_size)
-        return {key: metrics[key] for key in ("loss", "top1", "top5")}
-
-    # ---- stages, optimizer
-
     def _make_optimizer(self, model: keras.Model, stages) -> Any:
         """SGD or Adam, built on every variable any stage will train (so state survives unfreezing)."""
         cfg = self.config
@@ -285,13 +257,6 @@ class Trainer(TrainerBase):
         optimizer.build(model.trainable_variables)
         return optimizer
 
-    def _open(self, model: keras.Model, stages, count: int) -> None:
-        """Freeze everything but the first ``count`` stages."""
-        trainable_stages(model, stages, count)
-        self._open_stages = count
-
-    # ---- facts
-
     @staticmethod
     def _model_facts(model: keras.Model, device: str) -> dict[str, Any]:
         return {
@@ -300,40 +265,3 @@ class Trainer(TrainerBase):
             "device": device.lstrip("/"),
             "tensorflow": str(tf.__version__),
         }
-
-    # ---- checkpoints
-
-    def _load_checkpoint(self, path: Path) -> tuple[dict[str, Any], list[np.ndarray], list[np.ndarray]]:
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                state = json.loads(str(data["state"]))
-                arrays = {key: data[key] for key in data.files}
-        except (OSError, ValueError, KeyError) as exc:
-            raise UsageError(f"{path} is not a harness TensorFlow training checkpoint ({exc})") from exc
-        if state.get("format") != CHECKPOINT_FORMAT:
-            raise UsageError(f"{path} is not a harness TensorFlow training checkpoint")
-        check_resume(path, self.name, self.describe()["params"], state["defense"], state["params"])
-        model_state = [arrays[f"model_{i}"] for i in range(state["model_arrays"])]
-        optimizer_state = [arrays[f"optimizer_{i}"] for i in range(state["optimizer_arrays"])]
-        return state, model_state, optimizer_state
-
-    def _save(self, out_dir: Path, model, optimizer, schedule, epoch: int, history: TrainingHistory) -> None:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        described = self.describe()
-        weights = model_weights(model)
-        optimizer_state = [v.numpy() for v in optimizer.variables]
-        state = {
-            "format": CHECKPOINT_FORMAT,
-            "defense": described["defense"],
-            "params": described["params"],
-            "epoch": epoch,
-            "scheduler": schedule.state_dict() if schedule is not None else None,
-            "history": history.to_dict(),
-            "model_arrays": len(weights),
-            "optimizer_arrays": len(optimizer_state),
-        }
-        arrays = {f"model_{i}": w for i, w in enumerate(weights)}
-        arrays.update({f"optimizer_{i}": v for i, v in enumerate(optimizer_state)})
-        with atomic_path(out_dir / CHECKPOINT_NAME, suffix=".npz") as tmp:
-            np.savez(tmp, state=np.array(json.dumps(to_plain(state))), **arrays)
-        write_epoch_outputs(out_dir, history, title=f"{self.name} ({history.meta.get('arch', '')})")

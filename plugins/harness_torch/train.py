@@ -19,9 +19,10 @@ A defense subclasses :class:`Trainer` and overrides :meth:`Trainer.batch_loss`
 
 from __future__ import annotations
 
+import pickle
 import random
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 import numpy as np
 import torch
@@ -30,20 +31,15 @@ from torch import nn
 
 from harness.atomic import atomic_path
 from harness.errors import UsageError
-from harness.training import (  # noqa: F401 - split_arrays, derive_seed, *_NAME: re-exported
+from harness.training import (  # noqa: F401 - split_arrays, *_NAME: re-exported
     CURVES_NAME,
     METRICS_NAME,
     RESUMABLE_CHANGES,
+    FitRun,
     TrainerBase,
-    TrainingHistory,
     batch_indices,
-    check_labels,
-    check_resume,
     derive_seed,
-    find_checkpoint,
     split_arrays,
-    topk_correct,
-    write_epoch_outputs,
 )
 
 from .backbones import param_groups_for_unfreezing, unfreezing_stages
@@ -108,9 +104,13 @@ class Trainer(TrainerBase):
 
     ``params`` are the :class:`~harness.training.TrainingConfig` knobs plus the
     defense's own (declared in :attr:`defense_params` with their defaults).
+    ``fit`` is :meth:`harness.training.TrainerBase.fit`; this class fills in its torch hooks.
     """
 
     framework = "torch"
+    framework_title = "torch"
+    checkpoint_name = CHECKPOINT_NAME
+    checkpoint_format = CHECKPOINT_FORMAT
 
     def __init__(self, **params: Any):
         super().__init__(**params)
@@ -133,95 +133,78 @@ class Trainer(TrainerBase):
         """Cross-entropy with the configured label smoothing."""
         return F.cross_entropy(logits, y, label_smoothing=self.config.label_smoothing)
 
-    # ---- training loop
+    # ---- fit's hooks
 
-    def fit(
-        self,
-        model: nn.Module,
-        train: Any,
-        val: Any = None,
-        out_dir: str | Path | None = None,
-        *,
-        resume: bool | str | Path = False,
-    ) -> TrainingHistory:
-        """Train ``model`` in place and return its :class:`~harness.training.TrainingHistory`.
+    def _num_classes(self, model: nn.Module) -> int | None:
+        return getattr(model, "num_classes", None)
 
-        ``out_dir`` receives metrics.json, training_curves.png and checkpoint.pt after
-        every epoch (nothing is written when it is None). ``resume=True`` continues
-        from ``out_dir/checkpoint.pt`` when it exists; ``resume=PATH`` from that file.
-        """
-        cfg = self.config
-        device = resolve_device(cfg.device)
-        train_images, train_labels = split_arrays(train)
-        val_arrays = split_arrays(val) if val is not None else None
-        if not len(train_labels):
-            raise UsageError("the training split is empty")
-        check_labels(train_labels, getattr(model, "num_classes", None))
-        out_dir = Path(out_dir) if out_dir is not None else None
+    def _setup(self, model: nn.Module) -> FitRun:
+        device = resolve_device(self.config.device)
         model.to(device)
+        return FitRun(model, device, param_groups_for_unfreezing(model), self._model_facts(model, device))
 
-        stages = param_groups_for_unfreezing(model)
-        schedule = self.progressive_schedule(len(stages))
-        history = TrainingHistory(meta={**self.describe(), **self._model_facts(model, device)})
-        start_epoch = 0
-        checkpoint = find_checkpoint(resume, out_dir, CHECKPOINT_NAME)
-        if checkpoint is not None:
-            state = self._load_checkpoint(checkpoint)
-            model.load_state_dict(state["model"])
-            if schedule is not None:
-                schedule.load_state_dict(state["scheduler"])
-            optimizer = self._open(stages, (schedule.stage + 1) if schedule else len(stages))
+    def _read_checkpoint(self, path: Path) -> Mapping[str, Any]:
+        try:
+            return torch.load(path, map_location="cpu", weights_only=True)
+        except (pickle.UnpicklingError, RuntimeError, EOFError, OSError) as exc:
+            raise UsageError(f"{path} is not a harness torch training checkpoint ({exc})") from exc
+
+    def _restore(self, run: FitRun, state: Mapping[str, Any]) -> None:
+        run.model.load_state_dict(state["model"])
+        _set_rng_state(state["rng"])
+
+    def _open_optimizer(self, run: FitRun, count: int, state: Mapping[str, Any] | None) -> torch.optim.Optimizer:
+        """Freeze everything but the first ``count`` stages; an optimizer with one group per open stage."""
+        for index, (_, params) in enumerate(run.stages):
+            for p in params:
+                p.requires_grad_(index < count)
+        optimizer = self._make_optimizer([params for _, params in run.stages[:count]])
+        if state is not None:
             optimizer.load_state_dict(state["optimizer"])
-            history = TrainingHistory.from_dict(state["history"])
-            history.meta.update({**self.describe(), **self._model_facts(model, device)})
-            start_epoch = int(state["epoch"])
-            _set_rng_state(state["rng"])
-        else:
-            optimizer = self._open(stages, 1 if schedule else len(stages))
+        return optimizer
 
-        self.prepare(model, device)
+    def _prepare(self, run: FitRun) -> nn.Module:
+        self.prepare(run.model, run.device)
+        return run.model
 
-        def train_epoch(epoch: int, lr: float, advance) -> tuple[float, float, float]:
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            return self._train_epoch(model, optimizer, train_images, train_labels, epoch, device, advance)
-
-        self.run_epochs(
-            history=history, start_epoch=start_epoch, train_count=len(train_labels), schedule=schedule,
-            stage_names=[stage[0] for stage in stages], train_epoch=train_epoch,
-            validate=lambda: self.evaluate(model, *val_arrays) if val_arrays else {},
-            open_stages=lambda count: self._unfreeze(optimizer, stages, count),
-            save=(lambda epochs: self._save(out_dir, model, optimizer, schedule, epochs, history)) if out_dir is not None else None)
-        model.eval()
-        return history
-
-    def _train_epoch(self, model, optimizer, images, labels, epoch, device, advance) -> tuple[float, float, float]:
-        cfg = self.config
+    def _train_batches(self, run: FitRun, images: np.ndarray, labels: np.ndarray, epoch: int,
+                       lr: float) -> Iterator[tuple[np.ndarray, float, np.ndarray]]:
+        cfg, model, optimizer = self.config, run.model, run.optimizer
+        for group in optimizer.param_groups:
+            group["lr"] = lr
         torch.manual_seed(derive_seed(cfg.seed, epoch, 0))  # dropout and anything else on the global RNG
         self.generator.manual_seed(derive_seed(cfg.seed, epoch, 1))  # augmentations, attack random starts
         order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(derive_seed(cfg.seed, epoch, 2)))
         self._train_mode(model)
-        total_loss, top1, top5, seen = 0.0, 0, 0, 0
-        for index, x, y in train_batches(images, labels, order.numpy(), cfg.batch_size, device):
+        for index, x, y in train_batches(images, labels, order.numpy(), cfg.batch_size, run.device):
             loss, logits = self.batch_loss(model, x, y)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            n = len(index)
-            scores = logits.detach().float().cpu().numpy()
-            total_loss += float(loss.detach()) * n
-            top1 += topk_correct(scores, labels[index], 1)
-            top5 += topk_correct(scores, labels[index], 5)
-            seen += n
-            advance(f"loss {total_loss / seen:.4f} acc {top1 / seen:.1%}")
-        return total_loss / seen, top1 / seen, top5 / seen
+            yield index, float(loss.detach()), logits.detach().float().cpu().numpy()
 
     def evaluate(self, model: nn.Module, images: np.ndarray, labels: np.ndarray) -> dict[str, float]:
         """Clean loss, top-1 and top-5 accuracy of ``model`` on uint8 NHWC ``images``."""
         metrics = accuracy(model, images, labels, batch_size=self.config.eval_batch_size)
         return {key: metrics[key] for key in ("loss", "top1", "top5")}
 
-    # ---- stages, optimizer
+    def _unfreeze(self, run: FitRun, count: int) -> None:
+        """Open stages up to ``count``: trainable, each with a new optimizer group."""
+        for _, params in run.stages[self._open_stages:count]:
+            for p in params:
+                p.requires_grad_(True)
+            run.optimizer.add_param_group({"params": params})
+
+    def _write_checkpoint(self, run: FitRun, path: Path, state: dict[str, Any]) -> None:
+        state = {**state, "model": run.model.state_dict(), "optimizer": run.optimizer.state_dict(),
+                 "rng": _rng_state()}
+        with atomic_path(path, suffix=".pt") as tmp:
+            torch.save(state, tmp)
+
+    def _finish(self, run: FitRun) -> None:
+        run.model.eval()
+
+    # ---- optimizer, modes, facts
 
     def _make_optimizer(self, param_groups: list[list[nn.Parameter]]) -> torch.optim.Optimizer:
         cfg = self.config
@@ -231,30 +214,12 @@ class Trainer(TrainerBase):
         return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov and cfg.momentum > 0,
                                weight_decay=cfg.weight_decay)
 
-    def _open(self, stages, count: int) -> torch.optim.Optimizer:
-        """Freeze everything but the first ``count`` stages; an optimizer with one group per open stage."""
-        self._open_stages = count
-        for index, (_, params) in enumerate(stages):
-            for p in params:
-                p.requires_grad_(index < count)
-        return self._make_optimizer([params for _, params in stages[:count]])
-
-    def _unfreeze(self, optimizer: torch.optim.Optimizer, stages, count: int) -> None:
-        """Open stages up to ``count``: trainable, each with a new optimizer group."""
-        for _, params in stages[self._open_stages:count]:
-            for p in params:
-                p.requires_grad_(True)
-            optimizer.add_param_group({"params": params})
-        self._open_stages = count
-
     def _train_mode(self, model: nn.Module) -> None:
         """Train mode, except frozen stages, whose BatchNorm statistics stay as loaded."""
         model.train()
         for _, modules in unfreezing_stages(model)[self._open_stages:]:
             for module in modules:
                 module.eval()
-
-    # ---- checks and facts
 
     @staticmethod
     def _model_facts(model: nn.Module, device: torch.device) -> dict[str, Any]:
@@ -264,33 +229,6 @@ class Trainer(TrainerBase):
             "device": str(device),
             "torch": str(torch.__version__),
         }
-
-    # ---- checkpoints
-
-    def _load_checkpoint(self, path: Path) -> dict[str, Any]:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-            raise UsageError(f"{path} is not a harness torch training checkpoint")
-        check_resume(path, self.name, self.describe()["params"], state["defense"], state["params"])
-        return state
-
-    def _save(self, out_dir: Path, model, optimizer, schedule, epoch: int, history: TrainingHistory) -> None:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        described = self.describe()
-        state = {
-            "format": CHECKPOINT_FORMAT,
-            "defense": described["defense"],
-            "params": described["params"],
-            "epoch": epoch,
-            "model": model.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "scheduler": schedule.state_dict() if schedule is not None else None,
-            "history": history.to_dict(),
-            "rng": _rng_state(),
-        }
-        with atomic_path(out_dir / CHECKPOINT_NAME, suffix=".pt") as tmp:
-            torch.save(state, tmp)
-        write_epoch_outputs(out_dir, history, title=f"{self.name} ({history.meta.get('arch', '')})")
 
 
 def load_checkpoint_weights(model: nn.Module, path: str | Path) -> nn.Module:
