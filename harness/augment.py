@@ -92,7 +92,8 @@ def resolve_augmentations(specs: Sequence[Any], framework: str) -> list[BoundAug
     """Bound augmentations for ``framework``'s training from names, ``{"name": ..., **params}`` tables or callables.
 
     A name takes the plugin registered for ``framework`` when there is one, else the
-    framework-neutral ("any") one; a plain callable is taken to use ``framework``'s layout.
+    framework-neutral ("any") one; a callable uses its ``layout`` attribute when it has one
+    (the built-in augmentations and corruptions do), else ``framework``'s layout.
     """
     bound = []
     for spec in specs:
@@ -100,7 +101,7 @@ def resolve_augmentations(specs: Sequence[Any], framework: str) -> list[BoundAug
             bound.append(spec)
         elif callable(spec):
             name = getattr(spec, "name", None) or type(spec).__name__
-            bound.append(BoundAugmentation(spec, framework, str(name)))
+            bound.append(BoundAugmentation(spec, getattr(spec, "layout", None) or framework, str(name)))
         else:
             bound.append(_bind(spec, framework))
     return bound
@@ -117,7 +118,7 @@ def _neutral_in_batch(augmentation: BoundAugmentation, x: Any, framework: str, g
 
 def augment_batch(augmentations: Sequence[Any], x: Any, *, framework: str, generator: Any) -> Any:
     """``augmentations`` applied in order to a training batch ``x`` of ``framework`` ("torch" or "tf"),
-    drawing from the framework ``generator`` (the trainer's); plain callables use ``framework``'s layout."""
+    drawing from the framework ``generator`` (the trainer's); callables are bound as by :func:`resolve_augmentations`."""
     for augmentation in resolve_augmentations(augmentations, framework):
         if augmentation.layout == framework:
             x = augmentation(x, generator=generator)

@@ -98,6 +98,8 @@ class Augmentation:
 
     name: ClassVar[str] = ""
     ops: ClassVar[AugmentOps]
+    #: the layout it takes (see :mod:`harness.augment`): the framework of its ops
+    layout: ClassVar[str]
 
     def __init__(self, severity: int = 3, p: float | None = 1.0, seed: int | None = None, **params: Any):
         self.severity = check_severity(severity)
@@ -383,12 +385,13 @@ def augmentation_classes(ops: AugmentOps, module: str) -> tuple[type, ...]:
     The first is the framework's ``Augmentation`` base; every augmentation class derives
     from it (``isinstance(aug, <framework>.Augmentation)`` holds) and from its generic class.
     """
-    base = type("Augmentation", (Augmentation,), {"ops": ops, "__module__": module, "__doc__": Augmentation.__doc__})
+    members = {"ops": ops, "layout": ops.framework, "__module__": module}
+    base = type("Augmentation", (Augmentation,), {**members, "__doc__": Augmentation.__doc__})
     classes: list[type] = [base]
     for class_name in AUGMENTATION_CLASS_NAMES[1:]:
         generic = _GENERIC[class_name]
         bases = (generic, base) if issubclass(generic, Augmentation) else (generic,)
-        classes.append(type(class_name, bases, {"ops": ops, "__module__": module, "__doc__": generic.__doc__}))
+        classes.append(type(class_name, bases, {**members, "__doc__": generic.__doc__}))
     names = {cls.name for cls in classes if issubclass(cls, Augmentation) and cls.name}
     assert names == set(AUGMENTATION_PARAMS), "severity tables and classes disagree"
     return tuple(classes)

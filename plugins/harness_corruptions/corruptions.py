@@ -369,6 +369,9 @@ def check_images(images: Any, name: str = "corruptions") -> np.ndarray:
 class Corruption:
     """Corruption ``name`` at ``severity``: ``corrupt(images, *, generator=None) -> images`` (uint8 NHWC in and out)."""
 
+    #: framework-neutral: uint8 numpy (N, H, W, C) with a numpy.random.Generator (see harness.augment)
+    layout = "any"
+
     def __init__(self, name: str, severity: int = 3, seed: int | None = None, size_scale: float | None = None):
         if name not in FUNCTIONS:
             raise UsageError(f"Unknown corruption '{name}'. Available: {', '.join(FUNCTIONS)}")
