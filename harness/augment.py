@@ -118,7 +118,8 @@ def _neutral_in_batch(augmentation: BoundAugmentation, x: Any, framework: str, g
 
 def augment_batch(augmentations: Sequence[Any], x: Any, *, framework: str, generator: Any) -> Any:
     """``augmentations`` applied in order to a training batch ``x`` of ``framework`` ("torch" or "tf"),
-    drawing from the framework ``generator`` (the trainer's); callables are bound as by :func:`resolve_augmentations`."""
+    drawing from the framework ``generator`` (the trainer's); callables are bound as by
+    :func:`resolve_augmentations`."""
     for augmentation in resolve_augmentations(augmentations, framework):
         if augmentation.layout == framework:
             x = augmentation(x, generator=generator)

@@ -92,6 +92,15 @@ class Runtime(Protocol):
         UsageError when there is none or no such name."""
 
 
+#: every function a runtime module exports (its ``__all__``)
+RUNTIME_FUNCTIONS = ("accuracy", "adversarial_images", "art_classifier", "augment_images", "class_gradients",
+                     "configure", "device_name", "gradcam", "input_gradients", "load_weights", "predict_logits",
+                     "predict_logits_float", "save_weights")
+#: the ones :class:`RuntimeBase` writes once, in the order :meth:`RuntimeBase.batching_functions` returns them
+BATCHING_FUNCTIONS = ("predict_logits", "predict_logits_float", "adversarial_images", "augment_images",
+                      "input_gradients", "class_gradients")
+
+
 class RuntimeBase:
     """The batching loops every runtime shares, written once over per-framework hooks.
 
@@ -157,6 +166,10 @@ class RuntimeBase:
         raise NotImplementedError
 
     # ------------------------------------------------------------------ the loops
+
+    def batching_functions(self) -> tuple[Callable[..., Any], ...]:
+        """The bound methods named in :data:`BATCHING_FUNCTIONS`, in that order (a runtime module's functions)."""
+        return tuple(getattr(self, name) for name in BATCHING_FUNCTIONS)
 
     def to_uint8(self, x: Any) -> np.ndarray:
         """A float [0, 1] framework batch -> uint8 N,H,W,C numpy (rounded to the nearest grey level)."""

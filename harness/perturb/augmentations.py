@@ -22,7 +22,7 @@ from ..errors import UsageError
 from . import noise as _noise
 from .severity import AUGMENTATION_PARAMS, check_augmentation_params, check_number, check_severity, resolve
 
-__all__ = ["AUGMENTATION_CLASS_NAMES", "AugmentOps", "augmentation_classes", "make_augmentation"]
+__all__ = ["AUGMENTATION_CLASS_NAMES", "AugmentOps", "augmentation_classes"]
 
 #: jitter adjustments in drawing order
 JITTERS = ("brightness", "contrast", "saturation", "hue")
@@ -100,6 +100,8 @@ class Augmentation:
     ops: ClassVar[AugmentOps]
     #: the layout it takes (see :mod:`harness.augment`): the framework of its ops
     layout: ClassVar[str]
+    #: registered name -> class, of this framework (set by :func:`augmentation_classes`)
+    table: ClassVar[dict[str, type]] = {}
 
     def __init__(self, severity: int = 3, p: float | None = 1.0, seed: int | None = None, **params: Any):
         self.severity = check_severity(severity)
@@ -115,6 +117,13 @@ class Augmentation:
     def check_params(self, params: dict[str, Any]) -> dict[str, Any]:
         """Validate and normalise the resolved parameters (the checks every framework shares)."""
         return check_augmentation_params(self.name, self.severity, params)
+
+    @classmethod
+    def make(cls, name: str, severity: int = 3, **params: Any) -> "Augmentation":
+        """Build augmentation ``name`` (a registered name, e.g. ``"rotation"``) of this framework."""
+        if name not in cls.table:
+            raise UsageError(f"Unknown augmentation '{name}'. Available: {', '.join(cls.table)}")
+        return cls.table[name](severity=severity, **params)
 
     def apply(self, x: Any, generator: Any) -> Any:
         """Augment every image of ``x`` (already selected), each with its own random parameters."""
@@ -384,6 +393,7 @@ def augmentation_classes(ops: AugmentOps, module: str) -> tuple[type, ...]:
 
     The first is the framework's ``Augmentation`` base; every augmentation class derives
     from it (``isinstance(aug, <framework>.Augmentation)`` holds) and from its generic class.
+    ``base.table`` maps registered names to classes and ``base.make(name, ...)`` builds one.
     """
     members = {"ops": ops, "layout": ops.framework, "__module__": module}
     base = type("Augmentation", (Augmentation,), {**members, "__doc__": Augmentation.__doc__})
@@ -392,13 +402,6 @@ def augmentation_classes(ops: AugmentOps, module: str) -> tuple[type, ...]:
         generic = _GENERIC[class_name]
         bases = (generic, base) if issubclass(generic, Augmentation) else (generic,)
         classes.append(type(class_name, bases, {**members, "__doc__": generic.__doc__}))
-    names = {cls.name for cls in classes if issubclass(cls, Augmentation) and cls.name}
-    assert names == set(AUGMENTATION_PARAMS), "severity tables and classes disagree"
+    base.table = {cls.name: cls for cls in classes if issubclass(cls, Augmentation) and cls.name}
+    assert set(base.table) == set(AUGMENTATION_PARAMS), "severity tables and classes disagree"
     return tuple(classes)
-
-
-def make_augmentation(table: dict[str, type], name: str, severity: int = 3, **params: Any) -> Any:
-    """Build augmentation ``name`` from ``table`` (registered name -> class)."""
-    if name not in table:
-        raise UsageError(f"Unknown augmentation '{name}'. Available: {', '.join(table)}")
-    return table[name](severity=severity, **params)

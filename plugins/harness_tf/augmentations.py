@@ -26,31 +26,11 @@ import numpy as np
 import tensorflow as tf
 
 from harness.errors import UsageError
-from harness.perturb.augmentations import augmentation_classes, make_augmentation
+from harness.perturb.augmentations import AUGMENTATION_CLASS_NAMES, augmentation_classes
 
 from .noise import TFOps
 
-__all__ = [
-    "AUGMENTATIONS",
-    "Affine",
-    "Augmentation",
-    "ColorJitter",
-    "Compose",
-    "GaussianNoise",
-    "Grayscale",
-    "HFlip",
-    "OneOf",
-    "Perspective",
-    "RandomCrop",
-    "Rotation",
-    "SaltAndPepper",
-    "ShotNoise",
-    "TFAugmentOps",
-    "VFlip",
-    "check_images",
-    "homography",
-    "make",
-]
+__all__ = ["AUGMENTATIONS", *AUGMENTATION_CLASS_NAMES, "TFAugmentOps", "homography", "check_images", "make"]
 
 #: torchvision's luma weights (ITU-R 601-2), as tf.image.rgb_to_grayscale uses
 _LUMA = (0.2989, 0.587, 0.114)
@@ -277,13 +257,6 @@ class TFAugmentOps:
 (Augmentation, HFlip, VFlip, Grayscale, RandomCrop, ColorJitter, Rotation, Affine, Perspective, GaussianNoise,
  ShotNoise, SaltAndPepper, Compose, OneOf) = augmentation_classes(TFAugmentOps(), __name__)
 
-AUGMENTATIONS: dict[str, type[Augmentation]] = {
-    cls.name: cls
-    for cls in (HFlip, VFlip, RandomCrop, ColorJitter, Grayscale, Rotation, Affine, Perspective,
-                GaussianNoise, ShotNoise, SaltAndPepper)
-}
-
-
-def make(name: str, severity: int = 3, **params: Any) -> Augmentation:
-    """Build augmentation ``name`` (a registered name, e.g. ``"rotation"``)."""
-    return make_augmentation(AUGMENTATIONS, name, severity, **params)
+#: registered name -> class
+AUGMENTATIONS: dict[str, type[Augmentation]] = Augmentation.table
+make = Augmentation.make

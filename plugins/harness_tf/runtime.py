@@ -14,19 +14,18 @@ import tensorflow as tf
 import tf_keras as keras
 
 from harness.errors import PluginError
-from harness.frameworks import RuntimeBase
+from harness.frameworks import RUNTIME_FUNCTIONS, RuntimeBase
 
 from .backbones import load_model_weights
 from .device import auto_device
-from .evaluate import accuracy, images_to_tensor, predict
+from .evaluate import accuracy  # noqa: F401 - exported: a runtime function (RUNTIME_FUNCTIONS)
+from .evaluate import images_to_tensor, predict
 
 name = "tf"
 #: Keras 2 HDF5 weights (layers matched by order, so layer-name counters don't matter)
 weights_file = "weights.h5"
 
-__all__ = ["accuracy", "adversarial_images", "art_classifier", "augment_images", "class_gradients", "configure",
-           "device_name", "gradcam", "input_gradients", "load_weights", "predict_logits", "predict_logits_float",
-           "save_weights"]
+__all__ = list(RUNTIME_FUNCTIONS)
 
 
 def configure(threads: int | None = None, seed: int | None = None) -> None:
@@ -107,12 +106,8 @@ def _float_batch(images: np.ndarray) -> tf.Tensor:
 
 #: the runtime object whose hooks and loops these functions are
 RUNTIME = TFRuntime()
-predict_logits = RUNTIME.predict_logits
-predict_logits_float = RUNTIME.predict_logits_float
-adversarial_images = RUNTIME.adversarial_images
-augment_images = RUNTIME.augment_images
-input_gradients = RUNTIME.input_gradients
-class_gradients = RUNTIME.class_gradients
+(predict_logits, predict_logits_float, adversarial_images, augment_images, input_gradients,
+ class_gradients) = RUNTIME.batching_functions()
 
 
 def art_classifier(model: keras.Model, num_classes: int, input_shape: tuple[int, int, int]) -> Any:

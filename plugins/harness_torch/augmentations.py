@@ -25,30 +25,11 @@ from torchvision.transforms import InterpolationMode
 from torchvision.transforms.v2 import functional as F
 
 from harness.errors import UsageError
-from harness.perturb.augmentations import augmentation_classes, make_augmentation
+from harness.perturb.augmentations import AUGMENTATION_CLASS_NAMES, augmentation_classes
 
 from .noise import TorchOps
 
-__all__ = [
-    "AUGMENTATIONS",
-    "Affine",
-    "Augmentation",
-    "ColorJitter",
-    "Compose",
-    "GaussianNoise",
-    "Grayscale",
-    "HFlip",
-    "OneOf",
-    "Perspective",
-    "RandomCrop",
-    "Rotation",
-    "SaltAndPepper",
-    "ShotNoise",
-    "TorchAugmentOps",
-    "VFlip",
-    "check_images",
-    "make",
-]
+__all__ = ["AUGMENTATIONS", *AUGMENTATION_CLASS_NAMES, "TorchAugmentOps", "check_images", "make"]
 
 
 def check_images(x: Any, name: str = "augmentations") -> torch.Tensor:
@@ -178,13 +159,6 @@ class TorchAugmentOps:
 (Augmentation, HFlip, VFlip, Grayscale, RandomCrop, ColorJitter, Rotation, Affine, Perspective, GaussianNoise,
  ShotNoise, SaltAndPepper, Compose, OneOf) = augmentation_classes(TorchAugmentOps(), __name__)
 
-AUGMENTATIONS: dict[str, type[Augmentation]] = {
-    cls.name: cls
-    for cls in (HFlip, VFlip, RandomCrop, ColorJitter, Grayscale, Rotation, Affine, Perspective,
-                GaussianNoise, ShotNoise, SaltAndPepper)
-}
-
-
-def make(name: str, severity: int = 3, **params: Any) -> Augmentation:
-    """Build augmentation ``name`` (a registered name, e.g. ``"rotation"``)."""
-    return make_augmentation(AUGMENTATIONS, name, severity, **params)
+#: registered name -> class
+AUGMENTATIONS: dict[str, type[Augmentation]] = Augmentation.table
+make = Augmentation.make

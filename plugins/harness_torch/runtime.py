@@ -15,18 +15,17 @@ import torch
 import torch.nn.functional as F
 
 from harness.errors import PluginError
-from harness.frameworks import RuntimeBase
+from harness.frameworks import RUNTIME_FUNCTIONS, RuntimeBase
 
 from .attacks import eval_mode
 from .device import auto_device, model_device
-from .evaluate import accuracy, images_to_tensor
+from .evaluate import accuracy  # noqa: F401 - exported: a runtime function (RUNTIME_FUNCTIONS)
+from .evaluate import images_to_tensor
 
 name = "torch"
 weights_file = "weights.pt"
 
-__all__ = ["accuracy", "adversarial_images", "art_classifier", "augment_images", "class_gradients", "configure",
-           "device_name", "gradcam", "input_gradients", "load_weights", "predict_logits", "predict_logits_float",
-           "save_weights"]
+__all__ = list(RUNTIME_FUNCTIONS)
 
 
 def configure(threads: int | None = None, seed: int | None = None) -> None:
@@ -113,12 +112,8 @@ def _float_batch(images: np.ndarray, device: torch.device) -> torch.Tensor:
 
 #: the runtime object whose hooks and loops these functions are
 RUNTIME = TorchRuntime()
-predict_logits = RUNTIME.predict_logits
-predict_logits_float = RUNTIME.predict_logits_float
-adversarial_images = RUNTIME.adversarial_images
-augment_images = RUNTIME.augment_images
-input_gradients = RUNTIME.input_gradients
-class_gradients = RUNTIME.class_gradients
+(predict_logits, predict_logits_float, adversarial_images, augment_images, input_gradients,
+ class_gradients) = RUNTIME.batching_functions()
 
 
 class _ChannelsLast(torch.nn.Module):
