@@ -7,15 +7,17 @@ plugin package provides one *runtime* module with the functions of
 float32 in [0, 1] where noted); logits come back as float32 numpy arrays.
 
 The two runtimes live in the built-in plugin packages (``harness_torch.runtime``,
-``harness_tf.runtime``); this module imports neither framework until asked.
+``harness_tf.runtime``); their batching loops are written once in :class:`RuntimeBase`,
+over per-framework hooks. This module imports neither framework until asked.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Callable, Protocol
 
 import numpy as np
 
@@ -35,6 +37,8 @@ class Runtime(Protocol):
     name: str
     #: file name of saved weights inside a model artifact, e.g. "weights.pt"
     weights_file: str
+    #: the :class:`RuntimeBase` object whose bound methods the batching functions are (its hooks convert batches)
+    RUNTIME: "RuntimeBase"
 
     def configure(self, threads: int | None = None, seed: int | None = None) -> None:
         """Set intra-op threads and seed the framework's global RNGs (None: leave as is)."""
@@ -61,7 +65,7 @@ class Runtime(Protocol):
 
     def augment_images(self, augmentations: list[Any], images: np.ndarray, seed: int,
                        batch_size: int = 256) -> np.ndarray:
-        """uint8 images after this framework's augmentation plugins (applied in order, seeded)."""
+        """uint8 images after this framework's (or framework-neutral) augmentations, applied in order, seeded."""
 
     def predict_logits_float(self, model: Any, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
         """float32 (N, classes) logits for float32 N,H,W,C images in [0, 1] (e.g. adversarial ones)."""
@@ -86,6 +90,154 @@ class Runtime(Protocol):
 
         ``layer``: name of a convolution layer (None: the last one, nested Keras models included);
         UsageError when there is none or no such name."""
+
+
+#: every function a runtime module exports (its ``__all__``)
+RUNTIME_FUNCTIONS = ("accuracy", "adversarial_images", "art_classifier", "augment_images", "class_gradients",
+                     "configure", "device_name", "gradcam", "input_gradients", "load_weights", "predict_logits",
+                     "predict_logits_float", "save_weights")
+#: the ones :class:`RuntimeBase` writes once, in the order :meth:`RuntimeBase.batching_functions` returns them
+BATCHING_FUNCTIONS = ("predict_logits", "predict_logits_float", "adversarial_images", "augment_images",
+                      "input_gradients", "class_gradients")
+
+
+class RuntimeBase:
+    """The batching loops every runtime shares, written once over per-framework hooks.
+
+    A framework's runtime module builds one instance of its subclass and exports the bound
+    methods (``predict_logits = _RUNTIME.predict_logits``, ...), so the module keeps the
+    :class:`Runtime` functions. Subclasses provide the hooks below, which hold only framework
+    calls; the loops, batching, dtype handling and empty-input results live here.
+    """
+
+    name: str = ""
+    weights_file: str = ""
+
+    # ------------------------------------------------------------------ hooks
+
+    def device(self, model: Any) -> Any:
+        """Where ``model``'s batches go (None where the framework places them itself)."""
+        return None
+
+    def images_batch(self, images: np.ndarray, device: Any) -> Any:
+        """uint8 N,H,W,C numpy -> the framework's float32 batch in [0, 1] (its layout) on ``device``."""
+        raise NotImplementedError
+
+    def float_batch(self, images: np.ndarray, device: Any) -> Any:
+        """float32 N,H,W,C numpy in [0, 1] -> the framework's float32 batch (its layout) on ``device``."""
+        raise NotImplementedError
+
+    def labels_batch(self, labels: np.ndarray, device: Any) -> Any:
+        """Integer labels -> the framework's label tensor (what attacks take as ``y``)."""
+        raise NotImplementedError
+
+    def inference(self, model: Any) -> Any:
+        """Context manager for forward passes without gradients, model in inference mode."""
+        return contextlib.nullcontext()
+
+    def gradient_mode(self, model: Any) -> Any:
+        """Context manager for gradient computations with the model in inference mode."""
+        return contextlib.nullcontext()
+
+    def forward(self, model: Any, x: Any) -> np.ndarray:
+        """float32 numpy logits of one batch (inside :meth:`inference`)."""
+        raise NotImplementedError
+
+    def gradient(self, model: Any, images: np.ndarray, targets: np.ndarray, device: Any, objective: str) -> np.ndarray:
+        """float32 N,H,W,C gradient wrt float N,H,W,C ``images`` of the summed cross-entropy against labels
+        ``targets`` (objective "loss") or of the summed logits ``targets`` (objective "logit"); zeros where the
+        objective does not depend on the input."""
+        raise NotImplementedError
+
+    def to_nhwc(self, x: Any) -> np.ndarray:
+        """A framework batch -> float32 N,H,W,C numpy on the host."""
+        raise NotImplementedError
+
+    def from_uint8(self, images: np.ndarray, like: Any) -> Any:
+        """uint8 N,H,W,C numpy -> a float32 batch in [0, 1] shaped, laid out and placed like batch ``like``."""
+        raise NotImplementedError
+
+    def seeded_generator(self, seed: int) -> Any:
+        """A new framework generator seeded with ``seed``."""
+        raise NotImplementedError
+
+    def numpy_seed(self, generator: Any) -> int:
+        """A seed drawn from framework ``generator`` (for a numpy generator of framework-neutral augmentations)."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ the loops
+
+    def batching_functions(self) -> tuple[Callable[..., Any], ...]:
+        """The bound methods named in :data:`BATCHING_FUNCTIONS`, in that order (a runtime module's functions)."""
+        return tuple(getattr(self, name) for name in BATCHING_FUNCTIONS)
+
+    def to_uint8(self, x: Any) -> np.ndarray:
+        """A float [0, 1] framework batch -> uint8 N,H,W,C numpy (rounded to the nearest grey level)."""
+        return np.clip(np.rint(self.to_nhwc(x) * 255.0), 0, 255).astype(np.uint8)
+
+    def _batched_logits(self, model: Any, images: np.ndarray, to_batch: Callable[[np.ndarray, Any], Any],
+                        batch_size: int) -> np.ndarray:
+        device = self.device(model)
+        outputs = []
+        with self.inference(model):
+            for start in range(0, len(images), batch_size):
+                outputs.append(self.forward(model, to_batch(images[start : start + batch_size], device)))
+        if not outputs:
+            return np.zeros((0, 0), dtype=np.float32)
+        return np.concatenate(outputs).astype(np.float32, copy=False)
+
+    def predict_logits(self, model: Any, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
+        """float32 (N, classes) logits for uint8 N,H,W,C images (model in inference mode)."""
+        return self._batched_logits(model, images, self.images_batch, batch_size)
+
+    def predict_logits_float(self, model: Any, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
+        """float32 (N, classes) logits for float32 N,H,W,C images in [0, 1] (e.g. adversarial ones)."""
+        return self._batched_logits(model, images, self.float_batch, batch_size)
+
+    def adversarial_images(self, model: Any, images: np.ndarray, labels: np.ndarray | None, attack: Any,
+                           batch_size: int = 256) -> np.ndarray:
+        """float32 N,H,W,C adversarial images in [0, 1] made by an attack plugin of this framework."""
+        device = self.device(model)
+        outputs = []
+        for start in range(0, len(images), batch_size):
+            x = self.images_batch(images[start : start + batch_size], device)
+            y = None if labels is None else self.labels_batch(np.asarray(labels[start : start + batch_size]), device)
+            outputs.append(self.to_nhwc(attack(model, x, y)))
+        return np.concatenate(outputs).astype(np.float32, copy=False) if outputs else np.zeros((0,), np.float32)
+
+    def augment_images(self, augmentations: list[Any], images: np.ndarray, seed: int,
+                       batch_size: int = 256) -> np.ndarray:
+        """uint8 images after ``augmentations`` (applied in order, batch by batch, from one generator seeded
+        with ``seed``); this framework's augmentations and framework-neutral ones (see :mod:`harness.augment`)."""
+        from .augment import augment_batch
+
+        generator = self.seeded_generator(int(seed))
+        outputs = []
+        for start in range(0, len(images), batch_size):
+            x = self.images_batch(images[start : start + batch_size], None)
+            x = augment_batch(augmentations, x, framework=self.name, generator=generator)
+            outputs.append(self.to_uint8(x))
+        return np.concatenate(outputs) if outputs else np.asarray(images).copy()
+
+    def _gradients(self, model: Any, images: np.ndarray, targets: np.ndarray, objective: str,
+                   batch_size: int) -> np.ndarray:
+        device = self.device(model)
+        outputs = []
+        with self.gradient_mode(model):
+            for start in range(0, len(images), batch_size):
+                t = np.asarray(targets[start : start + batch_size], dtype=np.int64)
+                outputs.append(self.gradient(model, images[start : start + batch_size], t, device, objective))
+        return np.concatenate(outputs).astype(np.float32, copy=False) if outputs else np.zeros((0,), np.float32)
+
+    def input_gradients(self, model: Any, images: np.ndarray, labels: np.ndarray,
+                        batch_size: int = 256) -> np.ndarray:
+        """float32 N,H,W,C gradient of the summed cross-entropy wrt float [0, 1] N,H,W,C ``images``."""
+        return self._gradients(model, images, labels, "loss", batch_size)
+
+    def class_gradients(self, model: Any, images: np.ndarray, class_ids: np.ndarray,
+                        batch_size: int = 256) -> np.ndarray:
+        """float32 N,H,W,C gradient of logit ``class_ids[i]`` of image i wrt float [0, 1] N,H,W,C ``images``."""
+        return self._gradients(model, images, class_ids, "logit", batch_size)
 
 
 def framework_available(framework: str) -> bool:

@@ -1,7 +1,9 @@
-"""Framework-neutral perturbation maths: severity tables and noise models.
+"""Framework-neutral perturbation maths: severity tables, noise models and the augmentation classes.
 
 Nothing here imports torch or tensorflow. Framework plugins supply an
-:class:`~harness.perturb.noise.ArrayOps` implementation and reuse the maths.
+:class:`~harness.perturb.noise.ArrayOps` implementation and reuse the noise maths, and an
+:class:`~harness.perturb.augmentations.AugmentOps` one to get the augmentation classes
+(:func:`~harness.perturb.augmentations.augmentation_classes`).
 """
 
 from .noise import (

@@ -82,7 +82,7 @@ def resolve_corruptions(corruptions: str | Iterable[str] | None) -> tuple[str, .
 
 
 def create_corruption(name: str, severity: int, seed: int | None = None) -> Callable[..., np.ndarray]:
-    """The registered corruption ``name`` at ``severity``: ``corrupt(images, seed=...) -> images``."""
+    """The registered corruption ``name`` at ``severity``: ``corrupt(images, generator=...) -> images``."""
     from .. import registry
 
     return registry.create_augmentation(registry_name(short_name(name)), severity=severity, seed=seed)
@@ -230,7 +230,7 @@ def corruption_accuracy(
         index = ALL_CORRUPTIONS.index(name)
         for severity in severities:
             cell_seed = int(np.random.SeedSequence([int(seed), index, severity]).generate_state(1)[0])
-            corrupted = create_corruption(name, severity)(images, seed=cell_seed)
+            corrupted = create_corruption(name, severity)(images, generator=np.random.default_rng(cell_seed))
             accuracy = float(np.mean(_predictions(predict_fn, corrupted) == labels)) if count else 0.0
             rows.append({"corruption": name, "group": corruption_group(name), "severity": severity,
                          "accuracy": accuracy, "error": 1.0 - accuracy, "count": count})

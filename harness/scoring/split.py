@@ -192,7 +192,8 @@ def allocate(weights: list[float], count: int, rng: np.random.Generator) -> np.n
 
 
 def _augment(perturbation: Perturbation, images: np.ndarray, seed: int) -> np.ndarray:
-    from ..frameworks import framework_available, get_runtime
+    from ..augment import BoundAugmentation, augment_images
+    from ..frameworks import framework_available
     from ..registry import get_augmentation, variants
 
     params = dict(perturbation.params)
@@ -205,12 +206,10 @@ def _augment(perturbation: Perturbation, images: np.ndarray, seed: int) -> np.nd
         if not usable:
             raise UsageError(f"augmentation '{perturbation.name}': its framework is not installed")
         spec = usable[0]
-    augmentation = spec.create(**params)
-    if spec.framework == "any":  # framework-neutral plugins work on uint8 numpy batches
-        return np.asarray(augmentation(images, seed=seed), dtype=np.uint8)
-    if not framework_available(spec.framework):
+    if spec.framework != "any" and not framework_available(spec.framework):
         raise UsageError(f"augmentation '{perturbation.name}' needs {spec.framework}, which is not installed")
-    return get_runtime(spec.framework).augment_images([augmentation], images, seed=seed)
+    augmentation = BoundAugmentation(spec.create(**params), spec.framework, perturbation.name)
+    return np.asarray(augment_images([augmentation], images, seed=seed), dtype=np.uint8)
 
 
 def _reference_model(perturbation: Perturbation, references: Path, progress: bool):

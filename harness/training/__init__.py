@@ -32,13 +32,13 @@ from .history import (
 )
 from .plateau import PlateauDetector, ProgressiveUnfreezing, epoch_event
 from .schedules import scheduled_lr
-from .trainer import FitRun, TrainerBase, resolve_augmentations
+from .trainer import FitRun, TrainerBase
 
 __all__ = [
     "CURVES_NAME", "METRICS_NAME", "METRICS_SCHEMA_VERSION", "OPTIMIZERS", "RESUMABLE_CHANGES", "SCHEDULES",
     "SEED_STAGE_LRS", "UNFREEZE_MODES", "EpochMetrics", "FitRun", "PlateauDetector", "ProgressiveUnfreezing",
     "TrainerBase", "TrainingConfig", "TrainingHistory", "batch_indices", "check_labels", "check_resume",
-    "derive_seed", "epoch_event", "find_checkpoint", "load_metrics_json", "resolve_augmentations",
+    "derive_seed", "epoch_event", "find_checkpoint", "load_metrics_json",
     "save_metrics_json", "scheduled_lr", "split_arrays", "to_plain", "topk_accuracy", "topk_correct",
     "write_epoch_outputs",
 ]

@@ -8,11 +8,12 @@ import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, ClassVar, ContextManager, Iterator, Mapping, Sequence
+from typing import Any, Callable, ClassVar, ContextManager, Iterator, Mapping
 
 import numpy as np
 
 from ..errors import UsageError
+from ..augment import augment_batch, resolve_augmentations
 from ..metrics import topk_correct
 from .batches import batch_indices, check_labels, split_arrays
 from .checkpoints import check_resume, find_checkpoint
@@ -20,26 +21,6 @@ from .config import TrainingConfig, to_plain
 from .history import EpochMetrics, TrainingHistory, write_epoch_outputs
 from .plateau import ProgressiveUnfreezing, epoch_event
 from .schedules import scheduled_lr
-
-
-def resolve_augmentations(specs: Sequence[Any], framework: str) -> list[Any]:
-    """Callables from augmentation names, ``{"name": ..., **params}`` tables or callables (for ``framework``)."""
-    augmentations = []
-    for spec in specs:
-        if callable(spec):
-            augmentations.append(spec)
-            continue
-        from ..registry import create_augmentation
-
-        if isinstance(spec, str):
-            augmentations.append(create_augmentation(spec, framework=framework))
-        elif isinstance(spec, Mapping) and "name" in spec:
-            params = {k: v for k, v in spec.items() if k != "name"}
-            augmentations.append(create_augmentation(spec["name"], framework=framework, **params))
-        else:
-            raise UsageError("an augmentation is a name, a {'name': ..., **params} table or a callable; "
-                             f"got {spec!r}")
-    return augmentations
 
 
 @dataclass
@@ -115,9 +96,7 @@ class TrainerBase(ABC):
 
     def augment(self, x: Any) -> Any:
         """The configured augmentations applied in order (seeded by the trainer's generator)."""
-        for augmentation in self.augmentations:
-            x = augmentation(x, generator=self.generator)
-        return x
+        return augment_batch(self.augmentations, x, framework=self.framework, generator=self.generator)
 
     def describe(self) -> dict[str, Any]:
         """Defense name and every parameter, JSON-friendly (recorded in metrics and checkpoints)."""

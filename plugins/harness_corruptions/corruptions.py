@@ -3,7 +3,7 @@
 Each corruption is a :class:`Corruption` (the factory of its registry entry)::
 
     corrupt = Corruption("fog", severity=3)
-    out = corrupt(images, seed=0)    # uint8 (N, H, W, C), C = 1 or 3 -> same shape, uint8
+    out = corrupt(images, generator=np.random.default_rng(0))  # uint8 (N, H, W, C), C = 1 or 3 -> same
 
 Formulas and severities follow Hendrycks & Dietterich's ``make_tinyimagenet_c.py``
 (see :mod:`.tables`); OpenCV, ImageMagick and scikit-image calls are reproduced
@@ -11,10 +11,11 @@ with numpy, scipy and Pillow (:mod:`.filters`); frost uses synthesised textures
 (:mod:`.frost`). Pixel lengths are for 64-px images and are multiplied by
 ``size_scale`` (default ``sqrt(min(H, W) / 64)``: 1 for Tiny ImageNet). Colour
 corruptions (snow, frost, spatter, saturate) run on grey images as RGB and come
-back as their luma. The seed given to the call (else the one given to the
-factory) fixes every random draw; None draws fresh randomness. A torch batch (float
-N,C,H,W in [0, 1]) with ``generator=`` is accepted too, so torch trainers can augment with
-corruptions like with their own augmentations.
+back as their luma. Every random draw comes from the ``numpy.random.Generator``
+given to the call (else from one seeded with the factory's ``seed``, fresh for each
+call; None draws fresh randomness): ``aug(images, generator=np.random.default_rng(s))``
+equals the former ``aug(images, seed=s)``. Framework trainers reach corruptions
+through :mod:`harness.augment`, which converts their float batches.
 """
 
 from __future__ import annotations
@@ -354,17 +355,22 @@ FUNCTIONS: dict[str, Callable[..., np.ndarray]] = {
 assert set(FUNCTIONS) == set(SEVERITY), "corruption functions and tables disagree"
 
 
-def check_images(images: Any) -> np.ndarray:
-    """``images`` as a uint8 (N, H, W, C) array with C = 1 or 3; UsageError otherwise."""
-    array = np.asarray(images)
-    if array.dtype != np.uint8 or array.ndim != 4 or array.shape[-1] not in (1, 3):
-        raise UsageError(f"corruptions take uint8 images shaped (N, H, W, C) with C = 1 or 3, "
-                         f"got {array.dtype} {array.shape}")
-    return array
+def check_images(images: Any, name: str = "corruptions") -> np.ndarray:
+    """``images`` as a uint8 (N, H, W, C) numpy array with C = 1 or 3; UsageError naming ``name`` otherwise."""
+    if not isinstance(images, np.ndarray):
+        raise UsageError(f"corruption '{name}' takes a numpy array of uint8 images shaped (N, H, W, C), "
+                         f"got {type(images).__name__}", hint="convert framework batches with harness.augment")
+    if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] not in (1, 3):
+        raise UsageError(f"corruption '{name}' takes uint8 images shaped (N, H, W, C) with C = 1 or 3, "
+                         f"got {images.dtype} {images.shape}")
+    return images
 
 
 class Corruption:
-    """Corruption ``name`` at ``severity``: ``corrupt(images, seed=None) -> images`` (uint8 NHWC in and out)."""
+    """Corruption ``name`` at ``severity``: ``corrupt(images, *, generator=None) -> images`` (uint8 NHWC in and out)."""
+
+    #: framework-neutral: uint8 numpy (N, H, W, C) with a numpy.random.Generator (see harness.augment)
+    layout = "any"
 
     def __init__(self, name: str, severity: int = 3, seed: int | None = None, size_scale: float | None = None):
         if name not in FUNCTIONS:
@@ -398,13 +404,12 @@ class Corruption:
             params["size_scale"] = scale
         return params
 
-    def __call__(self, images: Any, seed: int | None = None, generator: Any = None) -> Any:
-        if not isinstance(images, np.ndarray) and hasattr(images, "permute"):
-            return self._torch(images, seed, generator)
-        images = check_images(images)
-        seed = self.seed if seed is None else seed
-        # the augmentation contract's numpy generator, when given without a seed
-        rng = generator if seed is None and isinstance(generator, np.random.Generator) else np.random.default_rng(seed)
+    def __call__(self, images: Any, *, generator: np.random.Generator | None = None) -> np.ndarray:
+        if generator is not None and not isinstance(generator, np.random.Generator):
+            raise UsageError(f"corruption '{self.name}' draws from a numpy.random.Generator, "
+                             f"got {type(generator).__name__}", hint="convert framework batches with harness.augment")
+        images = check_images(images, self.name)
+        rng = generator if generator is not None else np.random.default_rng(self.seed)
         if len(images) == 0:
             return images.copy()
         params = self.parameters(*images.shape[1:3])
@@ -412,17 +417,6 @@ class Corruption:
         for start in range(0, len(images), CHUNK):
             out[start : start + CHUNK] = self._apply(images[start : start + CHUNK], rng, params)
         return out
-
-    def _torch(self, x: Any, seed: int | None, generator: Any) -> Any:
-        """A torch trainer's batch (float N,C,H,W in [0, 1], any device) through the uint8 corruption;
-        the seed comes from ``generator`` when none is given, as for the torch augmentations."""
-        import torch
-
-        if seed is None and generator is not None:
-            seed = int(torch.randint(0, 2**62, (1,), generator=generator, device=generator.device).item())
-        images = (x.detach().clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
-        out = self(images, seed=seed)
-        return torch.from_numpy(out).to(x.device).permute(0, 3, 1, 2).float().div_(255.0)
 
     def _apply(self, images: np.ndarray, rng: np.random.Generator, params: dict[str, Any]) -> np.ndarray:
         if self.name in PIXEL_EXACT:  # Pillow works on uint8: no round trip through floats
@@ -445,7 +439,7 @@ class Corruption:
 def corrupt(name: str, images: Any, severity: int = 3, seed: int | None = 0, size_scale: float | None = None
             ) -> np.ndarray:
     """Corruption ``name`` at ``severity`` applied to uint8 NHWC ``images`` (seeded, 0 by default)."""
-    return Corruption(name, severity, seed, size_scale)(images)
+    return Corruption(name, severity, seed, size_scale)(np.asarray(images))
 
 
 def _factory(name: str) -> Callable[..., Corruption]:
@@ -453,7 +447,7 @@ def _factory(name: str) -> Callable[..., Corruption]:
         return Corruption(name, severity, seed, size_scale)
 
     create.__name__ = create.__qualname__ = name.replace("-", "_")
-    create.__doc__ = f"Corruption {name!r}: ``create(severity, seed, size_scale)(images, seed=None)``."
+    create.__doc__ = f"Corruption {name!r}: ``create(severity, seed, size_scale)(images, *, generator=None)``."
     return create
 
 

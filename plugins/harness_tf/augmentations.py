@@ -1,8 +1,8 @@
 """Augmentations on batched float tensors (N, H, W, C) in [0, 1], in TensorFlow.
 
-The same names, parameters, severity tables and checks as the PyTorch
-augmentations (:mod:`harness.perturb.severity`); every class's constructor is
-its factory::
+The classes are :mod:`harness.perturb.augmentations`' (written once for every
+framework: the same names, parameters, severity tables, checks and drawing order
+as the PyTorch ones) over :class:`TFAugmentOps`, which holds only TensorFlow calls::
 
     aug = Rotation(severity=3, p=1.0, degrees=None, seed=None)
     x_aug = aug(x, generator=None)   # same shape, float32, values in [0, 1]
@@ -20,64 +20,34 @@ and only ``nearest`` and ``bilinear`` interpolation exist here.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
 
 from harness.errors import UsageError
-from harness.perturb import noise as _noise
-from harness.perturb.severity import (
-    AUGMENTATION_PARAMS,
-    check_augmentation_params,
-    check_number,
-    check_severity,
-    resolve,
-)
+from harness.perturb.augmentations import AUGMENTATION_CLASS_NAMES, augmentation_classes
 
 from .noise import TFOps
 
-__all__ = [
-    "AUGMENTATIONS",
-    "Affine",
-    "Augmentation",
-    "ColorJitter",
-    "GaussianNoise",
-    "Grayscale",
-    "HFlip",
-    "Perspective",
-    "RandomCrop",
-    "Rotation",
-    "SaltAndPepper",
-    "ShotNoise",
-    "VFlip",
-    "check_images",
-]
+__all__ = ["AUGMENTATIONS", *AUGMENTATION_CLASS_NAMES, "TFAugmentOps", "homography", "check_images", "make"]
 
 #: torchvision's luma weights (ITU-R 601-2), as tf.image.rgb_to_grayscale uses
 _LUMA = (0.2989, 0.587, 0.114)
 
 
-def check_images(x: Any) -> tf.Tensor:
-    """``x`` as a float32 (N, H, W, C) tensor; UsageError for anything else."""
+def check_images(x: Any, name: str = "augmentations") -> tf.Tensor:
+    """``x`` as a float32 (N, H, W, C) tensor; UsageError naming ``name`` for anything else."""
     if not isinstance(x, (tf.Tensor, tf.Variable, np.ndarray)):
-        raise UsageError(f"augmentations take a tf.Tensor batch (N, H, W, C), got {type(x).__name__}")
+        raise UsageError(f"{name}: TensorFlow augmentations take a tf.Tensor batch (N, H, W, C), "
+                         f"got {type(x).__name__}")
     x = tf.convert_to_tensor(x)
     if x.shape.rank != 4:
-        raise UsageError(f"augmentations take a batch shaped (N, H, W, C), got shape {tuple(x.shape)}")
+        raise UsageError(f"{name}: TensorFlow augmentations take a batch shaped (N, H, W, C), "
+                         f"got shape {tuple(x.shape)}")
     if not x.dtype.is_floating:
-        raise UsageError(f"augmentations take float images in [0, 1], got dtype {x.dtype.name}")
+        raise UsageError(f"{name}: TensorFlow augmentations take float images in [0, 1], got dtype {x.dtype.name}")
     return tf.cast(x, tf.float32)
-
-
-def _uniform(n: int, low: float, high: float, rng: tf.random.Generator) -> tf.Tensor:
-    """(n,) floats uniform in [low, high]."""
-    return rng.uniform([n], minval=low, maxval=high) if high > low else tf.fill([n], float(low))
-
-
-def _randint(n: int, high: int, rng: tf.random.Generator) -> tf.Tensor:
-    """(n,) int32 uniform in [0, high)."""
-    return tf.minimum(tf.cast(rng.uniform([n]) * high, tf.int32), high - 1)
 
 
 def _per_image(values: tf.Tensor) -> tf.Tensor:
@@ -92,85 +62,22 @@ def _luma(x: tf.Tensor) -> tf.Tensor:
     return tf.reduce_sum(x * tf.constant(_LUMA, x.dtype), axis=-1, keepdims=True)
 
 
-class Augmentation:
-    """Base class: applies :meth:`apply` to a random subset (probability ``p``) of the batch."""
-
-    name: ClassVar[str] = ""
-
-    def __init__(self, severity: int = 3, p: float | None = 1.0, seed: int | None = None, **params: Any):
-        self.severity = check_severity(severity)
-        self.params = self.check_params(resolve(self.name, self.severity, **params))
-        table_p = self.params.pop("p", None)
-        p = table_p if p is None else p
-        self.p = check_number("p", 1.0 if p is None else p, 0.0, 1.0)
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
-            raise UsageError(f"seed must be an integer or None, got {seed!r}")
-        self.seed = seed
-        self._generator = tf.random.Generator.from_seed(seed) if seed is not None else None
-
-    def check_params(self, params: dict[str, Any]) -> dict[str, Any]:
-        """Validate and normalise the resolved parameters (the checks every framework shares)."""
-        return check_augmentation_params(self.name, self.severity, params)
-
-    def apply(self, x: tf.Tensor, rng: tf.random.Generator) -> tf.Tensor:
-        """Augment every image of ``x`` (already selected), each with its own random parameters."""
-        raise NotImplementedError
-
-    def __call__(self, x: Any, generator: tf.random.Generator | None = None) -> tf.Tensor:
-        x = check_images(x)
-        rng = generator if generator is not None else self._generator
-        rng = rng if rng is not None else tf.random.get_global_generator()
-        n = int(x.shape[0])
-        if n == 0:
-            return x
-        chosen = tf.where(rng.uniform([n]) < self.p)[:, 0]
-        if int(tf.size(chosen)) == n:
-            out = self.apply(x, rng)
-        elif int(tf.size(chosen)) == 0:
-            out = x
-        else:
-            out = tf.tensor_scatter_nd_update(x, chosen[:, None], self.apply(tf.gather(x, chosen), rng))
-        return tf.clip_by_value(tf.cast(out, tf.float32), 0.0, 1.0)
-
-    def __repr__(self) -> str:
-        params = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
-        return f"{type(self).__name__}(severity={self.severity}, p={self.p:g}{', ' if params else ''}{params})"
+def _blend(x: tf.Tensor, other: tf.Tensor, factor: tf.Tensor) -> tf.Tensor:
+    return tf.clip_by_value(factor * x + (1.0 - factor) * other, 0.0, 1.0)
 
 
-class _Flip(Augmentation):
-    def __init__(self, severity: int = 3, p: float | None = None, seed: int | None = None):
-        super().__init__(severity, p, seed)
+def _hue(x: tf.Tensor, shift: tf.Tensor) -> tf.Tensor:
+    hsv = tf.image.rgb_to_hsv(x)
+    hue = tf.math.floormod(hsv[..., :1] + shift, 1.0)
+    return tf.clip_by_value(tf.image.hsv_to_rgb(tf.concat([hue, hsv[..., 1:]], axis=-1)), 0.0, 1.0)
 
 
-class HFlip(_Flip):
-    """Horizontal flip; severity sets the share of images flipped (p 0.1 ... 0.9)."""
-
-    name = "hflip"
-
-    def apply(self, x, rng):
-        return tf.reverse(x, axis=[2])
+def _float64(values: tf.Tensor) -> np.ndarray:
+    """Per-image values drawn by :meth:`TFAugmentOps.uniform` as a float64 numpy array (for the warp matrices)."""
+    return values.numpy().astype(np.float64)
 
 
-class VFlip(_Flip):
-    """Vertical flip; severity sets the share of images flipped (p 0.1 ... 0.9)."""
-
-    name = "vflip"
-
-    def apply(self, x, rng):
-        return tf.reverse(x, axis=[1])
-
-
-class Grayscale(_Flip):
-    """Grayscale that keeps the channel count; 1-channel images are left as they are."""
-
-    name = "grayscale"
-
-    def apply(self, x, rng):
-        if x.shape[-1] == 1:
-            return x
-        if x.shape[-1] != 3:
-            raise UsageError(f"grayscale needs 1 or 3 channels, got {x.shape[-1]}")
-        return tf.repeat(_luma(x), 3, axis=-1)
+# --------------------------------------------------------------------------- crops
 
 
 def _source_index(index: tf.Tensor, size: int, mode: str) -> tuple[tf.Tensor, tf.Tensor]:
@@ -185,91 +92,6 @@ def _source_index(index: tf.Tensor, size: int, mode: str) -> tuple[tf.Tensor, tf
         index = tf.math.floormod(index, period)
         index = tf.where(index >= size, period - 1 - index, index)
     return tf.clip_by_value(index, 0, size - 1), inside
-
-
-class RandomCrop(Augmentation):
-    """Pad by ``padding`` pixels (default: a severity-scaled share of the image side), crop back at random."""
-
-    name = "random-crop"
-
-    def __init__(self, severity: int = 3, p: float = 1.0, padding: int | None = None,
-                 padding_mode: str = "constant", fill: float = 0.0, seed: int | None = None):
-        super().__init__(severity, p, seed, padding=padding, padding_mode=padding_mode, fill=fill)
-
-    def padding_for(self, height: int, width: int) -> int:
-        """Padding in pixels for an image of this size."""
-        if "padding" in self.params:
-            return self.params["padding"]
-        return max(1, round(self.params["padding_fraction"] * min(height, width)))
-
-    def apply(self, x, rng):
-        n, height, width = (int(v) for v in x.shape[:3])
-        pad = self.padding_for(height, width)
-        if pad == 0:
-            return x
-        tops, lefts = _randint(n, 2 * pad + 1, rng), _randint(n, 2 * pad + 1, rng)
-        mode = self.params["padding_mode"]
-        rows, row_inside = _source_index(tf.range(height)[None, :] + tops[:, None] - pad, height, mode)
-        cols, col_inside = _source_index(tf.range(width)[None, :] + lefts[:, None] - pad, width, mode)
-        out = tf.gather(tf.gather(x, rows, axis=1, batch_dims=1), cols, axis=2, batch_dims=1)
-        if mode == "constant":
-            inside = row_inside[:, :, None, None] & col_inside[:, None, :, None]
-            out = tf.where(inside, out, tf.cast(self.params["fill"], out.dtype))
-        return out
-
-
-class ColorJitter(Augmentation):
-    """Random brightness, contrast, saturation and hue, in a random order per image.
-
-    Factors are drawn from [1 - b, 1 + b] (hue: [-h, h], in turns); saturation and
-    hue are skipped on 1-channel images. Brightness, contrast and saturation blend
-    as torchvision does (with black, the mean grey level, the grey image).
-    """
-
-    name = "color-jitter"
-
-    def __init__(self, severity: int = 3, p: float = 1.0, brightness: float | None = None,
-                 contrast: float | None = None, saturation: float | None = None, hue: float | None = None,
-                 seed: int | None = None):
-        super().__init__(severity, p, seed, brightness=brightness, contrast=contrast,
-                         saturation=saturation, hue=hue)
-
-    @staticmethod
-    def _blend(x: tf.Tensor, other: tf.Tensor, factor: tf.Tensor) -> tf.Tensor:
-        return tf.clip_by_value(factor * x + (1.0 - factor) * other, 0.0, 1.0)
-
-    @staticmethod
-    def _hue(x: tf.Tensor, shift: tf.Tensor) -> tf.Tensor:
-        hsv = tf.image.rgb_to_hsv(x)
-        hue = tf.math.floormod(hsv[..., :1] + shift, 1.0)
-        return tf.clip_by_value(tf.image.hsv_to_rgb(tf.concat([hue, hsv[..., 1:]], axis=-1)), 0.0, 1.0)
-
-    def apply(self, x, rng):
-        n, channels = int(x.shape[0]), int(x.shape[-1])
-        if channels not in (1, 3):
-            raise UsageError(f"color-jitter needs 1 or 3 channels, got {channels}")
-        p = self.params
-        factor = {
-            "brightness": _per_image(_uniform(n, max(0.0, 1 - p["brightness"]), 1 + p["brightness"], rng)),
-            "contrast": _per_image(_uniform(n, max(0.0, 1 - p["contrast"]), 1 + p["contrast"], rng)),
-            "saturation": _per_image(_uniform(n, max(0.0, 1 - p["saturation"]), 1 + p["saturation"], rng)),
-            "hue": _per_image(_uniform(n, -p["hue"], p["hue"], rng)),
-        }
-        adjust = {
-            "brightness": lambda t: self._blend(t, tf.zeros_like(t), factor["brightness"]),
-            "contrast": lambda t: self._blend(t, tf.reduce_mean(_luma(t), axis=[1, 2, 3], keepdims=True),
-                                              factor["contrast"]),
-            "saturation": lambda t: self._blend(t, _luma(t), factor["saturation"]),
-            "hue": lambda t: self._hue(t, factor["hue"]),
-        }
-        names = [name for name in (adjust if channels == 3 else ("brightness", "contrast")) if p[name] > 0]
-        if not names:
-            return x
-        order = tf.argsort(rng.uniform([n, len(names)]), axis=1)  # a random order of the adjustments per image
-        for position in range(len(names)):
-            for k, name in enumerate(names):
-                x = tf.where(_per_image(order[:, position] == k), adjust[name](x), x)
-        return x
 
 
 # --------------------------------------------------------------------------- projective warps
@@ -301,67 +123,6 @@ def _projective(x: tf.Tensor, transforms: np.ndarray, interpolation: str, fill: 
         fill_value=tf.constant(fill, tf.float32), interpolation=interpolation.upper(), fill_mode="CONSTANT")
 
 
-class _Geometric(Augmentation):
-    def check_params(self, params):
-        params = super().check_params(params)
-        if params["interpolation"] == "bicubic":
-            raise UsageError("interpolation 'bicubic' is not available in TensorFlow's image warps",
-                             hint="use 'bilinear' or 'nearest'")
-        return params
-
-    def _warp(self, x: tf.Tensor, forward: np.ndarray) -> tf.Tensor:
-        return _transform(x, forward, self.params["interpolation"], self.params["fill"])
-
-
-def _draw(n: int, low: float, high: float, rng: tf.random.Generator) -> np.ndarray:
-    return _uniform(n, low, high, rng).numpy().astype(np.float64)
-
-
-class Rotation(_Geometric):
-    """Rotation by an angle drawn from [-degrees, degrees] (3 ... 20 degrees by severity)."""
-
-    name = "rotation"
-
-    def __init__(self, severity: int = 3, p: float = 1.0, degrees: float | None = None,
-                 interpolation: str = "bilinear", fill: float = 0.0, seed: int | None = None):
-        super().__init__(severity, p, seed, degrees=degrees, interpolation=interpolation, fill=fill)
-
-    def apply(self, x, rng):
-        angles = np.radians(_draw(int(x.shape[0]), -self.params["degrees"], self.params["degrees"], rng))
-        cos, sin = np.cos(angles), np.sin(angles)
-        # counter-clockwise on screen (y points down), as torchvision rotates
-        rotation = np.stack([np.stack([cos, sin, 0 * cos], -1), np.stack([-sin, cos, 0 * cos], -1),
-                             np.tile([0.0, 0.0, 1.0], (len(angles), 1))], axis=1)
-        return self._warp(x, _centered(rotation, int(x.shape[1]), int(x.shape[2])))
-
-
-class Affine(_Geometric):
-    """Random translation (share of the size), scale (1 +- scale) and x/y shear (+- degrees)."""
-
-    name = "affine"
-
-    def __init__(self, severity: int = 3, p: float = 1.0, translate: float | None = None,
-                 scale: float | None = None, shear: float | None = None, interpolation: str = "bilinear",
-                 fill: float = 0.0, seed: int | None = None):
-        super().__init__(severity, p, seed, translate=translate, scale=scale, shear=shear,
-                         interpolation=interpolation, fill=fill)
-
-    def apply(self, x, rng):
-        n, height, width = (int(v) for v in x.shape[:3])
-        p = self.params
-        tx = _draw(n, -p["translate"] * width, p["translate"] * width, rng)
-        ty = _draw(n, -p["translate"] * height, p["translate"] * height, rng)
-        scale = _draw(n, 1 - p["scale"], 1 + p["scale"], rng)
-        sx, sy = np.tan(np.radians(_draw(n, -p["shear"], p["shear"], rng))), np.tan(
-            np.radians(_draw(n, -p["shear"], p["shear"], rng)))
-        # torchvision's scale-shear matrix for angle 0: S(s) @ SHy(sy) @ SHx(sx)
-        matrix = np.zeros((n, 3, 3))
-        matrix[:, 0, 0], matrix[:, 0, 1] = scale, -scale * sx
-        matrix[:, 1, 0], matrix[:, 1, 1] = -scale * sy, scale * (sy * sx + 1.0)
-        matrix[:, 2, 2] = 1.0
-        return self._warp(x, _centered(matrix, height, width, shift=np.stack([tx, ty], -1)))
-
-
 def homography(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     """(n, 3, 3) projective maps taking the 4 points ``src[i]`` to ``dst[i]`` (arrays (n, 4, 2))."""
     n = src.shape[0]
@@ -377,66 +138,125 @@ def homography(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     return np.concatenate([h, np.ones((n, 1))], axis=1).reshape(n, 3, 3)
 
 
-class Perspective(_Geometric):
-    """Perspective warp moving each corner by up to ``distortion`` x half the image side."""
+class TFAugmentOps:
+    """:class:`harness.perturb.augmentations.AugmentOps` over TensorFlow tensors (N, H, W, C)."""
 
-    name = "perspective"
+    framework = "tf"
+    interpolations = ("nearest", "bilinear")
 
-    def __init__(self, severity: int = 3, p: float = 1.0, distortion: float | None = None,
-                 interpolation: str = "bilinear", fill: float = 0.0, seed: int | None = None):
-        super().__init__(severity, p, seed, distortion=distortion, interpolation=interpolation, fill=fill)
+    def check_images(self, x: Any, name: str) -> tf.Tensor:
+        return check_images(x, name)
 
-    def apply(self, x, rng):
+    def seeded(self, seed: int) -> tf.random.Generator:
+        return tf.random.Generator.from_seed(seed)
+
+    def generator(self, generator: Any, name: str) -> tf.random.Generator:
+        if generator is None:
+            return tf.random.get_global_generator()
+        if not isinstance(generator, tf.random.Generator):
+            raise UsageError(f"{name}: TensorFlow augmentations draw from a tf.random.Generator, "
+                             f"got {type(generator).__name__}")
+        return generator
+
+    def shape(self, x: tf.Tensor) -> tuple[int, int, int, int]:
+        n, height, width, channels = (int(v) for v in x.shape)
+        return n, height, width, channels
+
+    def choose(self, n: int, p: float, rng: tf.random.Generator) -> list[int]:
+        return tf.where(rng.uniform([n]) < p)[:, 0].numpy().tolist()
+
+    def uniform(self, n: int, low: float, high: float, rng: tf.random.Generator) -> tf.Tensor:
+        return rng.uniform([n], minval=low, maxval=high) if high > low else tf.fill([n], float(low))
+
+    def randint(self, n: int, high: int, rng: tf.random.Generator) -> list[int]:
+        return tf.minimum(tf.cast(rng.uniform([n]) * high, tf.int32), high - 1).numpy().tolist()
+
+    def replace(self, x: tf.Tensor, indices: list[int], fn) -> tf.Tensor:
+        if not indices:
+            out = x
+        elif len(indices) == int(x.shape[0]):
+            out = fn(x)
+        else:
+            chosen = tf.constant(indices, tf.int64)
+            out = tf.tensor_scatter_nd_update(x, chosen[:, None], fn(tf.gather(x, chosen)))
+        return tf.cast(out, tf.float32)
+
+    def clip01(self, x: tf.Tensor) -> tf.Tensor:
+        return tf.clip_by_value(x, 0.0, 1.0)
+
+    def hflip(self, x: tf.Tensor) -> tf.Tensor:
+        return tf.reverse(x, axis=[2])
+
+    def vflip(self, x: tf.Tensor) -> tf.Tensor:
+        return tf.reverse(x, axis=[1])
+
+    def grayscale(self, x: tf.Tensor) -> tf.Tensor:
+        return tf.repeat(_luma(x), 3, axis=-1)
+
+    def crop(self, x, pad, tops, lefts, padding_mode, fill):
+        height, width = int(x.shape[1]), int(x.shape[2])
+        tops, lefts = tf.constant(tops, tf.int32), tf.constant(lefts, tf.int32)
+        rows, row_inside = _source_index(tf.range(height)[None, :] + tops[:, None] - pad, height, padding_mode)
+        cols, col_inside = _source_index(tf.range(width)[None, :] + lefts[:, None] - pad, width, padding_mode)
+        out = tf.gather(tf.gather(x, rows, axis=1, batch_dims=1), cols, axis=2, batch_dims=1)
+        if padding_mode == "constant":
+            inside = row_inside[:, :, None, None] & col_inside[:, None, :, None]
+            out = tf.where(inside, out, tf.cast(fill, out.dtype))
+        return out
+
+    def color_jitter(self, x, names, factors, rng):
+        if not names:
+            return x
+        factor = {name: _per_image(values) for name, values in factors.items()}
+        adjust = {
+            "brightness": lambda t: _blend(t, tf.zeros_like(t), factor["brightness"]),
+            "contrast": lambda t: _blend(t, tf.reduce_mean(_luma(t), axis=[1, 2, 3], keepdims=True),
+                                         factor["contrast"]),
+            "saturation": lambda t: _blend(t, _luma(t), factor["saturation"]),
+            "hue": lambda t: _hue(t, factor["hue"]),
+        }
+        n = int(x.shape[0])
+        order = tf.argsort(rng.uniform([n, len(names)]), axis=1)  # a random order of the adjustments per image
+        for position in range(len(names)):
+            for k, name in enumerate(names):
+                x = tf.where(_per_image(order[:, position] == k), adjust[name](x), x)
+        return x
+
+    def rotate(self, x, angles, interpolation, fill):
+        angles = np.radians(_float64(angles))
+        cos, sin = np.cos(angles), np.sin(angles)
+        # counter-clockwise on screen (y points down), as torchvision rotates
+        rotation = np.stack([np.stack([cos, sin, 0 * cos], -1), np.stack([-sin, cos, 0 * cos], -1),
+                             np.tile([0.0, 0.0, 1.0], (len(angles), 1))], axis=1)
+        return _transform(x, _centered(rotation, int(x.shape[1]), int(x.shape[2])), interpolation, fill)
+
+    def affine(self, x, tx, ty, scale, shear_x, shear_y, interpolation, fill):
         n, height, width = (int(v) for v in x.shape[:3])
-        bound_w, bound_h = self.params["distortion"] * (width / 2), self.params["distortion"] * (height / 2)
-        dx = [_draw(n, 0.0, bound_w, rng) for _ in range(4)]
-        dy = [_draw(n, 0.0, bound_h, rng) for _ in range(4)]
+        tx, ty, scale = _float64(tx), _float64(ty), _float64(scale)
+        sx, sy = np.tan(np.radians(_float64(shear_x))), np.tan(np.radians(_float64(shear_y)))
+        # torchvision's scale-shear matrix for angle 0: S(s) @ SHy(sy) @ SHx(sx)
+        matrix = np.zeros((n, 3, 3))
+        matrix[:, 0, 0], matrix[:, 0, 1] = scale, -scale * sx
+        matrix[:, 1, 0], matrix[:, 1, 1] = -scale * sy, scale * (sy * sx + 1.0)
+        matrix[:, 2, 2] = 1.0
+        return _transform(x, _centered(matrix, height, width, shift=np.stack([tx, ty], -1)), interpolation, fill)
+
+    def perspective(self, x, dx, dy, interpolation, fill):
+        n, height, width = (int(v) for v in x.shape[:3])
+        dx, dy = [_float64(v) for v in dx], [_float64(v) for v in dy]
         w, h = width - 1.0, height - 1.0
         start = np.tile(np.array([[0.0, 0.0], [w, 0.0], [w, h], [0.0, h]]), (n, 1, 1))
         end = np.stack([np.stack([dx[0], dy[0]], -1), np.stack([w - dx[1], dy[1]], -1),
                         np.stack([w - dx[2], h - dy[2]], -1), np.stack([dx[3], h - dy[3]], -1)], axis=1)
-        return self._warp(x, homography(start, end))
+        return _transform(x, homography(start, end), interpolation, fill)
+
+    def noise_ops(self, rng: tf.random.Generator) -> TFOps:
+        return TFOps(rng)
 
 
-# --------------------------------------------------------------------------- noise
+(Augmentation, HFlip, VFlip, Grayscale, RandomCrop, ColorJitter, Rotation, Affine, Perspective, GaussianNoise,
+ ShotNoise, SaltAndPepper, Compose, OneOf) = augmentation_classes(TFAugmentOps(), __name__)
 
-
-class _Noise(Augmentation):
-    def apply(self, x, rng):
-        return _noise.NOISES[self.name](x, TFOps(rng), **self.params)
-
-
-class GaussianNoise(_Noise):
-    """Additive Gaussian noise, sigma 0.04 ... 0.18 by severity (Tiny-ImageNet-C)."""
-
-    name = "gaussian-noise"
-
-    def __init__(self, severity: int = 3, p: float = 1.0, sigma: float | None = None, seed: int | None = None):
-        super().__init__(severity, p, seed, sigma=sigma)
-
-
-class ShotNoise(_Noise):
-    """Poisson shot noise, lam 500 ... 50 photons by severity (Tiny-ImageNet-C)."""
-
-    name = "shot-noise"
-
-    def __init__(self, severity: int = 3, p: float = 1.0, lam: float | None = None, seed: int | None = None):
-        super().__init__(severity, p, seed, lam=lam)
-
-
-class SaltAndPepper(_Noise):
-    """Salt-and-pepper noise on a share ``amount`` (0.01 ... 0.07) of the pixel values."""
-
-    name = "salt-and-pepper"
-
-    def __init__(self, severity: int = 3, p: float = 1.0, amount: float | None = None,
-                 salt_vs_pepper: float = 0.5, seed: int | None = None):
-        super().__init__(severity, p, seed, amount=amount, salt_vs_pepper=salt_vs_pepper)
-
-
-AUGMENTATIONS: dict[str, type[Augmentation]] = {
-    cls.name: cls
-    for cls in (HFlip, VFlip, RandomCrop, ColorJitter, Grayscale, Rotation, Affine, Perspective,
-                GaussianNoise, ShotNoise, SaltAndPepper)
-}
-assert set(AUGMENTATIONS) == set(AUGMENTATION_PARAMS), "severity tables and classes disagree"
+#: registered name -> class
+AUGMENTATIONS: dict[str, type[Augmentation]] = Augmentation.table
+make = Augmentation.make

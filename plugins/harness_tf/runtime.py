@@ -1,4 +1,8 @@
-"""The TensorFlow side of the workflow (:class:`harness.frameworks.Runtime`)."""
+"""The TensorFlow side of the workflow (:class:`harness.frameworks.Runtime`).
+
+The batching loops are :class:`harness.frameworks.RuntimeBase`'s; :class:`TFRuntime` holds the
+TensorFlow calls, and its bound methods are this module's functions.
+"""
 
 from __future__ import annotations
 
@@ -10,18 +14,18 @@ import tensorflow as tf
 import tf_keras as keras
 
 from harness.errors import PluginError
+from harness.frameworks import RUNTIME_FUNCTIONS, RuntimeBase
 
 from .backbones import load_model_weights
 from .device import auto_device
-from .evaluate import accuracy, images_to_tensor, predict
+from .evaluate import accuracy  # noqa: F401 - exported: a runtime function (RUNTIME_FUNCTIONS)
+from .evaluate import images_to_tensor, predict
 
 name = "tf"
 #: Keras 2 HDF5 weights (layers matched by order, so layer-name counters don't matter)
 weights_file = "weights.h5"
 
-__all__ = ["accuracy", "adversarial_images", "art_classifier", "augment_images", "class_gradients", "configure",
-           "device_name", "gradcam", "input_gradients", "load_weights", "predict_logits", "predict_logits_float",
-           "save_weights"]
+__all__ = list(RUNTIME_FUNCTIONS)
 
 
 def configure(threads: int | None = None, seed: int | None = None) -> None:
@@ -51,17 +55,48 @@ def load_weights(model: keras.Model, path: Path) -> keras.Model:
     return load_model_weights(model, path)
 
 
-def _batched_logits(model: keras.Model, images: np.ndarray, to_tensor, batch_size: int) -> np.ndarray:
-    """float32 logits of ``images``, ``batch_size`` at a time, each batch made a tensor by ``to_tensor``."""
-    outputs = [predict(model, to_tensor(images[start : start + batch_size]))
-               for start in range(0, len(images), batch_size)]
-    if not outputs:
-        return np.zeros((0, 0), dtype=np.float32)
-    return np.concatenate(outputs).astype(np.float32, copy=False)
+class TFRuntime(RuntimeBase):
+    """The hooks of :class:`harness.frameworks.RuntimeBase` in TensorFlow (batches N,H,W,C)."""
 
+    name = name
+    weights_file = weights_file
 
-def predict_logits(model: keras.Model, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
-    return _batched_logits(model, images, images_to_tensor, batch_size)
+    def images_batch(self, images: np.ndarray, device: Any) -> tf.Tensor:
+        return images_to_tensor(images)
+
+    def float_batch(self, images: np.ndarray, device: Any) -> tf.Tensor:
+        return _float_batch(images)
+
+    def labels_batch(self, labels: np.ndarray, device: Any) -> tf.Tensor:
+        return tf.constant(np.asarray(labels, dtype=np.int64))
+
+    def forward(self, model: keras.Model, x: tf.Tensor) -> np.ndarray:
+        return predict(model, x)
+
+    def gradient(self, model, images, targets, device, objective):
+        x = _float_batch(images)
+        t = tf.constant(targets)
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            logits = tf.cast(model(x, training=False), tf.float32)
+            if objective == "loss":
+                value = tf.reduce_sum(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=t, logits=logits))
+            else:
+                value = tf.reduce_sum(tf.gather(logits, t, axis=1, batch_dims=1))
+        grad = tape.gradient(value, x)
+        return np.zeros(x.shape, np.float32) if grad is None else grad.numpy()
+
+    def to_nhwc(self, x: Any) -> np.ndarray:
+        return np.asarray(x, dtype=np.float32)
+
+    def from_uint8(self, images: np.ndarray, like: Any) -> tf.Tensor:
+        return images_to_tensor(images)
+
+    def seeded_generator(self, seed: int) -> tf.random.Generator:
+        return tf.random.Generator.from_seed(int(seed))
+
+    def numpy_seed(self, generator: tf.random.Generator) -> int:
+        return int(generator.uniform([], minval=0, maxval=2**62, dtype=tf.int64))
 
 
 def _float_batch(images: np.ndarray) -> tf.Tensor:
@@ -69,52 +104,10 @@ def _float_batch(images: np.ndarray) -> tf.Tensor:
     return tf.convert_to_tensor(np.asarray(images, dtype=np.float32))
 
 
-def predict_logits_float(model: keras.Model, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
-    return _batched_logits(model, images, _float_batch, batch_size)
-
-
-def _input_gradients(model: keras.Model, images: np.ndarray, targets: np.ndarray, objective,
-                     batch_size: int) -> np.ndarray:
-    """Gradient of ``objective(logits, targets)`` (a scalar per batch) w.r.t. float N,H,W,C inputs; zeros where none."""
-    outputs = []
-    for start in range(0, len(images), batch_size):
-        x = _float_batch(images[start : start + batch_size])
-        t = tf.constant(np.asarray(targets[start : start + batch_size], dtype=np.int64))
-        with tf.GradientTape() as tape:
-            tape.watch(x)
-            value = objective(tf.cast(model(x, training=False), tf.float32), t)
-        grad = tape.gradient(value, x)
-        outputs.append(np.zeros(x.shape, np.float32) if grad is None else grad.numpy())
-    return np.concatenate(outputs).astype(np.float32, copy=False) if outputs else np.zeros((0,), np.float32)
-
-
-def input_gradients(model: keras.Model, images: np.ndarray, labels: np.ndarray,
-                    batch_size: int = 256) -> np.ndarray:
-    return _input_gradients(
-        model, images, labels,
-        lambda logits, y: tf.reduce_sum(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits)),
-        batch_size)
-
-
-def adversarial_images(model: keras.Model, images: np.ndarray, labels: np.ndarray | None, attack: Any,
-                       batch_size: int = 256) -> np.ndarray:
-    outputs = []
-    for start in range(0, len(images), batch_size):
-        x = images_to_tensor(images[start : start + batch_size])
-        y = None if labels is None else tf.constant(np.asarray(labels[start : start + batch_size], dtype=np.int64))
-        outputs.append(np.asarray(attack(model, x, y), dtype=np.float32))
-    return np.concatenate(outputs).astype(np.float32, copy=False) if outputs else np.zeros((0,), np.float32)
-
-
-def augment_images(augmentations: list[Any], images: np.ndarray, seed: int, batch_size: int = 256) -> np.ndarray:
-    generator = tf.random.Generator.from_seed(int(seed))
-    outputs = []
-    for start in range(0, len(images), batch_size):
-        x = images_to_tensor(images[start : start + batch_size])
-        for augmentation in augmentations:
-            x = augmentation(x, generator=generator)
-        outputs.append(np.clip(np.rint(np.asarray(x) * 255.0), 0, 255).astype(np.uint8))
-    return np.concatenate(outputs) if outputs else np.asarray(images).copy()
+#: the runtime object whose hooks and loops these functions are
+RUNTIME = TFRuntime()
+(predict_logits, predict_logits_float, adversarial_images, augment_images, input_gradients,
+ class_gradients) = RUNTIME.batching_functions()
 
 
 def art_classifier(model: keras.Model, num_classes: int, input_shape: tuple[int, int, int]) -> Any:
@@ -132,13 +125,6 @@ def art_classifier(model: keras.Model, num_classes: int, input_shape: tuple[int,
         clip_values=(0.0, 1.0),
         channels_first=False,
     )
-
-
-def class_gradients(model: keras.Model, images: np.ndarray, class_ids: np.ndarray,
-                    batch_size: int = 256) -> np.ndarray:
-    return _input_gradients(
-        model, images, class_ids,
-        lambda logits, ids: tf.reduce_sum(tf.gather(logits, ids, axis=1, batch_dims=1)), batch_size)
 
 
 def _conv_layers(model: Any) -> dict[str, Any]:

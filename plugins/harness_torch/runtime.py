@@ -1,26 +1,31 @@
-"""The PyTorch side of the workflow (:class:`harness.frameworks.Runtime`)."""
+"""The PyTorch side of the workflow (:class:`harness.frameworks.Runtime`).
+
+The batching loops are :class:`harness.frameworks.RuntimeBase`'s; :class:`TorchRuntime` holds the
+torch calls, and its bound methods are this module's functions.
+"""
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from harness.errors import PluginError
+from harness.frameworks import RUNTIME_FUNCTIONS, RuntimeBase
 
 from .attacks import eval_mode
 from .device import auto_device, model_device
-from .evaluate import accuracy, images_to_tensor
+from .evaluate import accuracy  # noqa: F401 - exported: a runtime function (RUNTIME_FUNCTIONS)
+from .evaluate import images_to_tensor
 
 name = "torch"
 weights_file = "weights.pt"
 
-__all__ = ["accuracy", "adversarial_images", "art_classifier", "augment_images", "class_gradients", "configure",
-           "device_name", "gradcam", "input_gradients", "load_weights", "predict_logits", "predict_logits_float",
-           "save_weights"]
+__all__ = list(RUNTIME_FUNCTIONS)
 
 
 def configure(threads: int | None = None, seed: int | None = None) -> None:
@@ -47,43 +52,57 @@ def load_weights(model: torch.nn.Module, path: Path) -> torch.nn.Module:
     return model
 
 
-def _batched_logits(model: torch.nn.Module, images: np.ndarray, to_tensor, batch_size: int) -> np.ndarray:
-    """float32 logits of ``images`` in eval mode, ``batch_size`` at a time; ``to_tensor(batch, device)`` makes
-    each batch the model's N,C,H,W input."""
-    device = model_device(model)
-    outputs = []
-    with eval_mode(model), torch.no_grad():
-        for start in range(0, len(images), batch_size):
-            outputs.append(model(to_tensor(images[start : start + batch_size], device)).float().cpu().numpy())
-    if not outputs:
-        return np.zeros((0, 0), dtype=np.float32)
-    return np.concatenate(outputs).astype(np.float32, copy=False)
+class TorchRuntime(RuntimeBase):
+    """The hooks of :class:`harness.frameworks.RuntimeBase` in torch (batches N,C,H,W on the model's device)."""
 
+    name = name
+    weights_file = weights_file
 
-def predict_logits(model: torch.nn.Module, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
-    return _batched_logits(model, images, images_to_tensor, batch_size)
+    def device(self, model: torch.nn.Module) -> torch.device:
+        return model_device(model)
 
+    def images_batch(self, images: np.ndarray, device: torch.device | None) -> torch.Tensor:
+        return images_to_tensor(images, device)
 
-def adversarial_images(model: torch.nn.Module, images: np.ndarray, labels: np.ndarray | None, attack: Any,
-                       batch_size: int = 256) -> np.ndarray:
-    device = model_device(model)
-    outputs = []
-    for start in range(0, len(images), batch_size):
-        x = images_to_tensor(images[start : start + batch_size], device)
-        y = None if labels is None else torch.as_tensor(np.asarray(labels[start : start + batch_size]), device=device)
-        outputs.append(attack(model, x, y).detach().permute(0, 2, 3, 1).cpu().numpy())
-    return np.concatenate(outputs).astype(np.float32, copy=False) if outputs else np.zeros((0,), np.float32)
+    def float_batch(self, images: np.ndarray, device: torch.device) -> torch.Tensor:
+        return _float_batch(images, device).permute(0, 3, 1, 2)
 
+    def labels_batch(self, labels: np.ndarray, device: torch.device) -> torch.Tensor:
+        return torch.as_tensor(labels, device=device)
 
-def augment_images(augmentations: list[Any], images: np.ndarray, seed: int, batch_size: int = 256) -> np.ndarray:
-    generator = torch.Generator().manual_seed(int(seed))
-    outputs = []
-    for start in range(0, len(images), batch_size):
-        x = images_to_tensor(images[start : start + batch_size])
-        for augmentation in augmentations:
-            x = augmentation(x, generator=generator)
-        outputs.append(np.clip(np.rint(x.permute(0, 2, 3, 1).numpy() * 255.0), 0, 255).astype(np.uint8))
-    return np.concatenate(outputs) if outputs else np.asarray(images).copy()
+    @contextlib.contextmanager
+    def inference(self, model: torch.nn.Module) -> Iterator[None]:
+        with eval_mode(model), torch.no_grad():
+            yield
+
+    def gradient_mode(self, model: torch.nn.Module) -> Any:
+        return eval_mode(model)
+
+    def forward(self, model: torch.nn.Module, x: torch.Tensor) -> np.ndarray:
+        return model(x).float().cpu().numpy()
+
+    def gradient(self, model, images, targets, device, objective):
+        x = _float_batch(images, device).requires_grad_(True)
+        t = torch.as_tensor(targets, device=device)
+        logits = model(x.permute(0, 3, 1, 2)).float()
+        if objective == "loss":
+            value = F.cross_entropy(logits, t, reduction="sum")
+        else:
+            value = logits.gather(1, t[:, None]).sum()
+        (grad,) = torch.autograd.grad(value, x, allow_unused=True) if value.requires_grad else (None,)
+        return np.zeros(x.shape, np.float32) if grad is None else grad.detach().cpu().numpy()
+
+    def to_nhwc(self, x: torch.Tensor) -> np.ndarray:
+        return x.detach().permute(0, 2, 3, 1).cpu().numpy()
+
+    def from_uint8(self, images: np.ndarray, like: torch.Tensor) -> torch.Tensor:
+        return torch.from_numpy(images).to(like.device).permute(0, 3, 1, 2).float().div_(255.0)
+
+    def seeded_generator(self, seed: int) -> torch.Generator:
+        return torch.Generator().manual_seed(int(seed))
+
+    def numpy_seed(self, generator: torch.Generator) -> int:
+        return int(torch.randint(0, 2**62, (1,), generator=generator, device=generator.device).item())
 
 
 def _float_batch(images: np.ndarray, device: torch.device) -> torch.Tensor:
@@ -91,30 +110,10 @@ def _float_batch(images: np.ndarray, device: torch.device) -> torch.Tensor:
     return torch.from_numpy(np.array(images, dtype=np.float32, copy=True)).to(device)
 
 
-def predict_logits_float(model: torch.nn.Module, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
-    return _batched_logits(model, images, lambda batch, device: _float_batch(batch, device).permute(0, 3, 1, 2),
-                           batch_size)
-
-
-def _input_gradients(model: torch.nn.Module, images: np.ndarray, targets: np.ndarray, objective,
-                     batch_size: int) -> np.ndarray:
-    """Gradient of ``objective(logits, targets)`` (a scalar per batch) w.r.t. float N,H,W,C inputs; zeros where none."""
-    device = model_device(model)
-    outputs = []
-    with eval_mode(model):
-        for start in range(0, len(images), batch_size):
-            x = _float_batch(images[start : start + batch_size], device).requires_grad_(True)
-            t = torch.as_tensor(np.asarray(targets[start : start + batch_size], dtype=np.int64), device=device)
-            value = objective(model(x.permute(0, 3, 1, 2)).float(), t)
-            (grad,) = torch.autograd.grad(value, x, allow_unused=True) if value.requires_grad else (None,)
-            outputs.append(np.zeros(x.shape, np.float32) if grad is None else grad.detach().cpu().numpy())
-    return np.concatenate(outputs).astype(np.float32, copy=False) if outputs else np.zeros((0,), np.float32)
-
-
-def input_gradients(model: torch.nn.Module, images: np.ndarray, labels: np.ndarray,
-                    batch_size: int = 256) -> np.ndarray:
-    return _input_gradients(model, images, labels,
-                            lambda logits, y: F.cross_entropy(logits, y, reduction="sum"), batch_size)
+#: the runtime object whose hooks and loops these functions are
+RUNTIME = TorchRuntime()
+(predict_logits, predict_logits_float, adversarial_images, augment_images, input_gradients,
+ class_gradients) = RUNTIME.batching_functions()
 
 
 class _ChannelsLast(torch.nn.Module):
@@ -140,12 +139,6 @@ def art_classifier(model: torch.nn.Module, num_classes: int, input_shape: tuple[
                              input_shape=tuple(int(d) for d in input_shape), nb_classes=int(num_classes),
                              clip_values=(0.0, 1.0), channels_first=False,
                              device_type="gpu" if device.type == "cuda" else "cpu")
-
-
-def class_gradients(model: torch.nn.Module, images: np.ndarray, class_ids: np.ndarray,
-                    batch_size: int = 256) -> np.ndarray:
-    return _input_gradients(model, images, class_ids,
-                            lambda logits, ids: logits.gather(1, ids[:, None]).sum(), batch_size)
 
 
 def _conv_layer(model: torch.nn.Module, layer: str | None) -> torch.nn.Module:

@@ -29,6 +29,11 @@ NOT_MONOTONE = {
 }
 
 
+def rng(seed: int) -> np.random.Generator:
+    """The generator a corruption draws from (the call contract: ``aug(images, *, generator)``)."""
+    return np.random.default_rng(seed)
+
+
 def scenes(n: int = 8, size: int = 64, seed: int = 0) -> np.ndarray:
     """Smooth colour images (random 4x4 colours, bilinear up-sampling) with some hard edges."""
     from scipy import ndimage
@@ -81,12 +86,12 @@ def test_contract_determinism_and_severity(images, name, shape):
     distances = []
     for severity in range(1, 6):
         corrupt = registry.create_augmentation(registry_name(name), severity=severity)
-        out = corrupt(x, seed=7)
+        out = corrupt(x, generator=rng(7))
         assert out.shape == x.shape and out.dtype == np.uint8
-        np.testing.assert_array_equal(out, corrupt(x, seed=7))
+        np.testing.assert_array_equal(out, corrupt(x, generator=rng(7)))
         np.testing.assert_array_equal(out, Corruption(name, severity, seed=7)(x))  # factory seed = call seed
         if name not in DETERMINISTIC and severity == 3:
-            assert not np.array_equal(out, corrupt(x, seed=8)), "a new seed must give new noise"
+            assert not np.array_equal(out, corrupt(x, generator=rng(8))), "a new seed must give new noise"
         distances.append(float(np.abs(out.astype(np.float64) - x).mean()))
     assert distances[-1] > 0.1, distances
     if name not in NOT_MONOTONE[shape]:
@@ -96,10 +101,11 @@ def test_contract_determinism_and_severity(images, name, shape):
 def test_batches_give_the_same_images_as_one_call(images):
     x = images[(8, 1)]
     corrupt = Corruption("snow", 4)
-    whole = corrupt(x, seed=3)
+    whole = corrupt(x, generator=rng(3))
     assert whole.shape == x.shape
-    np.testing.assert_array_equal(corrupt(x[:0], seed=3), x[:0])
-    assert corrupt(np.ones((1, 5, 7, 3), np.uint8) * 128, seed=0).shape == (1, 5, 7, 3)  # odd, non-square sizes
+    np.testing.assert_array_equal(corrupt(x[:0], generator=rng(3)), x[:0])
+    odd = np.ones((1, 5, 7, 3), np.uint8) * 128  # odd, non-square sizes
+    assert corrupt(odd, generator=rng(0)).shape == (1, 5, 7, 3)
 
 
 @pytest.mark.parametrize("severity", range(1, 6))
@@ -107,11 +113,11 @@ def test_gaussian_and_speckle_noise_statistics(severity):
     grey = np.full((4, 64, 64, 3), 128, np.uint8)
     x = grey.astype(np.float64) / 255
     sigma = SEVERITY["gaussian-noise"][1][severity - 1][0]
-    delta = Corruption("gaussian-noise", severity)(grey, seed=0) / 255.0 - x
+    delta = Corruption("gaussian-noise", severity)(grey, generator=rng(0)) / 255.0 - x
     assert abs(delta.mean()) < 0.003
     assert delta.std() == pytest.approx(sigma, rel=0.05)  # clipping at 0 and 1 is rare at mid-grey
     speckle = SEVERITY["speckle-noise"][1][severity - 1][0]
-    delta = Corruption("speckle-noise", severity)(grey, seed=0) / 255.0 - x
+    delta = Corruption("speckle-noise", severity)(grey, generator=rng(0)) / 255.0 - x
     assert delta.std() == pytest.approx(speckle * x.mean(), rel=0.05)
 
 
@@ -120,7 +126,7 @@ def test_shot_noise_is_poisson(severity):
     lam = SEVERITY["shot-noise"][1][severity - 1][0]
     grey = np.full((4, 64, 64, 3), 128, np.uint8)
     x = 128 / 255
-    out = Corruption("shot-noise", severity)(grey, seed=0) / 255.0
+    out = Corruption("shot-noise", severity)(grey, generator=rng(0)) / 255.0
     assert out.mean() == pytest.approx(x, abs=0.004)
     assert out.var() == pytest.approx(x / lam, rel=0.08)  # Poisson: variance = mean / lam in [0, 1] units
 
@@ -129,7 +135,7 @@ def test_shot_noise_is_poisson(severity):
 def test_impulse_noise_amount(severity):
     amount = SEVERITY["impulse-noise"][1][severity - 1][0]
     grey = np.full((4, 64, 64, 3), 128, np.uint8)
-    out = Corruption("impulse-noise", severity)(grey, seed=0)
+    out = Corruption("impulse-noise", severity)(grey, generator=rng(0))
     salt, pepper = np.mean(out == 255), np.mean(out == 0)
     assert salt + pepper == pytest.approx(amount, rel=0.1)
     assert salt == pytest.approx(pepper, rel=0.25)
@@ -182,6 +188,21 @@ def test_bad_input_is_a_usage_error():
         Corruption("fog", size_scale=0)
     with pytest.raises(UsageError, match="Unknown corruption 'fgo'"):
         Corruption("fgo")
+
+
+def test_wrong_calls_name_the_corruption_and_the_contract():
+    images = np.zeros((2, 8, 8, 3), np.uint8)
+    with pytest.raises(UsageError, match="corruption 'fog' takes a numpy array"):
+        Corruption("fog")(images.tolist())
+    with pytest.raises(UsageError, match="corruption 'fog' draws from a numpy.random.Generator, got int"):
+        Corruption("fog")(images, generator=3)
+    with pytest.raises(TypeError):
+        Corruption("fog")(images, seed=3)  # seed= is no longer the call contract: generator= is
+    with pytest.raises(TypeError):
+        Corruption("fog")(images, rng(0))  # the generator is keyword-only
+    seeded = Corruption("gaussian-noise", 3, seed=5)
+    np.testing.assert_array_equal(seeded(images), seeded(images))  # no generator: the factory seed, each call
+    np.testing.assert_array_equal(seeded(images), Corruption("gaussian-noise", 3)(images, generator=rng(5)))
 
 
 def test_size_scale_overrides_the_default():

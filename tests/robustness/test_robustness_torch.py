@@ -287,11 +287,17 @@ def test_bad_arguments(digits, runtime):
 
 def test_corruptions_work_as_torch_training_augmentations(digits, runtime):
     images = digits[0][:8]
+    from harness.augment import augment_batch
+
     fog = registry.create_augmentation("corruption/fog", framework="torch", severity=4)
     x = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255
-    out = fog(x, generator=torch.Generator().manual_seed(0))
+
+    def augment(seed):
+        return augment_batch([fog], x, framework="torch", generator=torch.Generator().manual_seed(seed))
+
+    out = augment(0)
     assert out.shape == x.shape and out.dtype == torch.float32 and 0 <= out.min() and out.max() <= 1
-    assert torch.equal(out, fog(x, generator=torch.Generator().manual_seed(0)))
-    assert not torch.equal(out, fog(x, generator=torch.Generator().manual_seed(1)))
+    assert torch.equal(out, augment(0))
+    assert not torch.equal(out, augment(1))
     augmented = runtime.augment_images([fog], images, seed=0)
     assert augmented.shape == images.shape and augmented.dtype == np.uint8

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
 import shutil
 
@@ -163,8 +162,6 @@ def test_thirdparty_attack_in_a_recipe(tmp_path, hidden_split, thirdparty_plugin
     assert np.load(split.images_path).shape == (60, 8, 8, 1)
 
 
-@pytest.mark.skipif(importlib.util.find_spec("harness.augment") is None,
-                    reason="neutral augmentations get generator= once harness/augment.py (issue 20) is merged")
 def test_thirdparty_augmentation_in_a_recipe(tmp_path, hidden_split, thirdparty_plugins):
     split = _extra_split(tmp_path, hidden_split, category="patch", kind="augmentation", name="extra-invert-patch",
                          extra="severity = 2")

@@ -232,8 +232,6 @@ def test_thirdparty_augmentation_in_a_submission_is_validated(tmp_path, thirdpar
                                 "Parameters: severity, p"]
 
 
-@pytest.mark.skipif(importlib.util.find_spec("harness.augment") is None,
-                    reason="trainers apply neutral augmentations once harness/augment.py (issue 20) is merged")
 def test_thirdparty_augmentation_in_training(tmp_path, thirdparty_plugins):
     from harness.workflow import train_submission
 
