@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, replace
 from numbers import Integral, Real
 from typing import Any, Callable, ClassVar
 
-from .errors import UsageError
+from ..errors import UsageError
 
 NORMS = ("linf", "l2")
 #: true-label: move away from the given labels; predicted: away from the model's own
@@ -164,6 +164,7 @@ def mode_labels(name: str, mode: str, y: Any, target: Any, convert: Callable[[An
         raise UsageError(f"{name}: target labels given but mode is '{mode}'", hint="use mode='targeted'")
     if mode == "true-label":
         if y is None:
-            raise UsageError(f"{name}: mode 'true-label' needs labels y", hint="use mode='predicted' for unlabelled data")
+            raise UsageError(f"{name}: mode 'true-label' needs labels y",
+                             hint="use mode='predicted' for unlabelled data")
         return convert(y)
     return predict()
