@@ -22,7 +22,7 @@ from typing import Any, ClassVar, Iterator, Mapping, Protocol
 import numpy as np
 
 from ..errors import PluginError, UsageError
-from .config import DEFAULT_EPS, NORMS, _number
+from .config import DEFAULT_EPS, NORMS, _number, merge_params
 
 ART_VERSION = "1.20.1"
 
@@ -70,12 +70,7 @@ class ArtAttackConfig:
     @classmethod
     def for_attack(cls, name: str, **params: Any) -> "ArtAttackConfig":
         """Config of ART attack ``name`` from its parameters over :data:`ART_ATTACK_PARAMS`."""
-        defaults = ART_ATTACK_PARAMS[name]
-        unknown = sorted(set(params) - set(defaults))
-        if unknown:
-            raise UsageError(f"attack '{name}' has no parameter {', '.join(map(repr, unknown))}. "
-                             f"Parameters: {', '.join(defaults)}")
-        merged = {**defaults, **params}
+        merged = merge_params(name, params, ART_ATTACK_PARAMS[name])
         norm = merged.pop("norm")
         if norm not in NORMS:
             raise UsageError(f"{name}: norm must be one of {', '.join(NORMS)}, got {norm!r}")

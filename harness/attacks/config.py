@@ -53,6 +53,15 @@ def _count(name: str, value: Any) -> int:
     return int(value)
 
 
+def merge_params(attack: str, params: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
+    """``params`` over ``defaults``; a parameter not in ``defaults`` is a UsageError naming the attack."""
+    unknown = sorted(set(params) - set(defaults))
+    if unknown:
+        raise UsageError(f"attack '{attack}' has no parameter {', '.join(map(repr, unknown))}. "
+                         f"Parameters: {', '.join(defaults)}")
+    return {**defaults, **params}
+
+
 @dataclass(frozen=True)
 class AttackConfig:
     """Validated attack parameters; ``eps`` and ``step_size`` are filled in when None.
@@ -97,12 +106,7 @@ class AttackConfig:
         """Config of attack ``attack`` (fgsm, bim, pgd) from its parameters over the defaults."""
         if attack not in ATTACK_PARAMS:
             raise UsageError(f"Unknown attack '{attack}'. Available: {', '.join(ATTACK_PARAMS)}")
-        defaults = ATTACK_PARAMS[attack]
-        unknown = sorted(set(params) - set(defaults))
-        if unknown:
-            raise UsageError(f"attack '{attack}' has no parameter {', '.join(map(repr, unknown))}. "
-                             f"Parameters: {', '.join(defaults)}")
-        merged = {**defaults, **params}
+        merged = merge_params(attack, params, ATTACK_PARAMS[attack])
         if attack == "fgsm":
             config = cls(**{**merged, "steps": 1, "random_start": False})
             return replace(config, step_size=config.eps)  # one step of the full budget

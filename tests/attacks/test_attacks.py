@@ -6,6 +6,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import helpers
 import numpy as np
 import pytest
 
@@ -22,14 +23,7 @@ def attack(fw, name, **params):
 
 
 def check_budget(fw, x, x_adv, eps, norm):
-    x, x_adv = fw.numpy(x), fw.numpy(x_adv)
-    assert x_adv.shape == x.shape and x_adv.dtype == np.float32
-    assert x_adv.min() >= 0.0 and x_adv.max() <= 1.0
-    delta = (x_adv - x).reshape(len(x), -1)
-    if norm == "linf":
-        assert np.abs(delta).max() <= eps + 1e-6
-    else:
-        assert np.linalg.norm(delta, axis=1).max() <= eps * (1 + 1e-5)
+    helpers.check_budget(fw.numpy(x), fw.numpy(x_adv), eps, norm)
 
 
 @pytest.mark.parametrize("norm", ["linf", "l2"])

@@ -10,22 +10,11 @@ import tf_keras as keras
 
 from harness.errors import UsageError
 from harness_tf.attacks import FGSM, NSLPerturb, fgsm, pgd
-
+from helpers import check_budget
 
 
 def accuracy(model, x, y) -> float:
     return float(np.mean(np.argmax(model(x, training=False), axis=1) == y.numpy()))
-
-
-def check_budget(x, x_adv, eps, norm):
-    x, x_adv = np.asarray(x), np.asarray(x_adv)
-    assert x_adv.shape == x.shape and x_adv.dtype == np.float32
-    assert x_adv.min() >= 0.0 and x_adv.max() <= 1.0
-    delta = (x_adv - x).reshape(len(x), -1)
-    if norm == "linf":
-        assert np.abs(delta).max() <= eps + 1e-6
-    else:
-        assert np.linalg.norm(delta, axis=1).max() <= eps * (1 + 1e-5)
 
 
 # --------------------------------------------------------------------------- nsl-perturb
