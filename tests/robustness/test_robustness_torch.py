@@ -301,3 +301,14 @@ def test_corruptions_work_as_torch_training_augmentations(digits, runtime):
     assert not torch.equal(out, fog(x, generator=torch.Generator().manual_seed(1)))
     augmented = runtime.augment_images([fog], images, seed=0)
     assert augmented.shape == images.shape and augmented.dtype == np.uint8
+
+
+def test_default_members_are_registered_attacks_with_the_ensembles_pgd():
+    from harness.robustness import DEFAULT_ATTACKS, Member
+
+    assert build_ensemble() == [Member("pgd", {"steps": 50, "restarts": 2}), Member("apgd-ce"), Member("apgd-t"),
+                                Member("square")]
+    assert [m.name for m in build_ensemble(framework="tf")] == list(DEFAULT_ATTACKS)
+    assert build_ensemble({"pgd": {"steps": 10}})[0].params == {"steps": 10, "restarts": 2}
+    pgd = Member("pgd", {"steps": 50, "restarts": 2}).create("torch", 8 / 255, 3)
+    assert (pgd.config.steps, pgd.config.restarts, pgd.config.seed, pgd.config.eps) == (50, 2, 3, 8 / 255)
