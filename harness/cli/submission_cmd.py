@@ -77,7 +77,7 @@ def evaluate(
     bim_steps: int = typer.Option(10, "--bim-steps", min=1, help="BIM iterations of the default BIM set."),
     attack: Optional[List[str]] = typer.Option(None, "--attack", help="A registered attack as NAME[:key=value,...], "
                                                "e.g. pgd:steps=20,restarts=2 (repeatable; default: fgsm and bim). "
-                                               "See harness plugins list."),
+                                               "List them: harness plugins attack."),
     split: str = typer.Option("val", "--split", help="Labelled dataset split to evaluate on."),
     limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Only the first N images."),
     seed: int = typer.Option(0, "--seed", help="Seed of augmentations and attacks."),
