@@ -16,7 +16,7 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -144,25 +144,59 @@ def load_model(artifact: str | Path, threads: int | None = None) -> LoadedModel:
 # --------------------------------------------------------------------------- evaluation (the seed's table)
 
 
-def evaluation_sets(framework: str, eps: float, bim_steps: int, seed: int) -> dict[str, Any]:
-    """Name -> None (clean), a list of augmentations, or an attack; the seed's four validation sets."""
+def attack_set(framework: str, name: str, params: Mapping[str, Any], eps: float, seed: int) -> tuple[str, Any]:
+    """(label, attack) of registered attack ``name``: ``eps`` and ``seed`` fill those parameters unless
+    ``params`` set them (an attack without such a parameter does not get it). Label: ``NAME[(k=v, ...)] EPS/255``."""
+    from .registry import create_attack, get_attack
+
+    spec = get_attack(name, framework=framework)
+    defaults = {k: v for k, v in (("eps", eps), ("seed", seed)) if k in spec.params}
+    attack = create_attack(name, framework=framework, **{**defaults, **dict(params)})
+    shown = ", ".join(f"{k}={v}" for k, v in params.items() if k != "eps")
+    label = name + (f"({shown})" if shown else "")
+    budget = getattr(getattr(attack, "config", None), "eps", None)
+    if budget is not None:
+        norm = getattr(attack.config, "norm", "linf")
+        label += f" {budget * 255:.3g}/255" if norm == "linf" else f" {norm} {budget:.3g}"
+    return label, attack
+
+
+def evaluation_sets(framework: str, eps: float, bim_steps: int, seed: int,
+                    attacks: Sequence[tuple[str, Mapping[str, Any]]] | None = None) -> dict[str, Any]:
+    """Name -> None (clean), a list of augmentations, or an attack; the seed's four validation sets.
+
+    ``attacks``: (name, params) of registered attacks replacing FGSM and BIM (see :func:`attack_set`).
+    """
     from .registry import create_attack, create_augmentation
 
     eps_label = f"{eps * 255:.3g}/255"
-    return {
+    sets: dict[str, Any] = {
         "clean": None,
         "augmented": [create_augmentation(name, framework=framework, p=0.5) for name in EVAL_AUGMENTATIONS],
-        f"fgsm {eps_label}": create_attack("fgsm", framework=framework, eps=eps, seed=seed),
-        f"bim-{bim_steps} {eps_label}": create_attack("bim", framework=framework, eps=eps, steps=bim_steps, seed=seed),
     }
+    if attacks is None:
+        sets[f"fgsm {eps_label}"] = create_attack("fgsm", framework=framework, eps=eps, seed=seed)
+        sets[f"bim-{bim_steps} {eps_label}"] = create_attack("bim", framework=framework, eps=eps, steps=bim_steps,
+                                                             seed=seed)
+        return sets
+    for name, params in attacks:
+        label, attack = attack_set(framework, name, params, eps, seed)
+        if label in sets:
+            raise UsageError(f"--attack: '{label}' is given twice")
+        sets[label] = attack
+    return sets
 
 
 def evaluate_model(loaded: LoadedModel, images: np.ndarray, labels: np.ndarray, *, eps: float = DEFAULT_EPS,
-                   bim_steps: int = 10, seed: int = 0, batch_size: int = 256) -> dict[str, dict[str, float]]:
-    """Top-1/top-5 on clean, augmented, FGSM and BIM versions of ``images``: {set: {top1, top5, loss, count}}."""
+                   bim_steps: int = 10, seed: int = 0, batch_size: int = 256,
+                   attacks: Sequence[tuple[str, Mapping[str, Any]]] | None = None) -> dict[str, dict[str, float]]:
+    """Top-1/top-5 on clean, augmented and attacked versions of ``images``: {set: {top1, top5, loss, count}}.
+
+    ``attacks`` None: FGSM and BIM (``bim_steps``) at ``eps``; else (name, params) of registered attacks.
+    """
     results = {}
     runtime, model = loaded.runtime, loaded.model
-    for name, perturbation in evaluation_sets(loaded.submission.framework, eps, bim_steps, seed).items():
+    for name, perturbation in evaluation_sets(loaded.submission.framework, eps, bim_steps, seed, attacks).items():
         if isinstance(perturbation, list):
             augmented = runtime.augment_images(perturbation, images, seed=seed, batch_size=batch_size)
             results[name] = runtime.accuracy(model, augmented, labels, batch_size=batch_size)

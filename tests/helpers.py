@@ -75,3 +75,15 @@ def survivors(marker: str) -> list[int]:
         except OSError:
             pass
     return found
+
+
+def check_budget(x: np.ndarray, x_adv: np.ndarray, eps: float, norm: str) -> None:
+    """``x_adv`` (float32, shaped like ``x``) lies in [0, 1] and in the ``norm`` ball of radius ``eps`` around ``x``."""
+    x, x_adv = np.asarray(x), np.asarray(x_adv)
+    assert x_adv.shape == x.shape and x_adv.dtype == np.float32
+    assert x_adv.min() >= 0.0 and x_adv.max() <= 1.0
+    delta = (x_adv - x).reshape(len(x), -1)
+    if norm == "linf":
+        assert np.abs(delta).max() <= eps + 1e-6
+    else:
+        assert np.linalg.norm(delta, axis=1).max() <= eps * (1 + 1e-5)

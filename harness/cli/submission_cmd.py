@@ -5,12 +5,12 @@ from __future__ import annotations
 import csv
 import io
 from pathlib import Path
-from typing import List, Optional
+from typing import Any, List, Optional
 
 import typer
 from rich.table import Table
 
-from .common import console, error_console, handle_errors
+from .common import console, error_console, handle_errors, parse_params
 
 app = typer.Typer(help="Check submissions before training or scoring them.", no_args_is_help=True)
 
@@ -72,26 +72,36 @@ def evaluate(
     submissions: List[Path] = typer.Argument(..., help="Trained submission folders (or folders of them)."),
     profile: Optional[str] = PROFILE_OPTION,
     runs: Path = RUNS_OPTION,
-    eps: float = typer.Option(8 / 255, "--eps", help="L-inf budget of FGSM and BIM in pixel space [0, 1]."),
-    bim_steps: int = typer.Option(10, "--bim-steps", min=1, help="BIM iterations."),
+    eps: float = typer.Option(8 / 255, "--eps", help="Budget of the attacks in pixel space [0, 1] (unless an "
+                              "--attack sets eps=...); with --robust also an ensemble budget."),
+    bim_steps: int = typer.Option(10, "--bim-steps", min=1, help="BIM iterations of the default BIM set."),
+    attack: Optional[List[str]] = typer.Option(None, "--attack", help="A registered attack as NAME[:key=value,...], "
+                                               "e.g. pgd:steps=20,restarts=2 (repeatable; default: fgsm and bim). "
+                                               "List them: harness plugins attack."),
     split: str = typer.Option("val", "--split", help="Labelled dataset split to evaluate on."),
     limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Only the first N images."),
     seed: int = typer.Option(0, "--seed", help="Seed of augmentations and attacks."),
     csv_path: Optional[Path] = typer.Option(None, "--csv", help="CSV file (default: RUNS/evaluation.csv)."),
     robust: bool = typer.Option(False, "--robust", help="Also the attack ensemble (PGD, APGD-CE, APGD-T, Square) at "
                                 "2/255, 4/255, 8/255 and --eps, with sanity checks (docs/robustness.md)."),
+    robust_attack: Optional[List[str]] = typer.Option(
+        None, "--robust-attack", help="With --robust: an ensemble member as NAME[:key=value,...], any registered "
+        "L-inf attack (repeatable; default: pgd, apgd-ce, apgd-t, square)."),
     corruptions: Optional[str] = typer.Option(None, "--corruptions",
                                               help="With --robust: benchmark, holdout or all corruption suites."),
     apgd_iters: int = typer.Option(100, "--apgd-iters", min=1, help="With --robust: APGD-CE / APGD-T iterations."),
     square_queries: int = typer.Option(5000, "--square-queries", min=1, help="With --robust: Square queries."),
 ) -> None:
-    """Top-1/top-5 on clean, augmented, FGSM and BIM validation sets (rich table and CSV); --robust for more."""
+    """Top-1/top-5 on clean, augmented and attacked (default FGSM and BIM) validation sets (rich table and CSV);
+    --robust for more."""
     from ..atomic import write_text
     from ..data import load_dataset
     from ..errors import UsageError
     from ..submission import find_submissions, load_submission
     from ..workflow import default_run_dir, evaluate_model, load_model
 
+    attacks = [parse_choice("--attack", text) for text in attack] if attack else None
+    members = _robust_members(robust_attack, apgd_iters, square_queries) if robust else None
     rows = []
     for folder in find_submissions(list(submissions)):
         loaded_submission = load_submission(folder, profile)
@@ -102,11 +112,9 @@ def evaluate(
         data = dataset.split(split)
         count = len(data) if limit is None else min(limit, len(data))
         results = evaluate_model(model, data.images[:count], data.labels[:count], eps=eps, bim_steps=bim_steps,
-                                 seed=seed)
-        if robust:
-            attacks = {"pgd": {}, "apgd-ce": {"max_iter": apgd_iters}, "apgd-t": {"max_iter": apgd_iters},
-                       "square": {"max_iter": square_queries}}
-            _robust_report(model, data.images[:count], data.labels[:count], eps, corruptions, seed, attacks,
+                                 seed=seed, attacks=attacks)
+        if members is not None:
+            _robust_report(model, data.images[:count], data.labels[:count], eps, corruptions, seed, members,
                            default_run_dir(loaded_submission, runs) / "robustness")
         for name, values in results.items():
             rows.append({"submission": loaded_submission.name, "framework": loaded_submission.framework,
@@ -128,6 +136,40 @@ def evaluate(
     target = csv_path or runs / "evaluation.csv"
     write_text(target, buffer.getvalue())
     console.print(f"CSV: {target}")
+
+
+def parse_choice(option: str, text: str) -> tuple[str, dict[str, Any]]:
+    """``"pgd:steps=20,restarts=2"`` -> ``("pgd", {"steps": 20, "restarts": 2})``; names are checked against the
+    registry (did-you-mean), a malformed item is a UsageError naming the option."""
+    from ..errors import UsageError
+    from ..registry import get_attack
+
+    name, _, rest = text.partition(":")
+    items = [item for item in rest.split(",") if item.strip()]
+    if not name.strip() or any("=" not in item or not item.partition("=")[0].strip() for item in items):
+        raise UsageError(f"{option} '{text}': expected NAME[:key=value,...]", hint="e.g. pgd:steps=20,restarts=2")
+    get_attack(name.strip())
+    return name.strip(), parse_params(items)
+
+
+#: the ensemble's default members, with --apgd-iters / --square-queries as their max_iter
+ROBUST_DEFAULTS = ("pgd", "apgd-ce", "apgd-t", "square")
+
+
+def _robust_members(choices: Optional[List[str]], apgd_iters: int, square_queries: int) -> dict[str, dict[str, Any]]:
+    """Ensemble members name -> params from --robust-attack (default the four); --apgd-iters and --square-queries
+    set max_iter of apgd-ce/apgd-t and square unless given there."""
+    from ..errors import UsageError
+
+    chosen = [parse_choice("--robust-attack", text) for text in choices] if choices else [
+        (name, {}) for name in ROBUST_DEFAULTS]
+    members: dict[str, dict[str, Any]] = {}
+    for name, params in chosen:
+        if name in members:
+            raise UsageError(f"--robust-attack: '{name}' is given twice (ensemble members have distinct names)")
+        iterations = {"apgd-ce": apgd_iters, "apgd-t": apgd_iters, "square": square_queries}.get(name)
+        members[name] = {"max_iter": iterations, **params} if iterations is not None else params
+    return members
 
 
 def _robust_report(model, images, labels, eps: float, corruptions: Optional[str], seed: int, attacks: dict,
@@ -153,5 +195,6 @@ def _robust_report(model, images, labels, eps: float, corruptions: Optional[str]
             if value is not None:
                 console.print(f"corruption accuracy ({group}): {value:.1%}")
     flags = report.flags
-    console.print(f"sanity flags: {', '.join(flags)}" if flags else "sanity flags: none", style="red" if flags else "green")
+    console.print(f"sanity flags: {', '.join(flags)}" if flags else "sanity flags: none",
+                  style="red" if flags else "green")
     console.print(f"robustness files: {out}")

@@ -14,7 +14,7 @@ from .corruption import (
     load_corruption_errors,
     mce,
 )
-from .ensemble import DEFAULT_ATTACKS, DEFAULT_EPS, EnsembleAttack, build_ensemble
+from .ensemble import DEFAULT_ATTACKS, DEFAULT_EPS, Member, build_ensemble
 from .evaluate import Reference, RobustnessReport, evaluate_robustness, transfer_examples
 
 __all__ = [
@@ -24,8 +24,8 @@ __all__ = [
     "DEFAULT_EPS",
     "FLAGS",
     "HOLDOUT_CORRUPTIONS",
+    "Member",
     "CorruptionResult",
-    "EnsembleAttack",
     "Reference",
     "RobustnessReport",
     "SanityCheck",

@@ -1,240 +1,116 @@
-"""The attack ensemble: per-example worst case over white-box and black-box L-inf attacks.
+"""The attack ensemble: per-example worst case over registered attack plugins (L-inf).
 
-Members (defaults follow AutoAttack's "standard" version, Croce & Hein 2020):
+Members are ordinary attack plugins from the registry, so any registered attack (a
+third-party one included) can be a member. The default four follow AutoAttack's
+"standard" version (Croce & Hein 2020):
 
-- ``pgd``: the harness's own PGD plugin of the model's framework, with restarts;
+- ``pgd``: the harness's PGD, here with 50 steps and 2 restarts;
 - ``apgd-ce``: APGD on the cross-entropy (adversarial-robustness-toolbox);
 - ``apgd-t``: targeted APGD on the DLR loss, one run per target among the top
   ``n_targets`` wrong classes of the clean logits (ART);
 - ``square``: Square Attack, black-box, score-based (ART).
 
-Every member attacks the examples the model gets right when clean; an example is
-robust at an eps only if every member leaves it correct. Members reach the model
-only through the runtime (``adversarial_images``, ``predict_logits_float``,
-``art_classifier``), so torch and TensorFlow models go through the same code.
+A member is built per eps with ``create_attack(name, framework=..., eps=eps, seed=seed, **params)``
+and run through the runtime's ``adversarial_images``; its hyper-parameters are recorded from
+``attack.config.to_dict()``, its kind from ``attack.threat`` (default white-box).
 """
 
 from __future__ import annotations
 
-import contextlib
-import importlib.util
-import math
 from dataclasses import dataclass, field
-from numbers import Integral, Real
-from typing import Any, ClassVar, Iterator, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from ..errors import PluginError, UsageError
+from ..errors import UsageError
 
 #: the budgets every evaluation reports (L-inf, pixel space)
 DEFAULT_EPS = (2 / 255, 4 / 255, 8 / 255)
 DEFAULT_ATTACKS = ("pgd", "apgd-ce", "apgd-t", "square")
-ART_VERSION = "1.20.1"
+#: the ensemble's own defaults over an attack's registered ones (a stronger PGD than the plugin default)
+MEMBER_DEFAULTS: dict[str, dict[str, Any]] = {"pgd": {"steps": 50, "restarts": 2}}
+#: parameters the ensemble sets itself for every member
+SET_BY_ENSEMBLE = ("eps", "seed")
 
 
-@dataclass
-class Target:
-    """The model under attack and the runtime that reaches it."""
+@dataclass(frozen=True)
+class Member:
+    """One ensemble member: a registered attack ``name`` with ``params`` over its defaults."""
 
-    runtime: Any
-    model: Any
-    num_classes: int
-    input_shape: tuple[int, int, int]
-    batch_size: int = 256
-    _art: Any = field(default=None, repr=False)
+    name: str
+    params: Mapping[str, Any] = field(default_factory=dict)
 
-    def logits(self, images: np.ndarray) -> np.ndarray:
-        """Logits for float32 N,H,W,C images in [0, 1]."""
-        return self.runtime.predict_logits_float(self.model, images, batch_size=self.batch_size)
+    def create(self, framework: str, eps: float, seed: int) -> Any:
+        """The attack at budget ``eps`` (L-inf), seeded with ``seed`` when it takes a seed."""
+        from ..registry import create_attack, get_attack
 
-    def predict(self, images: np.ndarray) -> np.ndarray:
-        return self.logits(images).argmax(axis=1)
+        spec = get_attack(self.name, framework=framework)
+        if "eps" not in spec.params:
+            raise UsageError(f"ensemble attack '{self.name}' has no 'eps' parameter: the ensemble sets the budget")
+        seeded = {"seed": int(seed)} if "seed" in spec.params else {}
+        attack = create_attack(self.name, framework=framework, eps=float(eps), **seeded, **dict(self.params))
+        config = getattr(attack, "config", None)
+        if config is None or getattr(config, "norm", None) != "linf" or getattr(config, "eps", None) != float(eps):
+            raise UsageError(f"ensemble attack '{self.name}' must have config.eps == {float(eps):.6g} and "
+                             f"config.norm == 'linf' (the ensemble's budget)")
+        return attack
 
-    def art(self) -> Any:
-        """The runtime's ART classifier of the model (built once)."""
-        if self._art is None:
-            self._art = self.runtime.art_classifier(self.model, self.num_classes, self.input_shape)
-        return self._art
-
-
-@contextlib.contextmanager
-def numpy_seed(seed: int) -> Iterator[None]:
-    """Seed numpy's global RNG (ART draws from it) for the block, then restore its state."""
-    state = np.random.get_state()
-    np.random.seed(int(seed) % 2**32)
-    try:
-        yield
-    finally:
-        np.random.set_state(state)
-
-
-def _check_params(name: str, params: Mapping[str, Any], defaults: Mapping[str, Any]) -> dict[str, Any]:
-    unknown = sorted(set(params) - set(defaults))
-    if unknown:
-        raise UsageError(f"ensemble attack '{name}' has no parameter {', '.join(map(repr, unknown))}. "
-                         f"Parameters: {', '.join(defaults)}")
-    merged = {**defaults, **params}
-    for key, value in merged.items():
-        if key in ("steps", "restarts", "max_iter", "n_targets", "batch_size"):
-            if isinstance(value, bool) or not isinstance(value, Integral) or value < 1:
-                raise UsageError(f"{name}: {key} must be an integer >= 1, got {value!r}")
-        elif key in ("p_init", "step_factor") and (isinstance(value, bool) or not isinstance(value, Real)
-                                                   or not 0 < float(value) < math.inf):
-            raise UsageError(f"{name}: {key} must be a number > 0, got {value!r}")
-    return merged
-
-
-class EnsembleAttack:
-    """One member: ``generate(target, images, x, labels, eps, seed)`` -> float32 adversarial N,H,W,C."""
-
-    name: ClassVar[str] = ""
-    #: "white-box" (uses gradients) or "black-box" (scores only)
-    kind: ClassVar[str] = "white-box"
-    #: True when it runs through adversarial-robustness-toolbox
-    uses_art: ClassVar[bool] = False
-    defaults: ClassVar[dict[str, Any]] = {}
-    implementation: ClassVar[str] = ""
-
-    def __init__(self, **params: Any):
-        self.params = _check_params(self.name, params, self.defaults)
-
-    def hyperparameters(self, eps: float) -> dict[str, Any]:
+    def hyperparameters(self, attack: Any, framework: str) -> dict[str, Any]:
         """Everything that defines this run (JSON-able), recorded with the result."""
-        return {"attack": self.name, "kind": self.kind, "implementation": self.implementation, "norm": "linf",
-                "eps": float(eps), **self.params}
+        from ..registry import get_attack
 
-    def generate(self, target: Target, images: np.ndarray, x: np.ndarray, labels: np.ndarray, eps: float,
-                 seed: int) -> np.ndarray:
-        """Adversarial versions of ``x`` (float, = ``images`` / 255) for ``labels``."""
-        raise NotImplementedError
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.params.items())})"
+        spec = get_attack(self.name, framework=framework)
+        implementation = getattr(attack, "implementation", "") or (
+            f"{spec.distribution or spec.source or 'harness'} {self.name} plugin")
+        config = attack.config.to_dict() if hasattr(attack.config, "to_dict") else {
+            "eps": float(attack.config.eps), "norm": attack.config.norm}
+        return {"attack": self.name, "kind": kind(attack), "implementation": implementation, **config}
 
 
-class PGDMember(EnsembleAttack):
-    """The framework's own ``pgd`` attack plugin (random start, restarts, worst iterate kept)."""
-
-    name = "pgd"
-    defaults = {"steps": 50, "restarts": 2, "step_size": None}
-    implementation = "harness pgd plugin"
-
-    def hyperparameters(self, eps: float) -> dict[str, Any]:
-        from ..attacks import AttackConfig
-
-        config = AttackConfig.for_attack("pgd", eps=float(eps), **self.params)
-        return {**super().hyperparameters(eps), "step_size": config.step_size, "random_start": True}
-
-    def generate(self, target, images, x, labels, eps, seed):
-        from ..registry import create_attack
-
-        attack = create_attack("pgd", framework=target.runtime.name, eps=float(eps), seed=int(seed), **self.params)
-        return target.runtime.adversarial_images(target.model, images, labels, attack, batch_size=target.batch_size)
+def kind(attack: Any) -> str:
+    """An attack's threat model: "white-box" (uses gradients, the default) or "black-box" (scores only)."""
+    return str(getattr(attack, "threat", "white-box"))
 
 
-class APGDCEMember(EnsembleAttack):
-    """APGD with the cross-entropy loss (ART ``AutoProjectedGradientDescent``)."""
-
-    name = "apgd-ce"
-    uses_art = True
-    defaults = {"max_iter": 100, "restarts": 1, "batch_size": 128}
-    implementation = f"adversarial-robustness-toolbox {ART_VERSION} AutoProjectedGradientDescent(cross_entropy)"
-
-    def _attack(self, target: Target, eps: float, targeted: bool, loss: str):
-        from art.attacks.evasion import AutoProjectedGradientDescent
-
-        return AutoProjectedGradientDescent(
-            target.art(), norm=np.inf, eps=float(eps), eps_step=2 * float(eps), max_iter=self.params["max_iter"],
-            targeted=targeted, nb_random_init=self.params["restarts"], batch_size=self.params["batch_size"],
-            loss_type=loss, verbose=False)
-
-    def generate(self, target, images, x, labels, eps, seed):
-        with numpy_seed(seed):
-            return self._attack(target, eps, False, "cross_entropy").generate(x, y=labels)
+def run_member(runtime: Any, model: Any, attack: Any, images: np.ndarray, labels: np.ndarray,
+               batch_size: int) -> np.ndarray:
+    """float32 N,H,W,C adversarial images of ``attack`` through the runtime; an attack that batches
+    itself (``batches_itself``, e.g. ART's) gets every image in one call."""
+    size = len(images) if getattr(attack, "batches_itself", False) else batch_size
+    return runtime.adversarial_images(model, images, labels, attack, batch_size=max(1, size))
 
 
-class APGDTMember(APGDCEMember):
-    """Targeted APGD on the DLR loss, once per target class among the top ``n_targets`` wrong ones."""
+def build_ensemble(attacks: Sequence[str | Member] | Mapping[str, Mapping[str, Any]] | None = None, *,
+                   framework: str | None = None) -> list[Member]:
+    """Members from None (the default four), names, :class:`Member` objects, or a mapping name -> parameters.
 
-    name = "apgd-t"
-    defaults = {"max_iter": 100, "restarts": 1, "n_targets": 9, "batch_size": 128}
-    implementation = (f"adversarial-robustness-toolbox {ART_VERSION} "
-                      "AutoProjectedGradientDescent(difference_logits_ratio, targeted)")
-
-    def generate(self, target, images, x, labels, eps, seed):
-        logits = target.logits(x)
-        logits[np.arange(len(labels)), labels] = -np.inf
-        n_targets = min(self.params["n_targets"], target.num_classes - 1)
-        order = np.argsort(-logits, axis=1, kind="stable")[:, :n_targets]
-        best = x.copy()
-        open_ = np.ones(len(x), dtype=bool)
-        for k in range(n_targets):
-            if not open_.any():
-                break
-            attack = self._attack(target, eps, True, "difference_logits_ratio")
-            with numpy_seed(seed + k):
-                candidate = attack.generate(x[open_], y=order[open_, k])
-            fooled = target.predict(candidate) != labels[open_]
-            rows = np.flatnonzero(open_)
-            best[rows[fooled]] = candidate[fooled]
-            if k == n_targets - 1:  # nothing fooled: keep the last try
-                best[rows[~fooled]] = candidate[~fooled]
-            open_[rows[fooled]] = False
-        return best
-
-
-class SquareMember(EnsembleAttack):
-    """Square Attack (Andriushchenko et al. 2020): random square updates, scores only (ART)."""
-
-    name = "square"
-    kind = "black-box"
-    uses_art = True
-    defaults = {"max_iter": 5000, "p_init": 0.8, "restarts": 1, "batch_size": 128}
-    implementation = f"adversarial-robustness-toolbox {ART_VERSION} SquareAttack"
-
-    def generate(self, target, images, x, labels, eps, seed):
-        from art.attacks.evasion import SquareAttack
-
-        attack = SquareAttack(target.art(), norm=np.inf, eps=float(eps), max_iter=self.params["max_iter"],
-                              p_init=float(self.params["p_init"]), nb_restarts=self.params["restarts"],
-                              batch_size=self.params["batch_size"], verbose=False)
-        with numpy_seed(seed):
-            return attack.generate(x, y=labels)
-
-
-MEMBERS: dict[str, type[EnsembleAttack]] = {
-    cls.name: cls for cls in (PGDMember, APGDCEMember, APGDTMember, SquareMember)
-}
-
-
-def build_ensemble(attacks: Sequence[str | EnsembleAttack] | Mapping[str, Mapping[str, Any]] | None = None
-                   ) -> list[EnsembleAttack]:
-    """Members from None (the default four), names, ready members, or a mapping name -> parameters.
-
-    A member that needs ART when ART is not installed is a PluginError naming the extra.
+    Names and parameters are checked against the registry (for ``framework`` when given): an unknown
+    attack or parameter is a one-line error with a did-you-mean.
     """
+    from ..errors import suggest
+    from ..registry import get_attack
+
     if attacks is None:
         attacks = DEFAULT_ATTACKS
-    items = list(attacks.items()) if isinstance(attacks, Mapping) else [(a, {}) for a in attacks]
-    members: list[EnsembleAttack] = []
-    for item, params in items:
-        if isinstance(item, EnsembleAttack):
-            members.append(item)
-            continue
-        if item not in MEMBERS:
-            from ..errors import suggest
-
-            raise UsageError(f"Unknown ensemble attack '{item}'.{suggest(str(item), MEMBERS)} "
-                             f"Available: {', '.join(MEMBERS)}")
-        members.append(MEMBERS[item](**dict(params or {})))
+    items = list(attacks.items()) if isinstance(attacks, Mapping) else [
+        (a.name, a.params) if isinstance(a, Member) else (a, {}) for a in attacks]
+    members: list[Member] = []
+    for name, params in items:
+        spec = get_attack(str(name), framework=framework)
+        params = dict(params or {})
+        fixed = sorted(set(params) & set(SET_BY_ENSEMBLE))
+        if fixed:
+            raise UsageError(f"ensemble attack '{name}': {', '.join(fixed)} is set by the ensemble",
+                             hint="choose budgets with eps/extra_eps and the seed with seed")
+        unknown = sorted(set(params) - set(spec.params))
+        if unknown:
+            hints = "".join(suggest(key, spec.params) for key in unknown)
+            raise UsageError(f"ensemble attack '{name}' has no parameter {', '.join(map(repr, unknown))}.{hints} "
+                             f"Parameters: {', '.join(k for k in spec.params if k not in SET_BY_ENSEMBLE)}")
+        members.append(Member(str(name), {**MEMBER_DEFAULTS.get(str(name), {}), **params}))
     names = [m.name for m in members]
     if len(set(names)) != len(names):
         raise UsageError(f"ensemble attacks must have distinct names, got {', '.join(names)}")
     if not members:
         raise UsageError("the attack ensemble needs at least one attack")
-    needs_art = [m.name for m in members if m.uses_art]
-    if needs_art and importlib.util.find_spec("art") is None:
-        raise PluginError(f"ensemble attack(s) {', '.join(needs_art)} need adversarial-robustness-toolbox, "
-                          "which is not installed", hint="pip install 'harness[robust]'")
     return members

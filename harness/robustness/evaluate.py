@@ -34,7 +34,7 @@ from ..errors import UsageError
 from ..perturb.severity import SEVERITIES
 from . import checks as C
 from .corruption import CorruptionResult, corruption_accuracy
-from .ensemble import DEFAULT_EPS, EnsembleAttack, PGDMember, Target, build_ensemble
+from .ensemble import DEFAULT_EPS, Member, build_ensemble, kind, run_member
 
 SCHEMA_VERSION = 1
 #: PGD step counts run besides the ensemble's own, for the "more steps must not be weaker" check
@@ -230,11 +230,23 @@ def _failure(eps: float, exc: Exception) -> str:
     return f"eps {eps * 255:.3g}/255: {type(exc).__name__}: {exc}".splitlines()[0]
 
 
-def _run_member(member: EnsembleAttack, target: Target, images: np.ndarray, x: np.ndarray, labels: np.ndarray,
-                eps: float, seed: int) -> tuple[np.ndarray, dict[str, int]]:
-    """Adversarial images of one member, projected back into the valid set, and what was wrong with them."""
-    adversarial = member.generate(target, images, x, labels, eps, seed)
-    return C.project_adversarial(adversarial, x, eps)
+@dataclass
+class _Target:
+    """The model under attack, reached through its runtime."""
+
+    runtime: Any
+    model: Any
+    batch_size: int
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """Top class of float32 N,H,W,C images in [0, 1]."""
+        return self.runtime.predict_logits_float(self.model, x, batch_size=self.batch_size).argmax(axis=1)
+
+    def attack(self, attack: Any, images: np.ndarray, x: np.ndarray, labels: np.ndarray, eps: float
+               ) -> tuple[np.ndarray, dict[str, int]]:
+        """Adversarial images of one attack, projected back into the valid set, and what was wrong with them."""
+        adversarial = run_member(self.runtime, self.model, attack, images, labels, self.batch_size)
+        return C.project_adversarial(adversarial, x, eps)
 
 
 def evaluate_robustness(
@@ -245,7 +257,7 @@ def evaluate_robustness(
     *,
     eps: Sequence[float] = DEFAULT_EPS,
     extra_eps: Sequence[float] = (),
-    attacks: Sequence[str | EnsembleAttack] | Mapping[str, Mapping[str, Any]] | None = None,
+    attacks: Sequence[str | Member] | Mapping[str, Mapping[str, Any]] | None = None,
     reference: Reference | Mapping[float, np.ndarray] | None = None,
     corruptions: str | Iterable[str] | None = None,
     severities: Sequence[int] = SEVERITIES,
@@ -261,8 +273,8 @@ def evaluate_robustness(
     - ``runtime``: a :class:`harness.frameworks.Runtime` or its name ("torch", "tf");
       ``images`` uint8 N,H,W,C, ``labels`` int.
     - ``eps`` (default 2/255, 4/255, 8/255) plus ``extra_eps`` (e.g. the organiser's 0.2): L-inf budgets.
-    - ``attacks``: ensemble members (:mod:`.ensemble`): None for pgd, apgd-ce, apgd-t and square
-      at their defaults, names, members, or ``{"pgd": {"steps": 20}, "square": {"max_iter": 500}}``.
+    - ``attacks``: ensemble members (:mod:`.ensemble`), any registered attacks: None for pgd, apgd-ce,
+      apgd-t and square at their defaults, names, members, or ``{"pgd": {"steps": 20}, "square": {"max_iter": 500}}``.
     - ``reference``: a :class:`Reference` model, or precomputed transfer examples {eps: float images}
       (see :func:`transfer_examples`); reported apart from the white-box numbers.
     - ``corruptions``: None (skip), "benchmark" (15 x severities), "holdout", "all" or names;
@@ -276,11 +288,13 @@ def evaluate_robustness(
     if len(images) == 0:
         raise UsageError("evaluate_robustness needs at least one image")
     eps_values = _eps_list(eps, extra_eps)
-    members = build_ensemble(attacks)
+    members = build_ensemble(attacks, framework=runtime.name)
+    for i, member in enumerate(members):  # bad parameters fail here, before anything runs
+        member.create(runtime.name, eps_values[0], _seed(seed, i, 0))
     x = images.astype(np.float32) / 255.0
     logits = runtime.predict_logits(model, images, batch_size=batch_size)
     num_classes = int(num_classes or logits.shape[1])
-    target = Target(runtime, model, num_classes, tuple(images.shape[1:]), batch_size)
+    target = _Target(runtime, model, batch_size)
     clean_correct = logits.argmax(axis=1) == labels
     count = len(labels)
     idx = np.flatnonzero(clean_correct)
@@ -290,14 +304,16 @@ def evaluate_robustness(
     params: dict[str, dict[float, dict[str, Any]]] = {m.name: {} for m in members}
     violations: dict[str, dict[float, dict[str, int]]] = {m.name: {} for m in members}
     errors: dict[str, list[str]] = {m.name: [] for m in members}
+    kinds: dict[str, str] = {}
     for j, e in enumerate(eps_values):
         for i, member in enumerate(members):
-            params[member.name][e] = member.hyperparameters(e)
+            attack = member.create(runtime.name, e, _seed(seed, i, j))
+            params[member.name][e] = member.hyperparameters(attack, runtime.name)
+            kinds[member.name] = kind(attack)
             alive = np.zeros(count, dtype=bool)
             if len(idx):
                 try:
-                    adversarial, bad = _run_member(member, target, images[idx], x[idx], labels[idx], e,
-                                                   _seed(seed, i, j))
+                    adversarial, bad = target.attack(attack, images[idx], x[idx], labels[idx], e)
                 except Exception as exc:  # noqa: BLE001 - recorded and flagged, the others still run
                     errors[member.name].append(_failure(e, exc))
                     adversarial, bad = x[idx], {}
@@ -306,24 +322,25 @@ def evaluate_robustness(
             survived[member.name][e] = alive
     attack_accuracy = {name: {e: float(a.mean()) for e, a in by_eps.items()} for name, by_eps in survived.items()}
     robust = {e: float(np.logical_and.reduce([survived[m.name][e] for m in members]).mean()) for e in eps_values}
-    whitebox_members = [m for m in members if m.kind == "white-box"]
+    whitebox_members = [m for m in members if kinds[m.name] == "white-box"]
     whitebox = {e: float(np.logical_and.reduce([survived[m.name][e] for m in whitebox_members]).mean())
                 for e in eps_values} if whitebox_members else {}
 
     # ---- PGD at fewer steps: more steps must not be weaker
-    pgd = next((m for m in members if isinstance(m, PGDMember)), None)
+    pgd = next((m for m in members if m.name == "pgd"), None)
     by_steps: dict[int, dict[float, np.ndarray]] = {}
     if pgd is not None:
-        by_steps[pgd.params["steps"]] = survived[pgd.name]
-        for steps in (s for s in STEP_LADDER if s < pgd.params["steps"]):
-            member = PGDMember(steps=steps, restarts=1)
+        pgd_steps = params["pgd"][eps_values[0]]["steps"]
+        by_steps[pgd_steps] = survived[pgd.name]
+        for steps in (s for s in STEP_LADDER if s < pgd_steps):
+            member = Member("pgd", {"steps": steps, "restarts": 1})
             by_steps[steps] = {}
             for j, e in enumerate(eps_values):
                 alive = np.zeros(count, dtype=bool)
                 if len(idx):
                     try:
-                        adversarial, _ = _run_member(member, target, images[idx], x[idx], labels[idx], e,
-                                                     _seed(seed, 1000 + steps, j))
+                        attack = member.create(runtime.name, e, _seed(seed, 1000 + steps, j))
+                        adversarial, _ = target.attack(attack, images[idx], x[idx], labels[idx], e)
                     except Exception as exc:  # noqa: BLE001 - the same failure as the pgd member's, recorded
                         errors.setdefault(f"pgd-{steps}-steps", []).append(_failure(e, exc))
                         adversarial = x[idx]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from harness import hookimpl
+from harness.attacks.art import art_attack_specs
 from harness.framework_specs import application_backbone_specs, attack_specs, augmentation_specs, defense_specs
 from harness.specs import AttackSpec, BackboneSpec
 
@@ -80,7 +81,8 @@ NSL_PERTURB_PARAMS = {
 
 @hookimpl
 def harness_register_attacks():
-    specs = attack_specs(M, "tf")
+    """FGSM, BIM, PGD (the shared driver), the ART attacks apgd-ce, apgd-t, square, and nsl-perturb."""
+    specs = attack_specs(M, "tf") + art_attack_specs(M, "tf")
     specs.append(
         AttackSpec(
             name="nsl-perturb",

@@ -15,6 +15,9 @@ then clamping, both of which can only shrink the perturbation). The model runs
 in eval mode during the attack and every module gets its own mode back after;
 gradients are taken with ``torch.autograd.grad`` so parameters' ``.grad`` stay
 untouched. Inputs move to the model's device; the result comes back on ``x``'s.
+
+The loop is :func:`harness.attacks.run`, shared with TensorFlow; this module holds
+its torch calls (:class:`TorchAttackOps`).
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from typing import Any, Callable, Iterator
 import torch
 import torch.nn.functional as F
 
-from harness.attacks import AttackBase, AttackConfig, attack_classes, mode_labels
+from harness.attacks import AttackConfig, DriverAttack, Steps, attack_classes, run
 from harness.errors import UsageError
 
 from .device import model_device
@@ -33,7 +36,7 @@ from .device import model_device
 #: loss_fn(logits, y) -> per-example losses, shape (N,) (a scalar is accepted too)
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
-__all__ = ["BIM", "FGSM", "PGD", "Attack", "bim", "eval_mode", "fgsm", "pgd"]
+__all__ = ["BIM", "FGSM", "PGD", "Attack", "TorchAttackOps", "bim", "eval_mode", "fgsm", "pgd"]
 
 
 @contextmanager
@@ -49,125 +52,118 @@ def eval_mode(model: torch.nn.Module, enabled: bool = True) -> Iterator[None]:
             module.training = training
 
 
-def _images(model: torch.nn.Module, x: Any) -> torch.Tensor:
-    """``x`` as float32 on the model's device, checked to be images in [0, 1]."""
-    if not isinstance(x, torch.Tensor) or not x.is_floating_point():
-        raise UsageError("attacks take float image tensors in [0, 1]")
-    x0 = x.detach().to(device=model_device(model), dtype=torch.float32)
-    if x0.numel() and (x0.min().item() < 0.0 or x0.max().item() > 1.0):
-        raise UsageError(
-            f"attack inputs must be images in [0, 1], got values in [{x0.min().item():.3g}, {x0.max().item():.3g}]",
-            hint="normalization belongs inside the model; attack budgets are in pixel space",
-        )
-    return x0
+class TorchAttackOps:
+    """:class:`harness.attacks.AttackOps` over torch tensors (N,C,H,W); random draws happen on the
+    generator's device (the default generator of the images' device when None) and move to the images'."""
 
+    def images(self, model: torch.nn.Module, x: Any) -> torch.Tensor:
+        if not isinstance(x, torch.Tensor) or not x.is_floating_point():
+            raise UsageError("attacks take float image tensors in [0, 1]")
+        return x.detach().to(device=model_device(model), dtype=torch.float32)
 
-def _prepare(model: torch.nn.Module, x: torch.Tensor, y: Any) -> tuple[torch.Tensor, torch.Tensor]:
-    x0 = _images(model, x)
-    if y is None:
-        raise UsageError("the attack needs labels y (or loss_fn targets)")
-    y = torch.as_tensor(y).detach().to(x0.device)
-    if y.dim() == 0 or y.shape[0] != x0.shape[0]:
-        raise UsageError(f"got {y.shape[0] if y.dim() else 0} labels for {x0.shape[0]} images")
-    return x0, y
+    def labels(self, y: Any, like: torch.Tensor) -> torch.Tensor:
+        return torch.as_tensor(y).detach().to(like.device)
 
+    def convert_labels(self, y: Any) -> torch.Tensor:
+        return torch.as_tensor(y)
 
-def _losses(logits: torch.Tensor, y: torch.Tensor, loss_fn: LossFn | None) -> torch.Tensor:
-    if loss_fn is None:
-        return F.cross_entropy(logits, y, reduction="none")
-    losses = loss_fn(logits, y)
-    return losses.expand(logits.shape[0]) if losses.dim() == 0 else losses.reshape(logits.shape[0])
+    def size(self, t: torch.Tensor) -> int:
+        return t.numel()
 
+    def rank(self, t: torch.Tensor) -> int:
+        return t.dim()
 
-def _per_example_norm(t: torch.Tensor) -> torch.Tensor:
-    """L2 norm of each example, shaped to broadcast against ``t``."""
-    return t.flatten(1).norm(dim=1).view(-1, *([1] * (t.dim() - 1)))
+    def length(self, t: torch.Tensor) -> int:
+        return t.shape[0]
 
+    def numel_per_example(self, t: torch.Tensor) -> int:
+        return t[0].numel()
 
-def _step(x: torch.Tensor, grad: torch.Tensor, step_size: float, norm: str) -> torch.Tensor:
-    if norm == "linf":
-        return x + step_size * grad.sign()
-    return x + step_size * grad / _per_example_norm(grad).clamp_min(1e-12)
+    def min_max(self, t: torch.Tensor) -> tuple[float, float]:
+        return t.min().item(), t.max().item()
 
+    def is_labels(self, y: torch.Tensor) -> bool:
+        return y.dim() == 1 and not y.is_floating_point()
 
-def _project(x_adv: torch.Tensor, x0: torch.Tensor, eps: float, norm: str) -> torch.Tensor:
-    """Project into the eps ball around ``x0``, then clamp to [0, 1] (which only shrinks the step)."""
-    delta = x_adv - x0
-    if norm == "linf":
-        delta = delta.clamp(-eps, eps)
-    else:
-        delta = delta * (eps / _per_example_norm(delta).clamp_min(1e-12)).clamp(max=1.0)
-    return (x0 + delta).clamp(0.0, 1.0)
+    def inference(self, model: torch.nn.Module, enabled: bool):
+        return eval_mode(model, enabled)
 
+    def no_grad(self):
+        return torch.no_grad()
 
-def _random_delta(x0: torch.Tensor, eps: float, norm: str, generator: torch.Generator | None) -> torch.Tensor:
-    """A uniform random point of the eps ball (drawn on the generator's device)."""
-    device = generator.device if generator is not None else x0.device
-    if norm == "linf":
-        delta = (2 * torch.rand(x0.shape, generator=generator, device=device) - 1) * eps
-    else:
-        direction = torch.randn(x0.shape, generator=generator, device=device)
-        direction = direction / _per_example_norm(direction).clamp_min(1e-12)
-        radius = torch.rand(x0.shape[0], generator=generator, device=device) ** (1.0 / x0[0].numel())
-        delta = direction * (eps * radius).view(-1, *([1] * (x0.dim() - 1)))
-    return delta.to(x0.device)
+    def logits(self, model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+        return model(x)
 
+    def losses(self, logits: torch.Tensor, y: torch.Tensor, loss_fn: LossFn | None) -> torch.Tensor:
+        if loss_fn is None:
+            return F.cross_entropy(logits, y, reduction="none")
+        losses = loss_fn(logits, y)
+        return losses.expand(logits.shape[0]) if losses.dim() == 0 else losses.reshape(logits.shape[0])
 
-class _Best:
-    """Worst case per example: a candidate that fools the model beats one that does not,
-    otherwise the higher attack score (loss, or minus the loss when targeted) wins."""
+    def losses_and_gradient(self, model, x, y, loss_fn):
+        x = x.detach().requires_grad_(True)  # autograd.grad: parameters' .grad stay untouched
+        logits = model(x)
+        losses = self.losses(logits, y, loss_fn)
+        (grad,) = torch.autograd.grad(losses.sum(), x)
+        return logits.detach(), losses.detach(), grad
 
-    def __init__(self, x0: torch.Tensor):
-        self.x = x0.clone()
-        self.score = torch.full((x0.shape[0],), -torch.inf, device=x0.device)
-        self.fooled = torch.zeros(x0.shape[0], dtype=torch.bool, device=x0.device)
+    def hits(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return logits.argmax(dim=1) == y
 
-    def update(self, x: torch.Tensor, score: torch.Tensor, fooled: torch.Tensor) -> None:
-        better = (fooled & ~self.fooled) | ((fooled == self.fooled) & (score > self.score))
-        self.x[better] = x[better]
-        self.score = torch.where(better, score, self.score)
-        self.fooled |= fooled
+    def argmax(self, logits: torch.Tensor) -> torch.Tensor:
+        return logits.argmax(dim=1)
 
+    def sign(self, t: torch.Tensor) -> torch.Tensor:
+        return t.sign()
 
-def _run(model, x, y, config: AttackConfig, generator, loss_fn, keep_best, use_eval_mode) -> torch.Tensor:
-    """Shared PGD loop (FGSM and BIM are special cases)."""
-    x0, y = _prepare(model, x, y)
-    if config.eps == 0 or x0.shape[0] == 0:
+    def clip(self, t: torch.Tensor, low: float, high: float) -> torch.Tensor:
+        return t.clamp(low, high)
+
+    def maximum(self, t: torch.Tensor, value: float) -> torch.Tensor:
+        return t.clamp_min(value)
+
+    def minimum(self, t: torch.Tensor, value: float) -> torch.Tensor:
+        return t.clamp(max=value)
+
+    def example_norm(self, t: torch.Tensor) -> torch.Tensor:
+        return t.flatten(1).norm(dim=1).view(-1, *([1] * (t.dim() - 1)))
+
+    def per_example(self, v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+        return v.view(-1, *([1] * (like.dim() - 1)))
+
+    def where(self, condition: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return torch.where(condition.view(-1, *([1] * (a.dim() - 1))), a, b)
+
+    def full(self, like: torch.Tensor, value: float) -> torch.Tensor:
+        return torch.full((like.shape[0],), value, device=like.device)
+
+    def falses(self, like: torch.Tensor) -> torch.Tensor:
+        return torch.zeros(like.shape[0], dtype=torch.bool, device=like.device)
+
+    def generator(self, seed: int | None) -> torch.Generator | None:
+        return torch.Generator().manual_seed(seed) if seed is not None else None
+
+    def uniform(self, rng: torch.Generator | None, like: torch.Tensor, rows: bool = False) -> torch.Tensor:
+        shape = (like.shape[0],) if rows else like.shape
+        return torch.rand(shape, generator=rng, device=rng.device if rng is not None else like.device)
+
+    def normal(self, rng: torch.Generator | None, like: torch.Tensor) -> torch.Tensor:
+        return torch.randn(like.shape, generator=rng, device=rng.device if rng is not None else like.device)
+
+    def move_like(self, t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+        return t.to(like.device)
+
+    def steps(self, model, config: AttackConfig, loss_fn: LossFn | None, labels: bool) -> Steps:
+        return Steps(self, lambda: model, config, loss_fn, labels)
+
+    def unchanged(self, x0: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         return x0.clone().to(x.device)
-    sign = -1.0 if config.targeted else 1.0
-    is_labels = y.dim() == 1 and not y.is_floating_point()
 
-    def fooled(logits: torch.Tensor) -> torch.Tensor:
-        if not is_labels:
-            return torch.zeros(logits.shape[0], dtype=torch.bool, device=logits.device)
-        hit = logits.argmax(dim=1) == y
-        return hit if config.targeted else ~hit
+    def finish(self, x_adv: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        return x_adv.detach().to(x.device)
 
-    select = keep_best or config.restarts > 1
-    best = _Best(x0) if select else None
-    x_adv = x0
-    with eval_mode(model, use_eval_mode):
-        for _ in range(config.restarts):
-            x_adv = x0.clone()
-            if config.random_start:
-                x_adv = (x0 + _random_delta(x0, config.eps, config.norm, generator)).clamp(0.0, 1.0)
-            for _ in range(config.steps):
-                x_adv.requires_grad_(True)
-                logits = model(x_adv)
-                losses = _losses(logits, y, loss_fn)
-                (grad,) = torch.autograd.grad(losses.sum(), x_adv)
-                x_adv = x_adv.detach()
-                if keep_best:
-                    best.update(x_adv, sign * losses.detach(), fooled(logits.detach()))
-                x_adv = _project(_step(x_adv, sign * grad, config.step_size, config.norm), x0, config.eps,
-                                 config.norm)
-            if select:
-                with torch.no_grad():
-                    logits = model(x_adv)
-                    best.update(x_adv, sign * _losses(logits, y, loss_fn), fooled(logits))
-    x_adv = best.x if select else x_adv
-    # the candidates are all in the ball already; one more projection guards against rounding
-    return _project(x_adv, x0, config.eps, config.norm).detach().to(x.device)
+
+OPS = TorchAttackOps()
 
 
 def fgsm(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float | None = None,
@@ -178,7 +174,7 @@ def fgsm(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float | 
     ``targeted``: ``y`` are target labels and the step descends their loss.
     """
     config = AttackConfig.for_attack("fgsm", eps=eps, norm=norm, mode="targeted" if targeted else "true-label")
-    return _run(model, x, y, config, None, loss_fn, keep_best=False, use_eval_mode=use_eval_mode)
+    return run(OPS, model, x, y, config, None, loss_fn, keep_best=False, use_eval_mode=use_eval_mode)
 
 
 def pgd(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float | None = None,
@@ -195,7 +191,7 @@ def pgd(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float | N
     """
     config = AttackConfig(eps=eps, step_size=step_size, steps=steps, restarts=restarts, norm=norm,
                           random_start=random_start, mode="targeted" if targeted else "true-label", seed=None)
-    return _run(model, x, y, config, generator, loss_fn, keep_best, use_eval_mode)
+    return run(OPS, model, x, y, config, generator, loss_fn, keep_best=keep_best, use_eval_mode=use_eval_mode)
 
 
 def bim(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float | None = None,
@@ -206,28 +202,14 @@ def bim(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float | N
                targeted=targeted, keep_best=keep_best, use_eval_mode=use_eval_mode)
 
 
-class Attack(AttackBase):
+class Attack(DriverAttack):
     """Base class: ``attack(model, x, y=None, target=None) -> x_adv`` per :class:`AttackConfig`.
 
     Subclasses take their parameters by keyword; names and defaults are in
     :data:`harness.attacks.ATTACK_PARAMS` (one table for both frameworks), and an unknown one is an error.
     """
 
-    def labels(self, model: torch.nn.Module, x: torch.Tensor, y: Any = None, target: Any = None) -> torch.Tensor:
-        """The labels the attack moves away from (or towards, when targeted).
-
-        Mode ``predicted`` uses the model's own predictions and ignores ``y``.
-        """
-        def predict() -> torch.Tensor:
-            with eval_mode(model), torch.no_grad():
-                return model(_images(model, x)).argmax(dim=1)
-
-        return mode_labels(self.name, self.config.mode, y, target, torch.as_tensor, predict)
-
-    def __call__(self, model: torch.nn.Module, x: torch.Tensor, y: Any = None, target: Any = None) -> torch.Tensor:
-        labels = self.labels(model, x, y, target)
-        generator = torch.Generator().manual_seed(self.config.seed) if self.config.seed is not None else None
-        return _run(model, x, labels, self.config, generator, None, keep_best=self.keep_best, use_eval_mode=True)
+    ops = OPS
 
 
 FGSM, BIM, PGD = attack_classes(Attack, __name__)

@@ -18,7 +18,7 @@ from harness.errors import PluginError, UsageError  # noqa: E402
 from harness.frameworks import get_runtime  # noqa: E402
 from harness.robustness import Reference, evaluate_robustness, transfer_examples  # noqa: E402
 from harness.robustness import checks as C  # noqa: E402
-from harness.robustness.ensemble import EnsembleAttack, build_ensemble  # noqa: E402
+from harness.robustness.ensemble import build_ensemble  # noqa: E402
 
 torch.set_num_threads(1)  # tiny models: one thread is fastest on a busy machine
 
@@ -133,25 +133,19 @@ def trap_for_small_steps(delta, logits, wrong, eps=8 / 255):
     return logits * (1 + 1000 * shell[:, None]) + 100.0 * corners.float()[:, None] * wrong
 
 
-class Sloppy(EnsembleAttack):
-    """An attack that ignores its budget and returns a NaN: the harness must catch and project it."""
+@pytest.fixture
+def third_party_attacks():
+    """tests/plugins/ensemble_attack_plugin.py registered in this process: attacks 'sloppy' and 'broken'."""
+    import ensemble_attack_plugin
 
-    name = "sloppy"
-    defaults = {}
-    implementation = "test"
+    from harness.plugins import get_plugin_manager
 
-    def generate(self, target, images, x, labels, eps, seed):
-        out = x + 3 * eps * np.sign(np.random.default_rng(seed).standard_normal(x.shape)).astype(np.float32)
-        out[0, 0, 0, 0] = np.nan
-        return out
-
-
-class Broken(EnsembleAttack):
-    name = "broken"
-    defaults = {}
-
-    def generate(self, target, images, x, labels, eps, seed):
-        raise RuntimeError("boom")
+    manager = get_plugin_manager()
+    manager.register_module(ensemble_attack_plugin, "ensemble_attack_plugin", "harness-test-attacks", "0.1")
+    registry.clear_cache()
+    yield
+    manager.unregister(name="ensemble_attack_plugin")
+    registry.clear_cache()
 
 
 # --------------------------------------------------------------------------- tests
@@ -198,7 +192,8 @@ def test_report_files_and_recorded_hyperparameters(honest):
 def test_outputs_that_are_probabilities_are_flagged(digits, runtime):
     images, labels, model, _ = digits
     report = evaluate_robustness(runtime, Softmax(model), images, labels, eps=(8 / 255,),
-                                 attacks={"pgd": {"steps": 5, "restarts": 1}, "apgd-t": {"max_iter": 5, "n_targets": 1}})
+                                 attacks={"pgd": {"steps": 5, "restarts": 1},
+                                          "apgd-t": {"max_iter": 5, "n_targets": 1}})
     assert C.PROBABILITY_OUTPUTS in report.flags
     assert C.ATTACK_FAILED in report.flags  # ART refuses the DLR loss on probabilities: said, not hidden
     assert report.attack_accuracy["apgd-t"][8 / 255] == report.clean_accuracy
@@ -240,11 +235,16 @@ def test_more_steps_being_weaker_is_flagged(digits, runtime):
     assert C.MORE_STEPS_WEAKER in report.flags
 
 
-def test_invalid_adversarial_images_are_flagged_and_projected(digits, runtime):
+def test_third_party_attacks_are_members_and_invalid_images_are_flagged_and_projected(digits, runtime,
+                                                                                      third_party_attacks):
     images, labels, model, _ = digits
     report = evaluate_robustness(runtime, model, images, labels, eps=(2 / 255,),
-                                 attacks=[Sloppy(), Broken(), *build_ensemble({"pgd": {"steps": 5, "restarts": 1}})])
+                                 attacks={"sloppy": {}, "broken": {}, "pgd": {"steps": 5, "restarts": 1}})
     assert {C.ADVERSARIAL_OUT_OF_BUDGET, C.ATTACK_FAILED} <= set(report.flags)
+    (params,) = report.to_dict()["attacks"]["sloppy"]["params"]
+    assert params == {"attack": "sloppy", "kind": "black-box", "implementation": "test plugin", "eps": 2 / 255,
+                      "seed": params["seed"], "norm": "linf"}
+    assert report.to_dict()["attacks"]["broken"]["params"][0]["implementation"] == "harness-test-attacks broken plugin"
     budget = next(c for c in report.checks if c.name == C.ADVERSARIAL_OUT_OF_BUDGET)
     (violation,) = budget.values["violations"]
     assert violation["attack"] == "sloppy" and violation["not_finite"] == 1
@@ -273,10 +273,16 @@ def test_runtime_functions(digits, runtime):
 
 def test_bad_arguments(digits, runtime):
     images, labels, model, _ = digits
-    with pytest.raises(UsageError, match="Unknown ensemble attack 'pgdd'. Did you mean 'pgd'"):
+    with pytest.raises(UsageError, match="Unknown attack 'pgdd'. Did you mean 'pgd'"):
         evaluate_robustness(runtime, model, images, labels, attacks=["pgdd"])
-    with pytest.raises(UsageError, match="no parameter 'stepz'"):
+    with pytest.raises(UsageError, match="ensemble attack 'pgd' has no parameter 'stepz'. Did you mean 'steps'"):
         build_ensemble({"pgd": {"stepz": 3}})
+    with pytest.raises(UsageError, match="eps is set by the ensemble"):
+        build_ensemble({"pgd": {"eps": 0.1}})
+    with pytest.raises(UsageError, match="config.norm == 'linf'"):
+        evaluate_robustness(runtime, model, images, labels, attacks={"pgd": {"norm": "l2"}})
+    with pytest.raises(UsageError, match="max_iter must be an integer >= 1"):
+        evaluate_robustness(runtime, model, images, labels, attacks={"square": {"max_iter": 0}})
     with pytest.raises(UsageError, match="eps must be numbers > 0"):
         evaluate_robustness(runtime, model, images, labels, eps=(0,))
     with pytest.raises(UsageError, match="images must be uint8"):
@@ -301,3 +307,14 @@ def test_corruptions_work_as_torch_training_augmentations(digits, runtime):
     assert not torch.equal(out, augment(1))
     augmented = runtime.augment_images([fog], images, seed=0)
     assert augmented.shape == images.shape and augmented.dtype == np.uint8
+
+
+def test_default_members_are_registered_attacks_with_the_ensembles_pgd():
+    from harness.robustness import DEFAULT_ATTACKS, Member
+
+    assert build_ensemble() == [Member("pgd", {"steps": 50, "restarts": 2}), Member("apgd-ce"), Member("apgd-t"),
+                                Member("square")]
+    assert [m.name for m in build_ensemble(framework="tf")] == list(DEFAULT_ATTACKS)
+    assert build_ensemble({"pgd": {"steps": 10}})[0].params == {"steps": 10, "restarts": 2}
+    pgd = Member("pgd", {"steps": 50, "restarts": 2}).create("torch", 8 / 255, 3)
+    assert (pgd.config.steps, pgd.config.restarts, pgd.config.seed, pgd.config.eps) == (50, 2, 3, 8 / 255)

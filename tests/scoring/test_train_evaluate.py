@@ -88,3 +88,41 @@ def test_evaluate_robust_runs_the_ensemble_with_sanity_checks(trained, submissio
     assert (folder / "robustness.png").read_bytes().startswith(b"\x89PNG")
     assert (folder / "corruptions.csv").is_file()
     assert "ensemble (worst case)" in result.output and "sanity flags:" in result.output
+
+
+def test_evaluate_runs_the_chosen_registered_attacks(trained, submissions_dir):
+    csv_path = trained / "attacks.csv"
+    result = CliRunner().invoke(app, ["evaluate", str(submissions_dir / "tiny"), "-P", "cpu", "--runs", str(trained),
+                                      "--eps", "0.1", "--limit", "40", "--csv", str(csv_path),
+                                      "--attack", "pgd:steps=3,restarts=2", "--attack", "fgsm:eps=0.05"],
+                                env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    rows = {r["set"]: float(r["top1"]) for r in csv.DictReader(csv_path.open())}
+    assert list(rows) == ["clean", "augmented", "pgd(steps=3, restarts=2) 25.5/255", "fgsm 12.8/255"]
+    assert rows["pgd(steps=3, restarts=2) 25.5/255"] < rows["clean"]
+
+
+@pytest.mark.parametrize("option, message", [
+    (["--attack", "pgdd"], "Unknown attack 'pgdd'. Did you mean 'pgd'?"),
+    (["--attack", "pgd:steps"], "--attack 'pgd:steps': expected NAME[:key=value,...]"),
+    (["--attack", "pgd:stepz=3"], "attack 'pgd' has no parameter 'stepz'. Did you mean 'steps'?"),
+    (["--robust", "--robust-attack", "squar"], "Unknown attack 'squar'. Did you mean 'square'?"),
+])
+def test_evaluate_rejects_bad_attack_choices_in_one_line(trained, submissions_dir, option, message):
+    result = CliRunner().invoke(app, ["evaluate", str(submissions_dir / "tiny"), "-P", "cpu", "--runs", str(trained),
+                                      "--limit", "8", *option], env={"COLUMNS": "300"})
+    assert result.exit_code == 2, result.output
+    assert message in result.output and "Traceback" not in result.output
+
+
+def test_evaluate_robust_with_chosen_members(trained, submissions_dir):
+    pytest.importorskip("art")
+    result = CliRunner().invoke(app, ["evaluate", str(submissions_dir / "tiny"), "-P", "cpu", "--runs", str(trained),
+                                      "--limit", "16", "--robust", "--robust-attack", "pgd:steps=3,restarts=1",
+                                      "--robust-attack", "square", "--square-queries", "10",
+                                      "--csv", str(trained / "members.csv")], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    report = json.loads((trained / "tiny" / "cpu" / "robustness" / "robustness.json").read_text())
+    assert list(report["attacks"]) == ["pgd", "square"]
+    assert report["attacks"]["pgd"]["params"][0]["steps"] == 3
+    assert report["attacks"]["square"]["params"][0]["max_iter"] == 10

@@ -15,7 +15,7 @@ from harness.training import TrainingConfig
 
 BACKBONES = ["densenet121", "efficientnet_b0", "mobilenet_v2", "nasnet_mobile", "nsl-cnn"]
 DEFENSES = ["nsl-adversarial-regularization", "standard"]
-ATTACKS = ["bim", "fgsm", "nsl-perturb", "pgd"]
+ATTACKS = ["apgd-ce", "apgd-t", "bim", "fgsm", "nsl-perturb", "pgd", "square"]
 
 
 def tf_only(kind):

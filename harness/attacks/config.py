@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, replace
 from numbers import Integral, Real
 from typing import Any, Callable, ClassVar
 
-from .errors import UsageError
+from ..errors import UsageError
 
 NORMS = ("linf", "l2")
 #: true-label: move away from the given labels; predicted: away from the model's own
@@ -51,6 +51,15 @@ def _count(name: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, Integral) or value < 1:
         raise UsageError(f"{name} must be an integer >= 1, got {value!r}")
     return int(value)
+
+
+def merge_params(attack: str, params: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
+    """``params`` over ``defaults``; a parameter not in ``defaults`` is a UsageError naming the attack."""
+    unknown = sorted(set(params) - set(defaults))
+    if unknown:
+        raise UsageError(f"attack '{attack}' has no parameter {', '.join(map(repr, unknown))}. "
+                         f"Parameters: {', '.join(defaults)}")
+    return {**defaults, **params}
 
 
 @dataclass(frozen=True)
@@ -97,12 +106,7 @@ class AttackConfig:
         """Config of attack ``attack`` (fgsm, bim, pgd) from its parameters over the defaults."""
         if attack not in ATTACK_PARAMS:
             raise UsageError(f"Unknown attack '{attack}'. Available: {', '.join(ATTACK_PARAMS)}")
-        defaults = ATTACK_PARAMS[attack]
-        unknown = sorted(set(params) - set(defaults))
-        if unknown:
-            raise UsageError(f"attack '{attack}' has no parameter {', '.join(map(repr, unknown))}. "
-                             f"Parameters: {', '.join(defaults)}")
-        merged = {**defaults, **params}
+        merged = merge_params(attack, params, ATTACK_PARAMS[attack])
         if attack == "fgsm":
             config = cls(**{**merged, "steps": 1, "random_start": False})
             return replace(config, step_size=config.eps)  # one step of the full budget
@@ -164,6 +168,7 @@ def mode_labels(name: str, mode: str, y: Any, target: Any, convert: Callable[[An
         raise UsageError(f"{name}: target labels given but mode is '{mode}'", hint="use mode='targeted'")
     if mode == "true-label":
         if y is None:
-            raise UsageError(f"{name}: mode 'true-label' needs labels y", hint="use mode='predicted' for unlabelled data")
+            raise UsageError(f"{name}: mode 'true-label' needs labels y",
+                             hint="use mode='predicted' for unlabelled data")
         return convert(y)
     return predict()
