@@ -126,3 +126,21 @@ def test_evaluate_robust_with_chosen_members(trained, submissions_dir):
     assert list(report["attacks"]) == ["pgd", "square"]
     assert report["attacks"]["pgd"]["params"][0]["steps"] == 3
     assert report["attacks"]["square"]["params"][0]["max_iter"] == 10
+
+
+def test_a_third_party_attack_in_evaluate_and_in_the_ensemble(trained, submissions_dir, thirdparty_plugins):
+    """harness-extra, installed by pip with its entry point: its attack as an --attack column and as a member."""
+    csv_path = trained / "extra.csv"
+    result = CliRunner().invoke(app, ["evaluate", str(submissions_dir / "tiny"), "-P", "cpu", "--runs", str(trained),
+                                      "--eps", "0.1", "--limit", "40", "--csv", str(csv_path),
+                                      "--attack", "extra-rfgsm:alpha=0.05", "--robust", "--robust-attack",
+                                      "extra-rfgsm", "--robust-attack", "pgd:steps=3,restarts=1"],
+                                env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    rows = {r["set"]: float(r["top1"]) for r in csv.DictReader(csv_path.open())}
+    assert list(rows) == ["clean", "augmented", "extra-rfgsm(alpha=0.05) 25.5/255"]
+    assert rows["extra-rfgsm(alpha=0.05) 25.5/255"] < rows["clean"]
+    report = json.loads((trained / "tiny" / "cpu" / "robustness" / "robustness.json").read_text())
+    assert list(report["attacks"]) == ["extra-rfgsm", "pgd"]
+    params = report["attacks"]["extra-rfgsm"]["params"]  # one run per eps, recorded from the attack's config
+    assert [p["alpha"] for p in params] == pytest.approx([p["eps"] / 2 for p in params]) and len(params) == 4
