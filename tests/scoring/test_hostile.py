@@ -24,7 +24,8 @@ from pathlib import Path
 import pytest
 
 from harness.sandbox.choice import choose_isolation
-from harness.scoring.scorer import LOG_CAP, STDERR_TAIL, entries_from_paths, score_submissions
+from harness.sandbox.child import LOG_CAP, STDERR_TAIL
+from harness.scoring.scorer import entries_from_paths, score_submissions
 from harness.scoring.split import verify_split
 from harness.scoring.store import ResultStore
 
