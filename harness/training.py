@@ -2,7 +2,7 @@
 
 - :class:`TrainingConfig`: every common training knob, with defaults and checks;
 - :class:`EpochMetrics` / :class:`TrainingHistory`: the per-epoch record, saved as
-  JSON (:func:`save_metrics_json`) and drawn as curves (:func:`plot_training_curves`);
+  JSON (:func:`save_metrics_json`) and drawn as curves (:func:`harness.plots.plot_training_curves`);
 - :func:`scheduled_lr`: step / cosine / constant learning-rate maths;
 - :class:`PlateauDetector` and :class:`ProgressiveUnfreezing`: the seed regime of
   fine-tuning a pretrained backbone -- train the head, step the learning rate down
@@ -13,7 +13,7 @@
   :func:`epoch_event`, :func:`find_checkpoint`, :func:`check_resume`,
   :func:`write_epoch_outputs`.
 
-Nothing here imports torch or tensorflow; matplotlib is imported only to plot.
+Nothing here imports torch or tensorflow (nor matplotlib: pictures are drawn by :mod:`harness.plots`).
 """
 
 from __future__ import annotations
@@ -26,8 +26,9 @@ from typing import Any, Callable, ClassVar, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from .atomic import atomic_path, write_json
+from .atomic import write_json
 from .errors import UsageError
+from .plots import plot_training_curves
 
 METRICS_SCHEMA_VERSION = 1
 #: what a trainer writes into ``out_dir`` after every epoch (plus its framework's checkpoint)
@@ -218,39 +219,6 @@ def load_metrics_json(path: str | Path) -> TrainingHistory:
     import json
 
     return TrainingHistory.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
-
-
-def plot_training_curves(history: TrainingHistory, path: str | Path, title: str | None = None) -> Path:
-    """Loss and top-1 accuracy per epoch (train and val) as a PNG, written atomically.
-
-    Dashed vertical lines mark epochs that started with an event, such as a
-    stage of layers being unfrozen.
-    """
-    from matplotlib.figure import Figure  # no pyplot: no GUI backend, no global figure state
-
-    epochs = history.column("epoch")
-    fig = Figure(figsize=(10, 4))
-    loss_ax, acc_ax = fig.subplots(1, 2)
-    panels = ((loss_ax, "loss", "Loss"), (acc_ax, "top1", "Top-1 accuracy"))
-    for ax, metric, label in panels:
-        ax.plot(epochs, history.column(f"train_{metric}"), marker="o", markersize=3, label="train")
-        val = [np.nan if v is None else v for v in history.column(f"val_{metric}")]
-        if not all(np.isnan(v) for v in val):
-            ax.plot(epochs, val, marker="o", markersize=3, label="val")
-        for epoch, event in history.events:
-            ax.axvline(epoch - 0.5, color="grey", linestyle="--", linewidth=1)
-            ax.annotate(event, (epoch - 0.5, 1.0), xycoords=("data", "axes fraction"), rotation=90,
-                        va="top", ha="right", fontsize=7, color="grey")
-        ax.set_xlabel("epoch")
-        ax.set_ylabel(label)
-        ax.grid(alpha=0.3)
-        ax.legend(loc="best")
-    acc_ax.set_ylim(0.0, 1.0)
-    fig.suptitle(title or str(history.meta.get("defense", "training")))
-    fig.tight_layout()
-    with atomic_path(path, suffix=".png") as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
-    return Path(path)
 
 
 # --------------------------------------------------------------------------- learning-rate schedules
