@@ -38,7 +38,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from common import Comparison, bench_main, timed  # noqa: E402
+from common import QUICK_REPEATS, Comparison, bench_main, timed  # noqa: E402
 from workloads import digits_split_recipe  # noqa: E402
 
 IMAGES = 100_000  # about 0.5 s of predict on one core: enough that ms rounding and jitter are small
@@ -132,7 +132,7 @@ def run(quick: bool = False, repeats: int = 7) -> list[Comparison]:
 
     from harness.sandbox.choice import Isolation, choose_isolation
 
-    repeats = min(repeats, 2) if quick else repeats
+    repeats = QUICK_REPEATS if quick else repeats
     count = QUICK_IMAGES if quick else IMAGES
     torch.set_num_threads(THREADS)
     isolation = choose_isolation("auto")  # what `harness score` uses here

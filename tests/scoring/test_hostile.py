@@ -55,12 +55,6 @@ def metrics_of(db: Path, name: str) -> dict:
 
 
 @pytest.fixture(scope="module")
-def tiny_artifact(hidden_split) -> Path:
-    """The tiny reference model the split was built with: scoring it needs no training."""
-    return next((hidden_split.parent / "references").rglob("model.json")).parent
-
-
-@pytest.fixture(scope="module")
 def baseline(hidden_split, submissions_dir, tiny_artifact, tmp_path_factory):
     """The honest submission alone."""
     out = tmp_path_factory.mktemp("baseline")
