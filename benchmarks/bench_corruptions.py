@@ -21,7 +21,8 @@ rounds; spatter: 1.5 levels and 10%, see :data:`LOOSER`), and the mean change ea
 makes to the clean image must agree within 5%. impulse noise (scikit-image draws from its own generator) is compared by
 the share of values it sets to 0 or 255 (within 15%); frost (ImageNet-C's frost photographs are
 not redistributable; ours synthesises textures) by the mean and spread of the
-change it makes, within 30% (our textures are calibrated to the photographs' mean brightness). A wrong severity row or formula fails these checks.
+change it makes, within 30% (our textures are calibrated to the photographs' mean brightness). A wrong severity
+row or formula fails these checks.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ for path in (HERE, ROOT, ROOT / "plugins"):
     if str(path) not in sys.path:
         sys.path.insert(0, str(path))
 
-from common import Comparison, bench_main, timed  # noqa: E402
+from common import QUICK_REPEATS, Comparison, bench_main, timed  # noqa: E402
 
 SEVERITY = 3
 #: imagecorruptions 1.1.2's severity-3 parameters (ImageNet-C), in our functions' terms
@@ -193,7 +194,7 @@ def run(quick: bool = False, repeats: int = 5) -> list[Comparison]:
 
     warnings.filterwarnings("ignore")
     count, sample = (16, 4) if quick else (256, 16)
-    repeats = 2 if quick else repeats
+    repeats = QUICK_REPEATS if quick else repeats
     images = scenes(count)
     names, skipped = runnable(get_corruption_names("all"), images[0])
     comparison = Comparison(
@@ -218,7 +219,7 @@ def run(quick: bool = False, repeats: int = 5) -> list[Comparison]:
         def theirs_fn(name):
             return lambda: [corrupt(image, corruption_name=name, severity=SEVERITY) for image in images]
 
-        for name in names:  # warm-up: imports, caches, frost textures
+        for name in names if not quick else []:  # warm-up: imports, caches, frost textures
             ours_fn(name)()
             theirs_fn(name)()
         for _ in range(repeats):

@@ -39,7 +39,7 @@ for path in (HERE, ROOT, ROOT / "plugins", ROOT / "tests"):
     if str(path) not in sys.path:
         sys.path.insert(0, str(path))
 
-from common import Comparison, alternate, bench_main  # noqa: E402
+from common import QUICK_REPEATS, Comparison, alternate, bench_main  # noqa: E402
 
 BATCH_SIZE = 256
 WORKERS = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
@@ -162,7 +162,7 @@ def run(quick: bool = False, repeats: int = 5) -> list[Comparison]:
     from harness.data.tiny_imagenet import tiny_imagenet
 
     classes, per_class = (16, 20) if quick else (200, 100)
-    repeats = 2 if quick else repeats
+    repeats = QUICK_REPEATS if quick else repeats
     comparison = Comparison(
         name="data_epoch_vs_imagefolder",
         title=f"Data: one epoch of {classes * per_class} 64x64 JPEGs (Tiny-ImageNet layout), batch {BATCH_SIZE}",

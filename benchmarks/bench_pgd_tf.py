@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np  # noqa: E402
 
-from common import Comparison, alternate, bench_main  # noqa: E402
+from common import QUICK_REPEATS, Comparison, alternate, bench_main  # noqa: E402
 from workloads import (  # noqa: E402
     EPS, ROBUST_TOLERANCE, STEP_SIZE, STEPS, digits, linf_checks, settings, with_paired_ratios)
 
@@ -124,7 +124,7 @@ def run(quick: bool = False, repeats: int = 5) -> list[Comparison]:
             comparison.ours_seconds, comparison.theirs_seconds = alternate(lambda: ours(x_tensor, y_tensor),
                                                                            lambda: art_pgd(x, y), repeats)
             best, theirs = alternate(lambda: ours(x_tensor, y_tensor, keep_best=True), lambda: art_pgd(x, y),
-                                     max(2, repeats // 2), warmup=1)
+                                     max(QUICK_REPEATS if quick else 2, repeats // 2), warmup=1)
             comparison.details["keep_best_ratio"] = float(np.median(best) / np.median(theirs))
             comparison.details["keep_best_seconds"] = best
     if comparison.met is False:

@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np  # noqa: E402
 
-from common import Comparison, alternate, bench_main  # noqa: E402
+from common import QUICK_REPEATS, Comparison, alternate, bench_main  # noqa: E402
 from workloads import (  # noqa: E402
     EPS, ROBUST_TOLERANCE, STEP_SIZE, STEPS, digits, linf_checks, settings, with_paired_ratios)
 
@@ -155,7 +155,7 @@ def run(quick: bool = False, repeats: int = 5) -> list[Comparison]:
                                                                      repeats)
         # our default also keeps the worst iterate per example: one more forward pass, timed for the record
         best, theirs = alternate(lambda: ours(x, y, keep_best=True), lambda: torchattacks_pgd(x, y),
-                                 max(2, repeats // 2), warmup=0)
+                                 max(QUICK_REPEATS if quick else 2, repeats // 2), warmup=0)
         versus_ta.details["keep_best_ratio"] = float(np.median(best) / np.median(theirs))
         versus_ta.details["keep_best_seconds"] = best
     comparisons.append(versus_ta)

@@ -29,7 +29,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
-from common import Comparison, bench_main, timed  # noqa: E402
+from common import QUICK_REPEATS, Comparison, bench_main, timed  # noqa: E402
 from workloads import digits_split_recipe  # noqa: E402
 
 
@@ -53,7 +53,7 @@ def run(quick: bool = False, repeats: int = 3) -> list[Comparison]:
     from harness.scoring.split import build_split, load_recipe
 
     count = 2 if quick else 6
-    repeats = 1 if quick else repeats
+    repeats = QUICK_REPEATS if quick else repeats
     work = Path(tempfile.mkdtemp(prefix="bench-ray-"))
     try:
         (work / "recipe.toml").write_text(digits_split_recipe(seed=7, limit=200))

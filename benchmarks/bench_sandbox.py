@@ -29,7 +29,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from common import Comparison, alternate, bench_main  # noqa: E402
+from common import QUICK_REPEATS, Comparison, alternate, bench_main  # noqa: E402
 
 RUNS = itertools.count()  # one fresh scratch folder per child
 
@@ -61,7 +61,7 @@ def child_runner(kind: str, scratch: Path):
 def run(quick: bool = False, repeats: int = 9) -> list[Comparison]:
     from harness.sandbox.choice import PROBLEMS
 
-    repeats = min(repeats, 2) if quick else repeats
+    repeats = QUICK_REPEATS if quick else repeats
     kinds = [kind for kind in ("ns", "landlock", "bwrap") if PROBLEMS[kind]() is None]
     comparisons = []
     with tempfile.TemporaryDirectory(prefix="bench-sandbox-") as tmp:

@@ -7,7 +7,7 @@ hidden split is built with ``build_split`` (digits test, clean and gaussian nois
 and its images are repeated to IMAGES images (8x8 grey), written as the scorer's
 ``images.npy``.
 
-Ours: :func:`harness.scoring.scorer.run_child`, what ``harness score`` runs per
+Ours: :func:`harness.scoring.child_run.run_child`, what ``harness score`` runs per
 submission: a copy of the images in a scratch folder, a scrubbed environment,
 limits, bubblewrap when it runs here (the default ``--sandbox auto``), then
 ``python -m harness.scoring.worker --artifact ...``, which loads the model and
@@ -38,7 +38,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from common import Comparison, bench_main, timed  # noqa: E402
+from common import QUICK_REPEATS, Comparison, bench_main, timed  # noqa: E402
 from workloads import digits_split_recipe  # noqa: E402
 
 IMAGES = 100_000  # about 0.5 s of predict on one core: enough that ms rounding and jitter are small
@@ -71,7 +71,7 @@ def _prepare(work: Path, count: int):
     path, images, labels)."""
     import numpy as np
 
-    from harness.scoring.scorer import read_entry
+    from harness.scoring.child_run import read_entry
     from harness.scoring.split import build_split, load_recipe, open_split
     from harness.submission import load_submission
     from harness.workflow import train_submission
@@ -116,7 +116,7 @@ def _bare_forward(model, images):
 def _child(entry, images: Path, scratch: Path, isolation) -> tuple[float, dict]:
     """Run the scorer's child once: (wall seconds of run_child, its result.json); RuntimeError if it failed."""
     from harness.sandbox.limits import default_limits
-    from harness.scoring.scorer import run_child
+    from harness.scoring.child_run import run_child
 
     started = time.perf_counter()
     status, reason = run_child(entry, None, images, scratch, 600.0, THREADS, isolation, default_limits(600.0, THREADS))
@@ -132,7 +132,7 @@ def run(quick: bool = False, repeats: int = 7) -> list[Comparison]:
 
     from harness.sandbox.choice import Isolation, choose_isolation
 
-    repeats = min(repeats, 2) if quick else repeats
+    repeats = QUICK_REPEATS if quick else repeats
     count = QUICK_IMAGES if quick else IMAGES
     torch.set_num_threads(THREADS)
     isolation = choose_isolation("auto")  # what `harness score` uses here

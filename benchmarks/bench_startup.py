@@ -34,7 +34,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from common import Comparison, alternate, bench_main  # noqa: E402
+from common import QUICK_REPEATS, Comparison, alternate, bench_main  # noqa: E402
 
 FRAMEWORKS = ("torch", "torchvision", "tensorflow", "keras", "tf_keras", "jax")
 COMMANDS = ("train", "evaluate", "score", "split", "leaderboard", "doctor")
@@ -100,7 +100,7 @@ def check(command: list[str]) -> tuple[bool, dict]:
 
 
 def run(quick: bool = False, repeats: int = 7) -> list[Comparison]:
-    repeats = min(repeats, 2) if quick else repeats
+    repeats = QUICK_REPEATS if quick else repeats
     command, what = help_command()
     ok, correctness, profile = check(command)
 

@@ -21,6 +21,10 @@ from pathlib import Path
 from typing import Any, Callable
 
 RESULTS = Path(__file__).resolve().parent / "results"
+#: timed repeats per side with ``--quick``, which checks that a benchmark runs and checks itself, not its speed
+QUICK_REPEATS = 1
+#: set by :func:`bench_main` for ``--quick``: :func:`alternate` then skips its warm-up runs
+quick_run = False
 
 
 @dataclass
@@ -73,8 +77,9 @@ def timed(fn: Callable[[], Any]) -> float:
 
 def alternate(ours: Callable[[], Any], theirs: Callable[[], Any], repeats: int, warmup: int = 1
               ) -> tuple[list[float], list[float]]:
-    """Wall seconds of ``repeats`` runs of each, alternating ours/theirs, after ``warmup`` untimed runs each."""
-    for _ in range(warmup):
+    """Wall seconds of ``repeats`` runs of each, alternating ours/theirs, after ``warmup`` untimed runs each
+    (none with ``--quick``)."""
+    for _ in range(0 if quick_run else warmup):
         ours()
         theirs()
     ours_times, theirs_times = [], []
@@ -95,7 +100,8 @@ def write_result(comparison: Comparison, results: Path = RESULTS) -> Path:
 
 def markdown_table(rows: list[dict[str, Any]]) -> str:
     """The summary table from result JSONs: one line per comparison."""
-    lines = ["| comparison | ours | theirs | ours median s | theirs median s | ratio (ours/theirs) | target | met | check |",
+    lines = ["| comparison | ours | theirs | ours median s | theirs median s | ratio (ours/theirs) | target | met "
+             "| check |",
              "| --- | --- | --- | ---: | ---: | ---: | --- | --- | --- |"]
     for row in rows:
         def seconds(value):
@@ -113,10 +119,13 @@ def bench_main(run: Callable[..., list[Comparison]], argv: list[str] | None = No
     import argparse
 
     parser = argparse.ArgumentParser()
-    parser.add_argument("--quick", action="store_true", help="tiny sizes and 2 repeats: checks that it runs")
+    parser.add_argument("--quick", action="store_true",
+                        help=f"tiny sizes, {QUICK_REPEATS} repeat, no warm-up: checks that it runs")
     parser.add_argument("--repeats", type=int, default=None, help="timed repeats per side (default: the module's)")
     parser.add_argument("--results", type=Path, default=RESULTS, help="folder for the result JSONs")
     args = parser.parse_args(argv)
+    global quick_run
+    quick_run = args.quick
     kwargs: dict[str, Any] = {"quick": args.quick}
     if args.repeats is not None:
         kwargs["repeats"] = args.repeats

@@ -40,7 +40,7 @@ def summary(results: Path) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--only", nargs="+", choices=modules(), help="run these benchmarks only")
-    parser.add_argument("--quick", action="store_true", help="tiny sizes, 2 repeats: checks that everything runs")
+    parser.add_argument("--quick", action="store_true", help="tiny sizes, 1 repeat: checks that everything runs")
     parser.add_argument("--results", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     failed = []

@@ -64,10 +64,12 @@ def one_thread() -> None:
 
 
 def settings(quick: bool, repeats: int) -> tuple[int, int, int, int]:
-    """(image size, timing batch, training epochs, repeats); ``--quick``: 2 repeats at most, one thread."""
+    """(image size, timing batch, training epochs, repeats); ``--quick``: QUICK_REPEATS, one thread."""
     if quick:
+        from common import QUICK_REPEATS
+
         one_thread()
-        repeats = min(repeats, 2)
+        repeats = QUICK_REPEATS
     return (*SIZES[quick], repeats)
 
 

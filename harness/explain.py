@@ -3,8 +3,8 @@
 Each row is one image: the image, its top-5 predictions, the vanilla-gradient
 saliency of the predicted class split into positive and negative maps, and a
 Grad-CAM overlay; then the same five for its adversarial version. The gradient
-maths lives in the framework runtimes (``class_gradients``, ``gradcam``); this
-module only arranges and draws.
+maths lives in the framework runtimes (``class_gradients``, ``gradcam``); the
+drawing in :func:`harness.plots.plot_explanations`; this module gathers what is drawn.
 """
 
 from __future__ import annotations
@@ -15,14 +15,12 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .atomic import atomic_path
 from .errors import UsageError
+from .plots import CELL, DPI, HEADER, PANELS, plot_explanations  # noqa: F401 - the grid's geometry, for callers
 
 TOPK = 5
-#: inches per grid cell, header height in inches, dots per inch: a grid is
+#: panels per row of explain_model's grid (clean and adversarial side by side): it is
 #: (COLUMNS * CELL) x (HEADER + rows * CELL) inches
-CELL, HEADER, DPI = 1.5, 0.6, 100
-PANELS = ("image", "top-5", "saliency +", "saliency -", "Grad-CAM")
 COLUMNS = 2 * len(PANELS)
 
 
@@ -48,16 +46,6 @@ def explain_images(runtime: Any, model: Any, images: np.ndarray, layer: str | No
     return Explanation(images, top_ids, np.take_along_axis(probs, top_ids, axis=1),
                        runtime.class_gradients(model, images, predicted),
                        runtime.gradcam(model, images, predicted, layer=layer))
-
-
-def saliency_maps(gradients: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(positive, negative) N,H,W maps: the largest channel of max(g, 0) and of max(-g, 0), scaled per image
-    by the larger of the two peaks (so the two maps of an image share one scale)."""
-    positive = np.clip(gradients, 0, None).max(axis=-1)
-    negative = np.clip(-gradients, 0, None).max(axis=-1)
-    peak = np.maximum(positive.max(axis=(1, 2)), negative.max(axis=(1, 2)))[:, None, None]
-    peak = np.where(peak > 0, peak, 1.0)
-    return positive / peak, negative / peak
 
 
 def make_attack(framework: str, attack: str, eps: float, seed: int = 0) -> Any:
@@ -89,55 +77,6 @@ def explain_model(loaded: Any, images: np.ndarray, path: str | Path, labels: np.
     title = title or f"{loaded.submission.name}: clean vs {attack} (eps {eps * 255:.3g}/255)"
     return plot_explanations([clean, attacked], names, path, labels=labels, title=title,
                              headings=("clean", f"{attack} {eps * 255:.3g}/255"))
-
-
-def plot_explanations(versions: Sequence[Explanation], class_names: Sequence[str], path: str | Path, *,
-                      labels: np.ndarray | None = None, title: str = "", headings: Sequence[str] = ()) -> Path:
-    """Draw the grid (rows: images; five panels per version, versions side by side); written atomically."""
-    from matplotlib.figure import Figure  # no pyplot: no GUI backend, no global figure state
-
-    rows = len(versions[0].images)
-    columns = len(PANELS) * len(versions)
-    fig = Figure(figsize=(columns * CELL, HEADER + rows * CELL), dpi=DPI)
-    axes = np.asarray(fig.subplots(rows, columns, squeeze=False))
-    for v, version in enumerate(versions):
-        positive, negative = saliency_maps(version.saliency)
-        for r in range(rows):
-            ax = axes[r, v * len(PANELS): (v + 1) * len(PANELS)]
-            image = version.images[r]
-            _show_image(ax[0], image)
-            truth = None if labels is None else int(labels[r])
-            ax[1].axis("off")
-            for k, (cid, prob) in enumerate(zip(version.top_ids[r], version.top_probs[r])):
-                name = class_names[cid] if cid < len(class_names) else str(cid)
-                mark = "*" if truth == int(cid) else " "
-                ax[1].text(0.0, 0.9 - 0.19 * k, f"{mark}{prob:4.0%} {name[:16]}", fontsize=7, family="monospace",
-                           transform=ax[1].transAxes, color="darkgreen" if truth == int(cid) else "black")
-            ax[2].imshow(positive[r], cmap="Reds", vmin=0, vmax=1, interpolation="nearest")
-            ax[3].imshow(negative[r], cmap="Blues", vmin=0, vmax=1, interpolation="nearest")
-            _show_image(ax[4], image)
-            ax[4].imshow(version.cam[r], cmap="jet", alpha=0.45, vmin=0, vmax=1, interpolation="bilinear")
-            for a in ax[[0, 2, 3, 4]]:
-                a.set_xticks([])
-                a.set_yticks([])
-            if r == 0:
-                heading = headings[v] if v < len(headings) else f"version {v}"
-                for a, panel in zip(ax, PANELS):
-                    a.set_title(f"{heading}\n{panel}" if panel == "image" else panel, fontsize=8)
-    if title:
-        fig.suptitle(title, fontsize=10)
-    fig.subplots_adjust(left=0.01, right=0.99, bottom=0.01, top=1 - HEADER / (HEADER + rows * CELL),
-                        wspace=0.05, hspace=0.1)
-    with atomic_path(path, suffix=".png") as tmp:
-        fig.savefig(tmp, format="png", dpi=DPI)
-    return Path(path)
-
-
-def _show_image(ax: Any, image: np.ndarray) -> None:
-    if image.shape[-1] == 1:
-        ax.imshow(image[..., 0], cmap="gray", vmin=0, vmax=1, interpolation="nearest")
-    else:
-        ax.imshow(np.clip(image, 0, 1), interpolation="nearest")
 
 
 # --------------------------------------------------------------------------- choosing images

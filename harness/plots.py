@@ -1,79 +1,63 @@
-"""Charts from saved files (``harness plot``): training curves, robust accuracy vs eps, corruption heat maps,
-submissions compared across evaluation sets. Each reads what the harness wrote and draws one PNG, atomically.
+"""Every picture the harness draws, from data the caller passes: training curves, robust accuracy vs eps,
+corruption heat maps, submissions compared, the demo's leaderboard chart and the explanation grid.
 
-Reads: ``metrics.json`` (harness.training), ``robustness.json`` and ``corruptions.csv`` (``harness evaluate
---robust``), ``evaluation.csv`` (``harness evaluate``) or a leaderboard CSV (``harness score``).
+Each function draws one PNG, written atomically, and returns its path. matplotlib is imported only when
+drawing, and only its object API (no pyplot: no GUI backend, no global figure state). Reading the files these
+pictures come from is the caller's job (``harness plot``: :mod:`harness.cli.plot_cmd`).
 """
 
 from __future__ import annotations
 
-import csv
-import json
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 
 from .atomic import atomic_path
-from .errors import UsageError
+
+if TYPE_CHECKING:
+    from .explain import Explanation
+    from .robustness.evaluate import RobustnessReport
+    from .scoring.store import ScoreRecord
+    from .training import TrainingHistory
 
 DPI = 100
+#: explanation grid: inches per cell, header height in inches; a grid is (columns * CELL) x (HEADER + rows * CELL)
+CELL, HEADER = 1.5, 0.6
+PANELS = ("image", "top-5", "saliency +", "saliency -", "Grad-CAM")
 
 
-def run_label(path: Path) -> str:
-    """A short name for a saved file: ``runs/tiny/cpu/robustness/robustness.json`` -> ``tiny/cpu``."""
-    folder = path.resolve().parent
-    if folder.name == "robustness":
-        folder = folder.parent
-    return f"{folder.parent.name}/{folder.name}" if folder.parent.name else folder.name
+def _figure(width: float, height: float, dpi: float | None = DPI) -> Any:
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width, height), dpi=dpi)
 
 
-def _read_json(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise UsageError(f"{path}: no such file")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise UsageError(f"{path}: unreadable JSON: {exc}") from None
-    if not isinstance(data, dict):
-        raise UsageError(f"{path}: expected a JSON object")
-    return data
-
-
-def _read_csv(path: Path, needs: Sequence[str]) -> list[dict[str, str]]:
-    if not path.is_file():
-        raise UsageError(f"{path}: no such file")
-    with open(path, newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle)
-        missing = [c for c in needs if c not in (reader.fieldnames or [])]
-        if missing:
-            raise UsageError(f"{path}: no '{missing[0]}' column")
-        return list(reader)
-
-
-def _save(fig: Any, path: str | Path) -> Path:
-    fig.tight_layout()
+def _write(fig: Any, path: str | Path, dpi: float | str | None = DPI, tight: bool = True) -> Path:
+    if tight:
+        fig.tight_layout()
     with atomic_path(path, suffix=".png") as tmp:
-        fig.savefig(tmp, format="png", dpi=DPI)
+        fig.savefig(tmp, format="png", **({} if dpi is None else {"dpi": dpi}))
     return Path(path)
 
 
-def _figure(width: float, height: float) -> Any:
-    from matplotlib.figure import Figure  # no pyplot: no GUI backend, no global figure state
+def _colors(count: int) -> list[Any]:
+    from matplotlib import colormaps
 
-    return Figure(figsize=(width, height), dpi=DPI)
+    cmap = colormaps["tab10" if count <= 10 else "tab20"]
+    return [cmap(i % cmap.N) for i in range(count)]
 
 
-def plot_training_curves(history: Any, path: str | Path, title: str | None = None) -> Path:
-    """Loss and top-1 accuracy per epoch of a ``TrainingHistory`` (train and val) as a PNG, written atomically.
+# --------------------------------------------------------------------------- training
 
-    Dashed vertical lines mark epochs that started with an event, such as a
-    stage of layers being unfrozen.
+
+def plot_training_curves(history: TrainingHistory, path: str | Path, title: str | None = None) -> Path:
+    """Loss and top-1 accuracy per epoch (train and val) of one training.
+
+    Dashed vertical lines mark epochs that started with an event, such as a stage of layers being unfrozen.
     """
-    from matplotlib.figure import Figure  # no pyplot: no GUI backend, no global figure state
-
     epochs = history.column("epoch")
-    fig = Figure(figsize=(10, 4))
+    fig = _figure(10, 4, dpi=None)
     loss_ax, acc_ax = fig.subplots(1, 2)
     panels = ((loss_ax, "loss", "Loss"), (acc_ax, "top1", "Top-1 accuracy"))
     for ax, metric, label in panels:
@@ -91,23 +75,12 @@ def plot_training_curves(history: Any, path: str | Path, title: str | None = Non
         ax.legend(loc="best")
     acc_ax.set_ylim(0.0, 1.0)
     fig.suptitle(title or str(history.meta.get("defense", "training")))
-    fig.tight_layout()
-    with atomic_path(path, suffix=".png") as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
-    return Path(path)
+    return _write(fig, path)
 
 
-def plot_curves(paths: Sequence[Path], out: str | Path) -> Path:
-    """Loss and top-1 per epoch of one or more ``metrics.json``: one file -> the training curves (train and val,
-    unfreezing events marked); several -> their curves on one chart (val solid, train dashed)."""
-    from .training import TrainingHistory
-
-    histories = {}
-    for path in paths:
-        data = _read_json(Path(path))
-        if "epochs" not in data:
-            raise UsageError(f"{path}: not a metrics.json (no 'epochs' field)")
-        histories[run_label(Path(path))] = TrainingHistory.from_dict(data)
+def plot_curves(histories: Mapping[str, TrainingHistory], out: str | Path) -> Path:
+    """Loss and top-1 per epoch of labelled trainings: one -> its training curves (train and val, unfreezing
+    events marked); several -> their curves on one chart (val solid, train dashed)."""
     if len(histories) == 1:
         label, history = next(iter(histories.items()))
         return plot_training_curves(history, out, title=label)
@@ -128,41 +101,62 @@ def plot_curves(paths: Sequence[Path], out: str | Path) -> Path:
         ax.legend(fontsize=8, loc="best")
     panels[1].set_ylim(0.0, 1.0)
     fig.suptitle("val (solid) and train (dashed); dotted lines: layers unfrozen", fontsize=9)
-    return _save(fig, out)
+    return _write(fig, out)
 
 
-def plot_robustness(paths: Sequence[Path], out: str | Path) -> Path:
-    """Worst-case (ensemble) accuracy vs eps of several ``robustness.json``, clean accuracy at eps 0."""
+# --------------------------------------------------------------------------- robustness
+
+
+def plot_robustness(results: Mapping[str, Mapping[str, Any]], out: str | Path) -> Path:
+    """Worst-case (ensemble) accuracy vs eps of labelled ``robustness.json`` contents, clean accuracy at eps 0."""
     fig = _figure(7, 4.5)
     ax = fig.subplots()
-    for path in paths:
-        data = _read_json(Path(path))
-        if "robust_accuracy" not in data or "clean_accuracy" not in data:
-            raise UsageError(f"{path}: not a robustness.json (no 'robust_accuracy' field)")
+    for label, data in results.items():
         series = sorted((float(p["eps"]), float(p["accuracy"])) for p in data["robust_accuracy"])
         xs = [0.0] + [e * 255 for e, _ in series]
         ys = [float(data["clean_accuracy"])] + [a for _, a in series]
         flags = data.get("flags") or []
-        ax.plot(xs, ys, marker="o", label=run_label(Path(path)) + (f" (flags: {', '.join(flags)})" if flags else ""))
+        ax.plot(xs, ys, marker="o", label=label + (f" (flags: {', '.join(flags)})" if flags else ""))
     ax.set_xlabel("L-inf eps (/255)")
     ax.set_ylabel("robust accuracy (worst case over the ensemble)")
     ax.set_ylim(0.0, 1.0)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="best")
     ax.set_title("robust accuracy vs eps")
-    return _save(fig, out)
+    return _write(fig, out)
 
 
-def plot_corruptions(path: Path, out: str | Path) -> Path:
-    """Accuracy per corruption (rows) and severity (columns) of a ``corruptions.csv`` as a heat map."""
-    rows = _read_csv(Path(path), ("corruption", "severity", "accuracy"))
-    if not rows:
-        raise UsageError(f"{path}: no rows")
-    corruptions = list(dict.fromkeys(r["corruption"] for r in rows))
-    severities = sorted({int(r["severity"]) for r in rows})
-    grid = np.full((len(corruptions), len(severities)), np.nan)
-    for r in rows:
-        grid[corruptions.index(r["corruption"]), severities.index(int(r["severity"]))] = float(r["accuracy"])
+def plot_robustness_report(report: RobustnessReport, path: str | Path) -> Path:
+    """One model's robust accuracy vs eps: each attack, the ensemble's worst case, transfer; flags in red."""
+    fig = _figure(6.5, 4.2, dpi=None)
+    ax = fig.subplots()
+    clean = report.clean_accuracy
+    for name, by_eps in report.attack_accuracy.items():
+        xs = [0.0, *sorted(by_eps)]
+        ax.plot([x * 255 for x in xs], [clean] + [by_eps[e] for e in xs[1:]], marker="o",
+                markersize=3, linewidth=1, alpha=0.8, label=name)
+    xs = [0.0, *sorted(report.robust_accuracy)]
+    ax.plot([x * 255 for x in xs], [clean] + [report.robust_accuracy[e] for e in xs[1:]],
+            color="black", linewidth=2.5, marker="o", label="ensemble (worst case)")
+    if report.transfer_accuracy:
+        xs = [0.0, *sorted(report.transfer_accuracy)]
+        ax.plot([x * 255 for x in xs], [clean] + [report.transfer_accuracy[e] for e in xs[1:]],
+                color="grey", linestyle="--", marker="s", markersize=3, label="transfer")
+    ax.set_xlabel("L-inf eps (/255)")
+    ax.set_ylabel("accuracy")
+    ax.set_ylim(0.0, 1.0)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="best", fontsize=8)
+    flags = report.flags
+    ax.set_title(f"robust accuracy vs eps (n={report.count})" + (f"\nflags: {', '.join(flags)}" if flags else ""),
+                 fontsize=9, color="darkred" if flags else "black")
+    return _write(fig, path)
+
+
+def plot_corruptions(corruptions: Sequence[str], severities: Sequence[int], accuracy: np.ndarray, label: str,
+                     out: str | Path) -> Path:
+    """Accuracy per corruption (rows) and severity (columns) as a heat map; NaN cells are left blank."""
+    grid = np.asarray(accuracy, dtype=float)
     fig = _figure(2.5 + 0.9 * len(severities), 1.2 + 0.35 * len(corruptions))
     ax = fig.subplots()
     image = ax.imshow(grid, cmap="viridis", vmin=0, vmax=1, aspect="auto")
@@ -173,53 +167,109 @@ def plot_corruptions(path: Path, out: str | Path) -> Path:
     ax.set_xticks(range(len(severities)), [str(s) for s in severities])
     ax.set_yticks(range(len(corruptions)), corruptions, fontsize=8)
     ax.set_xlabel("severity")
-    ax.set_title(f"accuracy under corruptions: {run_label(Path(path))}", fontsize=9)
+    ax.set_title(f"accuracy under corruptions: {label}", fontsize=9)
     fig.colorbar(image, ax=ax, label="accuracy")
-    return _save(fig, out)
+    return _write(fig, out)
 
 
-def comparison_table(path: Path, partition: str = "public") -> tuple[list[str], list[str], np.ndarray]:
-    """(submissions, sets, top-1 matrix) from ``evaluation.csv`` or a leaderboard CSV (its ``top1_*`` columns)."""
-    rows = _read_csv(Path(path), ("submission",))
-    columns = list(rows[0]) if rows else []
-    if "set" in columns and "top1" in columns:  # harness evaluate: one row per submission and set
-        submissions = list(dict.fromkeys(r["submission"] for r in rows))
-        sets = list(dict.fromkeys(r["set"] for r in rows))
-        values = np.full((len(submissions), len(sets)), np.nan)
-        for r in rows:
-            values[submissions.index(r["submission"]), sets.index(r["set"])] = float(r["top1"])
-        return submissions, sets, values
-    if "partition" in columns:  # harness score: one row per submission and partition
-        rows = [r for r in rows if r["partition"] == partition and r.get("status", "scored") == "scored"]
-        sets = [c for c in columns if c.startswith("top1_")]
-        submissions = [r["submission"] for r in rows]
-        values = np.array([[float(r[c]) if r[c] else np.nan for c in sets] for r in rows]).reshape(len(rows), -1)
-        return submissions, [c.removeprefix("top1_") for c in sets], values
-    raise UsageError(f"{path}: neither an evaluation CSV (set, top1 columns) nor a leaderboard (partition column)")
+# --------------------------------------------------------------------------- submissions compared
 
 
-def plot_compare(path: Path, out: str | Path, partition: str = "public") -> Path:
-    """Grouped bars: top-1 of every submission (bars) on every evaluation set or category (groups)."""
-    submissions, sets, values = comparison_table(Path(path), partition)
-    if not submissions or not sets:
-        raise UsageError(f"{path}: no scored submissions to compare")
+def plot_compare(submissions: Sequence[str], sets: Sequence[str], top1: np.ndarray, label: str,
+                 out: str | Path) -> Path:
+    """Grouped bars: top-1 (``top1[submission, set]``, NaN drawn as 0) of every submission on every set."""
     fig = _figure(max(6.0, 0.5 * len(sets) * len(submissions) + 2), 4.2)
     ax = fig.subplots()
     width = 0.8 / len(submissions)
     positions = np.arange(len(sets))
     for i, (name, color) in enumerate(zip(submissions, _colors(len(submissions)))):
-        ax.bar(positions - 0.4 + width * (i + 0.5), np.nan_to_num(values[i]) * 100, width, label=name, color=color)
+        ax.bar(positions - 0.4 + width * (i + 0.5), np.nan_to_num(top1[i]) * 100, width, label=name, color=color)
     ax.set_xticks(positions, sets, rotation=20 if len(sets) > 4 else 0, fontsize=8)
     ax.set_ylabel("top-1 accuracy (%)")
     ax.set_ylim(0, 100)
     ax.grid(axis="y", alpha=0.3)
     ax.legend(fontsize=8, loc="best")
-    ax.set_title(f"submissions compared: {Path(path).name}", fontsize=9)
-    return _save(fig, out)
+    ax.set_title(f"submissions compared: {label}", fontsize=9)
+    return _write(fig, out)
 
 
-def _colors(count: int) -> list[Any]:
-    from matplotlib import colormaps
+def leaderboard_chart(records: Sequence[ScoreRecord], path: str | Path, partition: str = "public") -> Path:
+    """Grouped bars: top-1 per perturbation category for every scored submission (best score first)."""
+    from .scoring.leaderboard import category_columns
 
-    cmap = colormaps["tab10" if count <= 10 else "tab20"]
-    return [cmap(i % cmap.N) for i in range(count)]
+    scored = sorted((r for r in records if r.status == "scored"), key=lambda r: -r.metrics[partition]["score"])
+    columns = category_columns(scored)
+    fig = _figure(max(6, 1.6 * len(columns) + 2), 4, dpi=120)
+    ax = fig.subplots()
+    width = 0.8 / max(1, len(scored))
+    positions = np.arange(len(columns))
+    for i, record in enumerate(scored):
+        values = [record.metrics[partition].get(c, 0.0) * 100 for c in columns]
+        ax.bar(positions + i * width - 0.4 + width / 2, values, width,
+               label=f"{record.submission} ({record.metrics[partition]['score']:.1%})")
+    ax.set_xticks(positions, [c.removeprefix("top1_") for c in columns])
+    ax.set_ylabel("top-1 accuracy (%)")
+    ax.set_ylim(0, 100)
+    ax.set_title(f"Hidden split, {partition} partition: accuracy per perturbation")
+    if scored:
+        ax.legend(fontsize=8, loc="lower left")
+    ax.grid(axis="y", alpha=0.3)
+    return _write(fig, path, dpi=None)
+
+
+# --------------------------------------------------------------------------- explanations
+
+
+def saliency_maps(gradients: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(positive, negative) N,H,W maps: the largest channel of max(g, 0) and of max(-g, 0), scaled per image
+    by the larger of the two peaks (so the two maps of an image share one scale)."""
+    positive = np.clip(gradients, 0, None).max(axis=-1)
+    negative = np.clip(-gradients, 0, None).max(axis=-1)
+    peak = np.maximum(positive.max(axis=(1, 2)), negative.max(axis=(1, 2)))[:, None, None]
+    peak = np.where(peak > 0, peak, 1.0)
+    return positive / peak, negative / peak
+
+
+def plot_explanations(versions: Sequence[Explanation], class_names: Sequence[str], path: str | Path, *,
+                      labels: np.ndarray | None = None, title: str = "", headings: Sequence[str] = ()) -> Path:
+    """The explanation grid (rows: images; the five PANELS per version, versions side by side)."""
+    rows = len(versions[0].images)
+    columns = len(PANELS) * len(versions)
+    fig = _figure(columns * CELL, HEADER + rows * CELL)
+    axes = np.asarray(fig.subplots(rows, columns, squeeze=False))
+    for v, version in enumerate(versions):
+        positive, negative = saliency_maps(version.saliency)
+        for r in range(rows):
+            ax = axes[r, v * len(PANELS): (v + 1) * len(PANELS)]
+            image = version.images[r]
+            _show_image(ax[0], image)
+            truth = None if labels is None else int(labels[r])
+            ax[1].axis("off")
+            for k, (cid, prob) in enumerate(zip(version.top_ids[r], version.top_probs[r])):
+                name = class_names[cid] if cid < len(class_names) else str(cid)
+                mark = "*" if truth == int(cid) else " "
+                ax[1].text(0.0, 0.9 - 0.19 * k, f"{mark}{prob:4.0%} {name[:16]}", fontsize=7, family="monospace",
+                           transform=ax[1].transAxes, color="darkgreen" if truth == int(cid) else "black")
+            ax[2].imshow(positive[r], cmap="Reds", vmin=0, vmax=1, interpolation="nearest")
+            ax[3].imshow(negative[r], cmap="Blues", vmin=0, vmax=1, interpolation="nearest")
+            _show_image(ax[4], image)
+            ax[4].imshow(version.cam[r], cmap="jet", alpha=0.45, vmin=0, vmax=1, interpolation="bilinear")
+            for a in ax[[0, 2, 3, 4]]:
+                a.set_xticks([])
+                a.set_yticks([])
+            if r == 0:
+                heading = headings[v] if v < len(headings) else f"version {v}"
+                for a, panel in zip(ax, PANELS):
+                    a.set_title(f"{heading}\n{panel}" if panel == "image" else panel, fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.subplots_adjust(left=0.01, right=0.99, bottom=0.01, top=1 - HEADER / (HEADER + rows * CELL),
+                        wspace=0.05, hspace=0.1)
+    return _write(fig, path, tight=False)
+
+
+def _show_image(ax: Any, image: np.ndarray) -> None:
+    if image.shape[-1] == 1:
+        ax.imshow(image[..., 0], cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    else:
+        ax.imshow(np.clip(image, 0, 1), interpolation="nearest")

@@ -36,6 +36,9 @@ from . import hookspecs
 from .errors import HarnessError, PluginError, UsageError
 
 ENTRY_POINT_GROUP = "harness"
+#: what a child process keeps of this environment to see the same plugins: the third-party plugin switches,
+#: and where packages are installed
+CHILD_PLUGIN_ENV = ("HARNESS_PLUGINS", "HARNESS_DISABLE_PLUGIN_AUTOLOAD", "PYTHONPATH")
 BUILTIN_DISTRIBUTION = "harness"
 #: built-in plugin modules by plugin name; importing them never imports torch or tensorflow
 BUILTIN_PLUGINS = {

@@ -14,11 +14,10 @@ import sys
 import tempfile
 from pathlib import Path
 
+from .plugins import CHILD_PLUGIN_ENV
 from .submission import Problem, read_toml, submission_file, validate_submission
 
 TIMEOUT = 300.0
-#: the organiser's plugin view the child keeps: third-party plugin switches, and where packages are installed
-PLUGIN_ENV = ("HARNESS_PLUGINS", "HARNESS_DISABLE_PLUGIN_AUTOLOAD", "PYTHONPATH")
 
 
 def needs_sandbox(path: str | Path) -> bool:
@@ -49,7 +48,7 @@ def validate_isolated(path: str | Path, sandbox: str = "auto") -> list[Problem]:
         view = child_view(scratch, [Bind(str(scratch / "submission"), str(INSIDE / "submission"))], gpu=False)
         inside = lambda target: view.path(target, isolation.mapped)  # noqa: E731
         env = {"PATH": "/usr/bin:/bin", "PYTHONUNBUFFERED": "1", "MPLBACKEND": "Agg",
-               **{k: os.environ[k] for k in PLUGIN_ENV if k in os.environ}, **view.home_env(isolation.mapped)}
+               **{k: os.environ[k] for k in CHILD_PLUGIN_ENV if k in os.environ}, **view.home_env(isolation.mapped)}
         command = [sys.executable, "-m", "harness.submission_check", inside(INSIDE / "submission")]
         code = run_isolated(command, view, isolation, default_limits(TIMEOUT, 1), env, scratch, TIMEOUT)
         if code is None:

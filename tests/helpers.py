@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +33,8 @@ def write_image(path: Path, size=(64, 64), mode="RGB", seed=0, fmt=None) -> Path
     return path
 
 
-def make_tiny_imagenet(root: Path, wnids=("n01443537", "n01629819", "n01641577"), train_per_class=4, val_per_class=2, test=3) -> Path:
+def make_tiny_imagenet(root: Path, wnids=("n01443537", "n01629819", "n01641577"), train_per_class=4,
+                       val_per_class=2, test=3) -> Path:
     """A tiny-imagenet-200 folder in the real layout with real JPEGs (one grayscale, one CMYK)."""
     base = root / "tiny-imagenet-200"
     base.mkdir(parents=True)
@@ -87,3 +90,19 @@ def check_budget(x: np.ndarray, x_adv: np.ndarray, eps: float, norm: str) -> Non
         assert np.abs(delta).max() <= eps + 1e-6
     else:
         assert np.linalg.norm(delta, axis=1).max() <= eps * (1 + 1e-5)
+
+
+FUZZ_PREFIX = "harness-fuzz-"
+
+
+def fuzz_file(content: str | bytes, name: str) -> Path:
+    """``content`` written as ``name`` in a fresh temp folder (hypothesis examples cannot use tmp_path)."""
+    path = Path(tempfile.mkdtemp(prefix=FUZZ_PREFIX)) / name
+    path.write_bytes(content if isinstance(content, bytes) else content.encode("utf-8", "surrogatepass"))
+    return path
+
+
+def remove_fuzz_files() -> None:
+    """Remove every folder :func:`fuzz_file` made."""
+    for folder in Path(tempfile.gettempdir()).glob(FUZZ_PREFIX + "*"):
+        shutil.rmtree(folder, ignore_errors=True)

@@ -1,13 +1,13 @@
-"""Pieces every command shares: the error-handling group, console, parameter parsing."""
+"""Pieces every command shares: the error-handling root group, consoles, parameter parsing."""
 
 from __future__ import annotations
 
 import ast
-import functools
 import os
-from typing import Any, Callable
+from typing import Any
 
 import typer
+from typer.core import TyperGroup
 from rich.console import Console
 
 from ..errors import HarnessError, UsageError
@@ -27,17 +27,18 @@ def report_error(error: HarnessError) -> None:
         error_console.print(f"[dim]Hint: {error.hint}[/]", highlight=False, soft_wrap=True)
 
 
-def handle_errors(command: Callable[..., Any]) -> Callable[..., Any]:
-    """Wrap a command: a HarnessError becomes one line and exit code 2 (bad input) or 1 (failure).
+class HarnessGroup(TyperGroup):
+    """The app's root group: errors of every command and sub-command handled here, once.
 
-    Anything unexpected also becomes one line; HARNESS_DEBUG=1 shows tracebacks instead.
+    A HarnessError becomes one line and exit code 2 (bad input) or 1 (failure); anything unexpected also
+    becomes one line (exit 1); HARNESS_DEBUG=1 shows tracebacks instead. Click's own errors (bad options,
+    ``typer.Exit``) pass through to typer's click, which reports them as before.
     """
 
-    @functools.wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
+    def invoke(self, ctx: typer.Context) -> Any:
         try:
-            return command(*args, **kwargs)
-        except (typer.Exit, typer.Abort):
+            return super().invoke(ctx)
+        except (typer.Exit, typer.Abort, typer.TyperException):  # click's own: bad options, exits
             raise
         except HarnessError as error:
             if debug_enabled():
@@ -55,8 +56,6 @@ def handle_errors(command: Callable[..., Any]) -> Callable[..., Any]:
             )
             error_console.print("[dim]Hint: rerun with HARNESS_DEBUG=1 for the traceback[/]", highlight=False)
             raise typer.Exit(1) from None
-
-    return wrapper
 
 
 def parse_value(text: str) -> Any:

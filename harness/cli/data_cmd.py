@@ -8,13 +8,15 @@ from typing import Any, List, Optional
 import typer
 from rich.table import Table
 
-from .common import console, handle_errors, parse_params
+from .common import console, parse_params
 
-app = typer.Typer(help="Prepare datasets (one-time conversion to a memory-mapped cache) and inspect them.", no_args_is_help=True)
+app = typer.Typer(help="Prepare datasets (one-time conversion to a memory-mapped cache) and inspect them.",
+                  no_args_is_help=True)
 
 CACHE_OPTION = typer.Option(None, "--cache-dir", help="Cache root (default: $HARNESS_CACHE_DIR or ~/.cache/harness).")
 SOURCE_OPTION = typer.Option(None, "--source", "-s", help="Dataset folder or archive (tiny-imagenet, image-folder).")
-PARAM_OPTION = typer.Option(None, "--param", "-p", help="Dataset parameter KEY=VALUE (repeatable), e.g. -p image_size=32.")
+PARAM_OPTION = typer.Option(None, "--param", "-p",
+                            help="Dataset parameter KEY=VALUE (repeatable), e.g. -p image_size=32.")
 
 
 def _dataset_params(source: Optional[Path], params: Optional[List[str]], download: bool = False) -> dict[str, Any]:
@@ -45,7 +47,6 @@ def _summary_table(dataset) -> Table:
 
 
 @app.command()
-@handle_errors
 def prepare(
     name: str = typer.Argument("digits", help="Dataset plugin name (see `harness plugins dataset`)."),
     source: Optional[Path] = SOURCE_OPTION,
@@ -75,7 +76,6 @@ def prepare(
 
 
 @app.command()
-@handle_errors
 def info(
     name: Optional[str] = typer.Argument(None, help="Dataset name; without it, list every prepared cache."),
     source: Optional[Path] = SOURCE_OPTION,
@@ -93,7 +93,8 @@ def info(
         for dataset in list_prepared(cache_dir):
             counts = ", ".join(f"{k} {v['count']}" for k, v in dataset.manifest["splits"].items())
             shape = "x".join(str(d) for d in dataset.image_shape)
-            table.add_row(dataset.name, shape, str(dataset.num_classes), counts, dataset.manifest.get("created", ""), str(dataset.path))
+            table.add_row(dataset.name, shape, str(dataset.num_classes), counts, dataset.manifest.get("created", ""),
+                          str(dataset.path))
         console.print(table)
         return
     dataset = load_dataset(name, cache_dir=cache_dir, verify=verify, prepare=False, **_dataset_params(source, param))

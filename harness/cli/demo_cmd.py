@@ -14,7 +14,7 @@ from pathlib import Path
 
 import typer
 
-from .common import console, handle_errors
+from .common import console
 
 RECIPE = "digits-recipe.toml"
 PROFILE = "cpu"
@@ -46,41 +46,6 @@ def skipped_on_this_machine(folders: list[Path], profile: str) -> dict[str, str]
     return needs if needs and not gpu_available() else {}
 
 
-def leaderboard_chart(records, path: Path, partition: str = "public") -> Path:
-    """Grouped bars: top-1 per perturbation category for every scored submission."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
-
-    from ..atomic import atomic_path
-    from ..scoring.leaderboard import category_columns
-
-    scored = sorted((r for r in records if r.status == "scored"), key=lambda r: -r.metrics[partition]["score"])
-    columns = category_columns(scored)
-    fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(columns) + 2), 4), dpi=120)
-    width = 0.8 / max(1, len(scored))
-    positions = np.arange(len(columns))
-    for i, record in enumerate(scored):
-        values = [record.metrics[partition].get(c, 0.0) * 100 for c in columns]
-        ax.bar(positions + i * width - 0.4 + width / 2, values, width,
-               label=f"{record.submission} ({record.metrics[partition]['score']:.1%})")
-    ax.set_xticks(positions, [c.removeprefix("top1_") for c in columns])
-    ax.set_ylabel("top-1 accuracy (%)")
-    ax.set_ylim(0, 100)
-    ax.set_title(f"Hidden split, {partition} partition: accuracy per perturbation")
-    if scored:
-        ax.legend(fontsize=8, loc="lower left")
-    ax.grid(axis="y", alpha=0.3)
-    fig.tight_layout()
-    with atomic_path(path, suffix=".png") as tmp:
-        fig.savefig(tmp, format="png")
-    plt.close(fig)
-    return path
-
-
-@handle_errors
 def demo(
     out: Path = typer.Option(Path("runs/demo"), "--out", help="Folder for the split, results, leaderboard, chart."),
     submissions: Path = typer.Option(Path("submissions"), "--submissions", help="Folder of example submissions."),
@@ -93,10 +58,12 @@ def demo(
 
     from ..data import prepare_dataset
     from ..errors import UsageError
+    from ..plots import leaderboard_chart
     from ..sandbox.choice import choose_isolation
     from ..scoring.scorer import entries_from_paths, score_submissions
     from ..scoring.split import build_split, load_recipe, verify_split
-    from .score_cmd import _printer, show_leaderboard, split_table
+    from .score_cmd import _printer, show_leaderboard
+    from .split_cmd import split_table
 
     recipe_path = submissions / RECIPE
     if not recipe_path.is_file():

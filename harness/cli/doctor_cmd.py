@@ -10,7 +10,7 @@ import sys
 
 from rich.table import Table
 
-from .common import console, handle_errors
+from .common import console
 
 
 def _version(distribution: str) -> str:
@@ -52,7 +52,6 @@ def facts() -> list[tuple[str, str]]:
     return rows
 
 
-@handle_errors
 def doctor() -> None:
     """Report which isolation scores submissions here and why, and framework and device facts."""
     table = Table(title="harness doctor", show_header=False)

@@ -5,13 +5,15 @@ from __future__ import annotations
 import typer
 
 from .. import __version__
-from . import data_cmd, pictures_cmd, score_cmd, submission_cmd
+from .common import HarnessGroup
+from . import data_cmd, explain_cmd, plot_cmd, score_cmd, split_cmd, submission_cmd
 from .demo_cmd import demo
 from .doctor_cmd import doctor
 from .plugins_cmd import plugins
 
 app = typer.Typer(
     name="harness",
+    cls=HarnessGroup,  # every command's errors handled once, there
     help="Competition harness for robust image classification.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -27,7 +29,8 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def root(
-    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Show the version and exit."),
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                 help="Show the version and exit."),
 ) -> None:
     """Competition harness for robust image classification.
 
@@ -41,9 +44,9 @@ app.command(rich_help_panel="Main job")(demo)
 app.add_typer(submission_cmd.app, name="submission", rich_help_panel="Participants")
 app.command(rich_help_panel="Participants")(submission_cmd.train)
 app.command(rich_help_panel="Participants")(submission_cmd.evaluate)
-app.command(rich_help_panel="Pictures")(pictures_cmd.explain)
-app.add_typer(pictures_cmd.plot_app, name="plot", rich_help_panel="Pictures")
-app.add_typer(score_cmd.split_app, name="split", rich_help_panel="Organisers")
+app.command(rich_help_panel="Pictures")(explain_cmd.explain)
+app.add_typer(plot_cmd.app, name="plot", rich_help_panel="Pictures")
+app.add_typer(split_cmd.app, name="split", rich_help_panel="Organisers")
 app.command(rich_help_panel="Organisers")(score_cmd.score)
 app.command(rich_help_panel="Organisers")(score_cmd.leaderboard)
 app.command(rich_help_panel="Organisers")(doctor)

@@ -7,12 +7,12 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from .common import console, error_console, handle_errors
+from .common import console, error_console
 
 
-@handle_errors
 def plugins(
-    kind: Optional[str] = typer.Argument(None, help="Only this kind: dataset, backbone, augmentation, attack, defense."),
+    kind: Optional[str] = typer.Argument(None,
+                                         help="Only this kind: dataset, backbone, augmentation, attack, defense."),
     pattern: str = typer.Option("*", "--pattern", "-k", help="Wildcard filter on names, e.g. 'pgd*'."),
     framework: Optional[str] = typer.Option(None, "--framework", "-f", help="Only plugins usable with: torch, tf."),
 ) -> None:

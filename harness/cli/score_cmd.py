@@ -1,4 +1,4 @@
-"""Organiser commands: ``harness split build|verify``, ``harness score``, ``harness leaderboard``."""
+"""Organiser commands ``harness score`` and ``harness leaderboard`` (the split group: :mod:`.split_cmd`)."""
 
 from __future__ import annotations
 
@@ -8,46 +8,7 @@ from typing import List, Optional
 import typer
 from rich.table import Table
 
-from .common import console, error_console, handle_errors
-
-split_app = typer.Typer(help="Build and check the hidden perturbed test split (organisers).", no_args_is_help=True)
-
-
-@split_app.command("build")
-@handle_errors
-def split_build(
-    recipe: Path = typer.Argument(..., help="Recipe TOML: held-out images, perturbations, proportions, secret seed."),
-    out: Path = typer.Option(..., "--out", "-o", help="Split folder to write (replaced atomically)."),
-    references: Path = typer.Option(Path("runs/references"), "--references",
-                                    help="Where reference submissions for attacks are trained (and reused)."),
-    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
-) -> None:
-    """Write OUT/images (for participants), OUT/organiser (labels, tags, recipe) and OUT/manifest.json."""
-    from ..scoring.split import build_split, load_recipe
-
-    summary = build_split(load_recipe(recipe), out, references=references, progress=progress)
-    console.print(split_table(summary))
-    console.print(f"split hash {summary['split_hash'][:16]}: give participants {out / 'images'} only; "
-                  f"keep {out / 'organiser'} private")
-
-
-def split_table(summary: dict) -> Table:
-    table = Table(title=f"hidden split: {summary['count']} images ({summary['public_count']} public)")
-    table.add_column("category")
-    table.add_column("images", justify="right")
-    for category, count in summary["categories"].items():
-        table.add_row(category, str(count))
-    return table
-
-
-@split_app.command("verify")
-@handle_errors
-def split_verify(split: Path = typer.Argument(..., help="Split folder built by harness split build.")) -> None:
-    """Check every file of a split against its manifest."""
-    from ..scoring.split import verify_split
-
-    console.print(f"[green]ok[/] {split}: split hash {verify_split(split)[:16]}")
-
+from .common import console, error_console
 
 def _artifacts(items: Optional[List[str]]) -> dict[str, Path]:
     from ..errors import UsageError
@@ -100,7 +61,6 @@ class ScoreView:
         return table
 
 
-@handle_errors
 def score(
     submissions: List[Path] = typer.Argument(..., help="Submission folders (or folders of them, e.g. submissions/)."),
     split: Path = typer.Option(..., "--split", help="Hidden split folder (verified before scoring)."),
@@ -194,7 +154,6 @@ def show_leaderboard(path: Path, private: bool) -> None:
         console.print(f"[red]failed[/] {line}", highlight=False, soft_wrap=True)
 
 
-@handle_errors
 def leaderboard(
     source: Path = typer.Argument(Path("runs/leaderboard.csv"), help="Leaderboard CSV or SQLite results store."),
     private: bool = typer.Option(False, "--private", help="Show the private partition (organisers)."),

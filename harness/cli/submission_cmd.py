@@ -10,13 +10,12 @@ from typing import Any, List, Optional
 import typer
 from rich.table import Table
 
-from .common import console, error_console, handle_errors, parse_params
+from .common import console, error_console, parse_params
 
 app = typer.Typer(help="Check submissions before training or scoring them.", no_args_is_help=True)
 
 
 @app.command("validate")
-@handle_errors
 def validate(
     paths: List[Path] = typer.Argument(..., help="Submission folders (or folders of them, e.g. submissions/)."),
     sandbox: str = typer.Option("auto", "--sandbox", help="Where a submission's own plugin modules are imported: "
@@ -47,7 +46,6 @@ PROFILE_OPTION = typer.Option(None, "--profile", "-P", help="Budget profile from
 RUNS_OPTION = typer.Option(Path("runs"), "--runs", help="Where models go: RUNS/<submission>/<profile>.")
 
 
-@handle_errors
 def train(
     submission: Path = typer.Argument(..., help="Submission folder (with submission.toml)."),
     profile: Optional[str] = PROFILE_OPTION,
@@ -67,7 +65,6 @@ def train(
                   "training_curves.png)")
 
 
-@handle_errors
 def evaluate(
     submissions: List[Path] = typer.Argument(..., help="Trained submission folders (or folders of them)."),
     profile: Optional[str] = PROFILE_OPTION,

@@ -29,7 +29,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from ..atomic import atomic_path, write_json, write_text
+from ..atomic import write_json, write_text
 from ..errors import UsageError
 from ..perturb.severity import SEVERITIES
 from . import checks as C
@@ -159,33 +159,9 @@ class RobustnessReport:
 
     def plot(self, path: str | Path) -> Path:
         """Robust accuracy vs eps (ensemble, each attack, transfer) as a PNG, written atomically."""
-        from matplotlib.figure import Figure
+        from ..plots import plot_robustness_report
 
-        fig = Figure(figsize=(6.5, 4.2))
-        ax = fig.subplots()
-        for name, by_eps in self.attack_accuracy.items():
-            xs = [0.0, *sorted(by_eps)]
-            ax.plot([x * 255 for x in xs], [self.clean_accuracy] + [by_eps[e] for e in xs[1:]], marker="o",
-                    markersize=3, linewidth=1, alpha=0.8, label=name)
-        xs = [0.0, *sorted(self.robust_accuracy)]
-        ax.plot([x * 255 for x in xs], [self.clean_accuracy] + [self.robust_accuracy[e] for e in xs[1:]],
-                color="black", linewidth=2.5, marker="o", label="ensemble (worst case)")
-        if self.transfer_accuracy:
-            xs = [0.0, *sorted(self.transfer_accuracy)]
-            ax.plot([x * 255 for x in xs], [self.clean_accuracy] + [self.transfer_accuracy[e] for e in xs[1:]],
-                    color="grey", linestyle="--", marker="s", markersize=3, label="transfer")
-        ax.set_xlabel("L-inf eps (/255)")
-        ax.set_ylabel("accuracy")
-        ax.set_ylim(0.0, 1.0)
-        ax.grid(alpha=0.3)
-        ax.legend(loc="best", fontsize=8)
-        flags = self.flags
-        ax.set_title(f"robust accuracy vs eps (n={self.count})" + (f"\nflags: {', '.join(flags)}" if flags else ""),
-                     fontsize=9, color="darkred" if flags else "black")
-        fig.tight_layout()
-        with atomic_path(path, suffix=".png") as tmp:
-            fig.savefig(tmp, format="png", dpi=100)
-        return Path(path)
+        return plot_robustness_report(self, path)
 
     def write(self, out_dir: str | Path) -> dict[str, str]:
         """Write robustness.json, robustness.csv, robustness.png (and corruptions.csv) into ``out_dir``."""

@@ -44,8 +44,10 @@ from ..data.cache import sha256_file
 from ..errors import UsageError
 from ..paths import cache_dir
 from ..submission import content_hash, read_toml, submission_file
+from ..sandbox.choice import choose_isolation
+from ..sandbox.limits import default_limits
 from ..sandbox.view import cache_without_split
-from .scorer import Entry, Job, RunSettings
+from .child_run import Entry, Job, RunSettings, run_child
 from .split import HiddenSplit
 
 #: files a task sends back besides the predictions (organiser-side names)
@@ -161,8 +163,9 @@ def cache_bundle(datasets: set[str], withhold: tuple[str, str], cache: Path | No
 def task_request(job: Job, settings: RunSettings, staging: str | None, images_digest: str) -> dict[str, Any]:
     """The plain-data part of a task's arguments: nothing of the split's labels, tags or recipe."""
     entry = job.entry
-    return {"name": entry.name, "images_digest": images_digest, "framework": entry.framework, "content_hash": entry.content_hash,
-            "key": job.key, "profile": settings.profile, "timeout": settings.timeout, "threads": settings.threads,
+    return {"name": entry.name, "images_digest": images_digest, "framework": entry.framework,
+            "content_hash": entry.content_hash, "key": job.key, "profile": settings.profile,
+            "timeout": settings.timeout, "threads": settings.threads,
             "sandbox": settings.sandbox, "memory_gb": settings.memory_gb, "withhold": list(settings.withhold),
             "staging": staging}
 
@@ -324,9 +327,6 @@ def run_on_worker(request: dict[str, Any], submission: bytes, artifact: bytes | 
     """The Ray task: stage the inputs on this node, run the child as locally, return what it produced."""
     import ray
 
-    from ..sandbox.choice import choose_isolation
-    from ..sandbox.limits import default_limits
-    from .scorer import run_child
 
     started = time.perf_counter()
     node = f"{socket.gethostname()} {ray.util.get_node_ip_address()}"

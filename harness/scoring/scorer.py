@@ -1,12 +1,8 @@
 """``harness score``: every submission trained and predicted in its own child process, scored here.
 
 The organiser's process alone reads labels and tags; it reads each submission's
-TOML only, never its code. Each child gets a scratch folder with copies of the
-submission and the hidden images, a scrubbed environment, its own process group
-(killed whole on timeout), dies with the organiser, and runs under the isolation
-chosen by :mod:`harness.sandbox.choice` (bubblewrap, the built-in namespace sandbox
-or Landlock; none only when asked) with resource limits; its stdout and stderr are
-capped (``LOG_CAP``). A crash,
+TOML only, never its code. Each child is started, watched and read back by
+:mod:`harness.scoring.child_run` (isolated, limited, logs capped). A crash,
 timeout, NaN output or wrong number of rows marks the submission failed with the
 reason; scoring goes on. Finished results go to the SQLite store in one transaction
 each; a rerun skips what is there.
@@ -15,10 +11,6 @@ each; a rerun skips what is there.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -26,126 +18,15 @@ import numpy as np
 
 from .. import __version__
 from ..errors import UsageError
-from ..submission import SUBMISSION_FILE, content_hash, read_toml, submission_file
+from ..submission import SUBMISSION_FILE
 from ..metrics import topk_correct
-from ..paths import cache_dir
-from ..sandbox.child import (LOG_CAP, STDERR_TAIL, failure_reason, readable_copy,  # noqa: F401 - re-exported
-                             run_isolated)
-from ..sandbox.choice import Isolation, choose_isolation
-from ..sandbox.limits import Limits, default_limits
-from ..sandbox.view import INSIDE, Bind, View, cache_binds, child_view
+from ..sandbox.choice import choose_isolation
+from ..sandbox.limits import default_limits
+from .child_run import Entry, Job, RunSettings, check_predictions, read_entry, run_child
 from .split import HiddenSplit, open_split
 from .store import ResultStore, ScoreRecord, result_key
 
-#: environment variables a child keeps; everything else (tokens, organiser paths) is dropped
-CHILD_ENV_KEEP = ("PATH", "LANG", "LC_ALL", "TZ", "HARNESS_DEVICE", "CUDA_VISIBLE_DEVICES", "OMP_NUM_THREADS",
-                  "MKL_NUM_THREADS",
-                  "TF_CPP_MIN_LOG_LEVEL", "VIRTUAL_ENV", "PYTHONPATH")
 DEFAULT_TIMEOUT = 3600.0
-
-
-@dataclass(frozen=True)
-class Entry:
-    """One submission to score, as the organiser sees it before running any of its code."""
-
-    root: Path
-    name: str
-    team: str
-    framework: str
-    content_hash: str
-    artifact: Path | None = None
-
-
-def read_entry(path: str | Path, artifact: Path | None = None) -> Entry:
-    """Name, team and framework straight from submission.toml (no plugin code imported here)."""
-    toml_path = submission_file(path)
-    data = read_toml(toml_path)
-    text = {k: data.get(k) if isinstance(data.get(k), str) else "" for k in ("name", "team", "framework")}
-    return Entry(root=toml_path.parent.resolve(), name=text["name"] or toml_path.parent.name,
-                 team=text["team"] or "?", framework=text["framework"] or "?",
-                 content_hash=content_hash(toml_path.parent), artifact=artifact)
-
-
-def child_env(threads: int | None) -> dict[str, str]:
-    env = {k: os.environ[k] for k in CHILD_ENV_KEEP if k in os.environ}
-    env["PYTHONUNBUFFERED"] = "1"
-    env["MPLBACKEND"] = "Agg"
-    if threads:
-        env["OMP_NUM_THREADS"] = str(threads)
-    return env
-
-
-def worker_view(entry: Entry, scratch: Path, cache: Path | None, withhold: tuple[str, str] | None) -> View:
-    """What the scoring child sees: code, its copy of the submission and of the images (read-only), its work
-    folder and /tmp (writable), the dataset cache without the held-out split (read-only)."""
-    binds = [Bind(str(scratch / "submission"), str(INSIDE / "submission")),
-             Bind(str(scratch / "images.npy"), str(INSIDE / "images.npy"))]
-    if entry.artifact is not None:
-        binds.append(Bind(str(scratch / "artifact"), str(INSIDE / "artifact")))
-    aliases = {}
-    if cache is not None and cache.is_dir():
-        more, aliases = cache_binds(cache.resolve(), withhold, scratch / "view", INSIDE / "cache")
-        binds += more
-    return child_view(scratch, binds, aliases=aliases)
-
-
-def run_child(entry: Entry, profile: str | None, images: Path, scratch: Path, timeout: float,
-              threads: int | None, isolation: Isolation | None = None, limits: Limits | None = None,
-              withhold: tuple[str, str] | None = None, cache: Path | None = None) -> tuple[str, str]:
-    """Run the worker for ``entry`` (isolated, limited); ("ok", "") or ("failed", reason).
-
-    ``withhold`` (dataset, split): that split of the dataset cache is not in the child's view (the held-out
-    images). ``cache``: the dataset cache the child uses (default ``HARNESS_CACHE_DIR`` or the user's cache).
-    """
-    isolation = isolation or choose_isolation("auto")
-    limits = limits or default_limits(timeout, threads)
-    scratch, images = scratch.resolve(), Path(images).resolve()  # the child runs in its own directory
-    if scratch.exists():
-        shutil.rmtree(scratch)
-    scratch.mkdir(parents=True)
-    readable_copy(images, scratch / "images.npy")  # copies: readable by the child's uid, theirs to break
-    readable_copy(entry.root, scratch / "submission")
-    if entry.artifact is not None:
-        readable_copy(entry.artifact, scratch / "artifact")
-    view = worker_view(entry, scratch, Path(cache) if cache is not None else cache_dir(), withhold)
-    inside = lambda target: view.path(target, isolation.mapped)  # noqa: E731 - a path as the child names it
-    env = child_env(threads)  # no HARNESS_DATA_DIR: raw downloads (e.g. Tiny ImageNet's val labels) never shown
-    env.update(view.home_env(isolation.mapped))
-    if view.aliases:
-        env["HARNESS_CACHE_DIR"] = inside(INSIDE / "cache")
-    command = [sys.executable, "-m", "harness.scoring.worker", "--submission", inside(INSIDE / "submission"),
-               "--images", inside(INSIDE / "images.npy"), "--out", inside(INSIDE / "work")]
-    if profile:
-        command += ["--profile", profile]
-    if entry.artifact is not None:
-        command += ["--artifact", inside(INSIDE / "artifact")]
-    if threads:
-        command += ["--threads", str(threads)]
-    code = run_isolated(command, view, isolation, limits, env, scratch, timeout)
-    if code is None:
-        return "failed", f"timeout: no result after {timeout:g} s (process group killed)"
-    if code != 0:
-        return "failed", failure_reason(code, scratch / "stderr.log")
-    return "ok", ""
-
-
-def check_predictions(path: Path, count: int, num_classes: int) -> np.ndarray:
-    """The child's logits, checked: readable, (count, num_classes), finite. UsageError says what is wrong."""
-    if not path.is_file():
-        raise UsageError("no predictions written")
-    try:
-        logits = np.load(path, allow_pickle=False)
-    except (ValueError, OSError) as exc:
-        raise UsageError(f"unreadable predictions: {exc}") from None
-    if logits.ndim != 2 or logits.shape[0] != count or logits.shape[1] != num_classes:
-        raise UsageError(f"wrong predictions shape {tuple(logits.shape)}: expected ({count}, {num_classes}), "
-                         "one row of class scores per hidden image")
-    if not np.issubdtype(logits.dtype, np.number):
-        raise UsageError(f"predictions must be numbers, got {logits.dtype}")
-    bad = int(np.count_nonzero(~np.isfinite(logits)))
-    if bad:
-        raise UsageError(f"predictions contain {bad} NaN or infinite values")
-    return logits.astype(np.float32, copy=False)
 
 
 def score_metrics(logits: np.ndarray, split: HiddenSplit) -> dict[str, dict[str, float]]:
@@ -172,27 +53,6 @@ def score_metrics(logits: np.ndarray, split: HiddenSplit) -> dict[str, dict[str,
 
 
 EXECUTORS = ("local", "ray")
-
-
-@dataclass(frozen=True)
-class Job:
-    """One submission to run: its entry, store key and organiser-side scratch folder."""
-
-    entry: Entry
-    key: str
-    scratch: Path
-
-
-@dataclass(frozen=True)
-class RunSettings:
-    """What every child run gets, whichever executor runs it."""
-
-    profile: str | None
-    timeout: float
-    threads: int | None
-    sandbox: str
-    memory_gb: float | None
-    withhold: tuple[str, str]
 
 
 def local_runs(jobs: list[Job], split: HiddenSplit, settings: RunSettings,

@@ -66,3 +66,9 @@ def hidden_split(tmp_path_factory, submissions_dir) -> Path:
     recipe = write_recipe(folder, submissions_dir / "tiny")
     build_split(load_recipe(recipe), folder / "split", references=folder / "references", progress=False)
     return folder / "split"
+
+
+@pytest.fixture(scope="session")
+def tiny_artifact(hidden_split) -> Path:
+    """The tiny reference model the split was built with: scoring tiny with it needs no training."""
+    return next((hidden_split.parent / "references").rglob("model.json")).parent

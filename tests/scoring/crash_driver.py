@@ -1,10 +1,13 @@
 """``harness score`` with instant fake children and numbered kill points, for test_crash.py.
 
-Usage: python crash_driver.py KILL_AT SCORE-ARGS...  The child run is replaced by one that writes
-logits seeded by the submission's name (a submission named ``broken`` fails), so only the organiser's
-own steps run. Each step (child run, store insert, leaderboard write, the rename inside the atomic
-write) passes a numbered point before and after; at point KILL_AT (0: never) the process SIGKILLs
-itself. At the end it prints ``points N``.
+Usage: python crash_driver.py JOBS SCORE-ARGS...  JOBS is a JSON list of [kill_at, folder]; ``{out}`` in
+SCORE-ARGS stands for a job's folder. The harness is imported once; each job then runs in a forked process
+(one interpreter start for all of them), one after the other. The child run is replaced by one that writes
+logits seeded by the submission's name (a submission named ``broken`` fails), so only the organiser's own
+steps run. Each step (child run, store insert, leaderboard write, the rename inside the atomic write) passes
+a numbered point before and after; at point ``kill_at`` (0: never) the job SIGKILLs itself. Prints one JSON
+line per job: {"kill_at", "folder", "code" (exit code, or minus the signal), "points"}; a job's output goes to
+``output.log`` in its folder.
 """
 
 from __future__ import annotations
@@ -15,13 +18,14 @@ import os
 import signal
 import sys
 import zlib
+from pathlib import Path
 
 import numpy as np
 
 from harness import atomic
 from harness.scoring import leaderboard, scorer, split, store
 
-KILL_AT = int(sys.argv[1])
+KILL_AT = 0
 passed = 0
 
 
@@ -60,11 +64,39 @@ atomic.os.replace = around(os.replace)
 split.open_split = around(split.open_split)
 scorer.open_split = split.open_split
 
-if __name__ == "__main__":
+
+def run_job(kill_at: int, folder: Path, args: list[str]) -> None:
+    """In the forked process: score with the kill point armed, record the points passed, exit (or be killed)."""
+    global KILL_AT
     from harness.cli.main import app
 
+    KILL_AT = kill_at
+    folder.mkdir(parents=True, exist_ok=True)
+    log = os.open(folder / "output.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(log, 1)
+    os.dup2(log, 2)
+    code = 1
     try:
-        code = app(sys.argv[2:], standalone_mode=False)
+        code = app(args, standalone_mode=False) or 0
     finally:
-        print(f"points {passed}")
-    sys.exit(code or 0)
+        (folder / "points").write_text(str(passed))
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+
+
+if __name__ == "__main__":
+    import harness.cli.main  # noqa: F401 - every import done once, before the forks
+
+    for kill_at, folder in json.loads(sys.argv[1]):
+        folder = Path(folder)
+        args = [arg.replace("{out}", str(folder)) for arg in sys.argv[2:]]
+        pid = os.fork()
+        if pid == 0:
+            run_job(kill_at, folder, args)
+        _, status = os.waitpid(pid, 0)
+        code = -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
+        points = (folder / "points").read_text() if (folder / "points").exists() and code >= 0 else "0"
+        (folder / "points").unlink(missing_ok=True)
+        print(json.dumps({"kill_at": kill_at, "folder": str(folder), "code": code, "points": int(points)}),
+              flush=True)

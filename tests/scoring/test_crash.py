@@ -1,13 +1,15 @@
 """Crash safety: the organiser's ``harness score`` SIGKILLed at every numbered point of a run, then rerun.
 
-crash_driver.py fakes the children (instant logits) so that each of the 30-odd points costs about a second;
-test_score.py kills the real command once with real children. After every kill the CSV on disk is complete
+crash_driver.py fakes the children (instant logits) and forks each run from one process that imported the
+harness once, so that the 30-odd points cost seconds in all; test_score.py kills the real command once with
+real children. After every kill the CSV on disk is complete
 and parseable, and after the rerun each submission is scored exactly once with the uninterrupted run's scores.
 """
 
 from __future__ import annotations
 
 import csv
+import json
 import shutil
 import sqlite3
 import subprocess
@@ -30,11 +32,20 @@ def subs(submissions_dir, tmp_path_factory) -> Path:
     return folder
 
 
-def drive(kill_at: int, subs: Path, split: Path, out: Path) -> subprocess.CompletedProcess:
-    command = [sys.executable, str(DRIVER), str(kill_at), "score", str(subs), "--split", str(split), "-P", "cpu",
-               "--db", str(out / "results.sqlite"), "--leaderboard", str(out / "board.csv"),
-               "--work-dir", str(out / "work"), "--sandbox", "none"]
-    return subprocess.run(command, capture_output=True, text=True, timeout=120)
+def drive(jobs: list[tuple[int, Path]], subs: Path, split: Path) -> list[dict]:
+    """Run ``harness score`` once per (kill point, folder) job, all from one driver process; their results."""
+    command = [sys.executable, str(DRIVER), json.dumps([[k, str(f)] for k, f in jobs]), "score", str(subs),
+               "--split", str(split), "-P", "cpu", "--db", "{out}/results.sqlite", "--leaderboard", "{out}/board.csv",
+               "--work-dir", "{out}/work", "--sandbox", "none"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    results = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    assert [r["kill_at"] for r in results] == [k for k, _ in jobs], done.stdout
+    return results
+
+
+def log(folder: Path) -> str:
+    return (folder / "output.log").read_text() if (folder / "output.log").exists() else ""
 
 
 def table(db: Path) -> dict[str, tuple[str, str]]:
@@ -59,20 +70,21 @@ def check_csv(board: Path, db_rows: dict) -> None:
 
 
 def test_kill_at_every_point_then_rerun(subs, hidden_split, tmp_path):
-    clean = drive(0, subs, hidden_split, tmp_path / "clean")
-    assert clean.returncode == 0, clean.stderr
-    points = int(clean.stdout.strip().splitlines()[-1].split()[1])
+    [clean] = drive([(0, tmp_path / "clean")], subs, hidden_split)
+    assert clean["code"] == 0, log(tmp_path / "clean")
+    points = clean["points"]
     expected = table(tmp_path / "clean" / "results.sqlite")
     assert sorted(expected) == sorted(NAMES) and points >= 20
-    for kill_at in range(1, points + 1):
-        out = tmp_path / f"kill-{kill_at}"
-        killed = drive(kill_at, subs, hidden_split, out)
-        assert killed.returncode == -9, (kill_at, killed.stdout, killed.stderr)
+    folders = {kill_at: tmp_path / f"kill-{kill_at}" for kill_at in range(1, points + 1)}
+    for killed in drive(list(folders.items()), subs, hidden_split):
+        out = folders[killed["kill_at"]]
+        assert killed["code"] == -9, (killed, log(out))
         db_rows = table(out / "results.sqlite") if (out / "results.sqlite").exists() else {}
         check_csv(out / "board.csv", db_rows)
-        rerun = drive(0, subs, hidden_split, out)
-        assert rerun.returncode == 0, (kill_at, rerun.stderr)
-        assert table(out / "results.sqlite") == expected, kill_at  # every one exactly once, same scores
+    for rerun in drive([(0, folder) for folder in folders.values()], subs, hidden_split):
+        out = Path(rerun["folder"])
+        assert rerun["code"] == 0, (out.name, log(out))
+        assert table(out / "results.sqlite") == expected, out.name  # every one exactly once, same scores
         check_csv(out / "board.csv", expected)
         with open(out / "board.csv", newline="") as handle:
             assert len(list(csv.DictReader(handle))) == 2 * len(NAMES)

@@ -24,7 +24,8 @@ from pathlib import Path
 import pytest
 
 from harness.sandbox.choice import choose_isolation
-from harness.scoring.scorer import LOG_CAP, STDERR_TAIL, entries_from_paths, score_submissions
+from harness.sandbox.child import LOG_CAP, STDERR_TAIL
+from harness.scoring.scorer import entries_from_paths, score_submissions
 from harness.scoring.split import verify_split
 from harness.scoring.store import ResultStore
 
@@ -51,12 +52,6 @@ def tree_digest(folder: Path) -> str:
 def metrics_of(db: Path, name: str) -> dict:
     with ResultStore(db) as store:
         return next(r.metrics for r in store.records() if r.submission == name)
-
-
-@pytest.fixture(scope="module")
-def tiny_artifact(hidden_split) -> Path:
-    """The tiny reference model the split was built with: scoring it needs no training."""
-    return next((hidden_split.parent / "references").rglob("model.json")).parent
 
 
 @pytest.fixture(scope="module")

@@ -34,6 +34,9 @@ from helpers import EXAMPLE_SUBMISSIONS  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
+#: scored locally and on Ray: a TF and a torch example (each costs a training per executor)
+EXAMPLES = ("cnn-baseline", "trades")
+
 CLUSTER = """
 import sys, ray
 context = ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR")
@@ -56,11 +59,11 @@ def cluster():
 
 @pytest.fixture(scope="module")
 def examples(tmp_path_factory) -> Path:
-    """The example submissions that run on CPU, with one epoch: a tiny budget."""
+    """Two example submissions, one per framework, with one epoch: a tiny budget."""
     import shutil
 
     target = tmp_path_factory.mktemp("examples")
-    for name in ("cnn-baseline", "cnn-nsl", "trades", "mobilenet-nsl"):
+    for name in EXAMPLES:
         shutil.copytree(EXAMPLE_SUBMISSIONS / name, target / name)
         toml = target / name / "submission.toml"
         toml.write_text(re.sub(r"epochs = \d+", "epochs = 1", toml.read_text()))
@@ -92,7 +95,7 @@ def test_ray_gives_the_same_leaderboard_as_local(both):
     assert both["cli"].exit_code == 0, both["cli"].output
     assert {r.status for r in both["local"]} == {"scored"}
     ray_rows, local_rows = board_rows(both["out"] / "ray.csv"), board_rows(both["out"] / "local.csv")
-    assert len(ray_rows) == 8  # four submissions, public and private
+    assert len(ray_rows) == 2 * len(EXAMPLES)  # public and private
     assert ray_rows == local_rows
     assert {row["isolation"] for row in ray_rows} == {choose_isolation("auto").kind}  # the node's own choice
 
@@ -113,14 +116,14 @@ def test_a_node_that_cannot_isolate_fails_the_task_instead_of_running_it(cluster
 def test_ray_live_view_shows_where_each_submission_ran(both):
     output = both["cli"].output
     assert "executor: ray" in output
-    assert re.search(r"scoring: 4 scored", output), output
-    for name in ("cnn-baseline", "cnn-nsl", "trades", "mobilenet-nsl"):
+    assert re.search(rf"scoring: {len(EXAMPLES)} scored", output), output
+    for name in EXAMPLES:
         assert re.search(rf"{name}\s.*scored\s.*pid \d+", output), output
 
 
 def test_hidden_images_and_cache_reach_a_node_once(both):
     staged = [json.loads(p.read_text())["staged"] for p in (both["out"] / "ray-work").glob("*/node.json")]
-    assert len(staged) == 4
+    assert len(staged) == len(EXAMPLES)
     assert sum(s["images"] for s in staged) == 1 and sum(s["cache"] for s in staged) == 1
     nodes = both["out"] / "nodes"
     assert len(list((nodes / "images").glob("[!.]*"))) == 1 and len(list((nodes / "cache").glob("[!.]*"))) == 1
@@ -130,7 +133,8 @@ def test_hidden_images_and_cache_reach_a_node_once(both):
     assert not list((nodes / "cache").glob("*/*/test_*"))
 
 
-def test_workers_never_receive_labels_tags_or_recipe(cluster, hidden_split, submissions_dir, tmp_path, monkeypatch):
+def test_workers_never_receive_labels_tags_or_recipe(cluster, hidden_split, submissions_dir, tiny_artifact, tmp_path,
+                                                     monkeypatch):
     sent: list[bytes] = []
     submit = ray_executor.submit_task
 
@@ -141,7 +145,8 @@ def test_workers_never_receive_labels_tags_or_recipe(cluster, hidden_split, subm
         return submit(remote, options, *args)
 
     monkeypatch.setattr(ray_executor, "submit_task", recording)
-    records = score_submissions(entries_from_paths([submissions_dir / "tiny"]), hidden_split, tmp_path / "db.sqlite",
+    entries = entries_from_paths([submissions_dir / "tiny"], {"tiny": tiny_artifact})  # the trained model travels too
+    records = score_submissions(entries, hidden_split, tmp_path / "db.sqlite",
                                 None, profile="cpu", timeout=300, work_dir=tmp_path / "work",
                                 executor="ray", ray_options=RayOptions(address=cluster,
                                                                        worker_dir=str(tmp_path / "nodes")))
@@ -160,8 +165,10 @@ def test_workers_never_receive_labels_tags_or_recipe(cluster, hidden_split, subm
         assert held_out.read_bytes()[128:] not in blob
 
 
-def score_tiny_killing_its_first_worker(cluster, split, submissions_dir, folder, retries) -> tuple[list, list]:
-    """Score the tiny submission on Ray, SIGKILLing the worker process of its first attempt; (pids, records)."""
+def score_tiny_killing_its_first_worker(cluster, split, submissions_dir, artifact, folder, retries
+                                        ) -> tuple[list, list]:
+    """Score the trained tiny submission on Ray, SIGKILLing the worker process of its first attempt;
+    (pids, records)."""
     pids: list[int] = []
 
     def on_event(kind, entry, detail):
@@ -170,21 +177,25 @@ def score_tiny_killing_its_first_worker(cluster, split, submissions_dir, folder,
             if len(pids) == 1:
                 os.kill(pids[0], signal.SIGKILL)
 
-    records = score_submissions(entries_from_paths([submissions_dir / "tiny"]), split, folder / "db.sqlite", None,
+    records = score_submissions(entries_from_paths([submissions_dir / "tiny"], {"tiny": artifact}), split,
+                                folder / "db.sqlite", None,
                                 profile="cpu", timeout=300, work_dir=folder / "work", on_event=on_event,
                                 executor="ray", ray_options=RayOptions(address=cluster, retries=retries,
                                                                        worker_dir=str(folder / "n")))
     return pids, records
 
 
-def test_a_killed_worker_is_retried(cluster, hidden_split, submissions_dir, tmp_path):
-    pids, records = score_tiny_killing_its_first_worker(cluster, hidden_split, submissions_dir, tmp_path, retries=2)
+def test_a_killed_worker_is_retried(cluster, hidden_split, submissions_dir, tiny_artifact, tmp_path):
+    pids, records = score_tiny_killing_its_first_worker(cluster, hidden_split, submissions_dir, tiny_artifact, tmp_path,
+                                                        retries=2)
     assert len(pids) == 2 and pids[0] != pids[1]
     assert [r.status for r in records] == ["scored"]
 
 
-def test_a_worker_that_keeps_dying_is_recorded_as_failed(cluster, hidden_split, submissions_dir, tmp_path):
-    pids, records = score_tiny_killing_its_first_worker(cluster, hidden_split, submissions_dir, tmp_path, retries=0)
+def test_a_worker_that_keeps_dying_is_recorded_as_failed(cluster, hidden_split, submissions_dir, tiny_artifact,
+                                                          tmp_path):
+    pids, records = score_tiny_killing_its_first_worker(cluster, hidden_split, submissions_dir, tiny_artifact, tmp_path,
+                                                        retries=0)
     assert len(pids) == 1
     [record] = records
     assert record.status == "failed"

@@ -69,7 +69,8 @@ def test_bad_submissions_fail_with_their_reason(scored, name, reason):
 
 def test_a_hang_is_killed_with_its_whole_process_group(scored):
     assert scored["hang_seconds"] < 60
-    assert list(scored["work"].glob("hang-*/work/grandchild.pid")), "the hanging submission should have started a grandchild"
+    assert list(scored["work"].glob("hang-*/work/grandchild.pid")), \
+        "the hanging submission should have started a grandchild"
     time.sleep(0.5)
     assert survivors("while True: time.sleep(1)") == []
 

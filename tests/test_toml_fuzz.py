@@ -1,24 +1,21 @@
-"""Fuzzing (hypothesis) of what organisers read from strangers: submission.toml, recipes, image files.
+"""Fuzzing (hypothesis) of the TOML organisers read from strangers: submission.toml and split recipes
+(image files: tests/data/test_decode_fuzz.py).
 
-Every input ends in a result or a one-line HarnessError (BadImage for an image), never another
+Every input ends in a result or a one-line HarnessError, never another
 exception or a hang (the deadline). Example counts are bounded so the module runs in well under a minute.
 """
 
 from __future__ import annotations
 
-import io
 import json
 import math
-import tempfile
-from pathlib import Path
 
-import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from harness.data.decode import BadImage, decode_image
 from harness.errors import HarnessError
+from helpers import fuzz_file as written, remove_fuzz_files
 
 FUZZ = settings(max_examples=300, deadline=3000, suppress_health_check=[HealthCheck.too_slow],
                 database=None, derandomize=True)
@@ -70,13 +67,6 @@ def recipe_text():
     return st.tuples(split, st.lists(perturbation, max_size=3)).map(lambda t: t[0] + "\n".join(t[1]))
 
 
-def written(text: str | bytes, name: str):
-    folder = Path(tempfile.mkdtemp(prefix="harness-fuzz-"))
-    path = folder / name
-    path.write_bytes(text if isinstance(text, bytes) else text.encode("utf-8", "surrogatepass"))
-    return path
-
-
 def one_line(error: HarnessError) -> None:
     assert error.message and "\n" not in error.message and "Traceback" not in error.message
 
@@ -105,50 +95,7 @@ def test_recipe_fuzz(text):
         one_line(error)
 
 
-def _seed_images() -> list[bytes]:
-    from PIL import Image
-
-    rng = np.random.default_rng(0)
-    found = []
-    for fmt, mode in (("PNG", "RGB"), ("PNG", "L"), ("JPEG", "RGB"), ("BMP", "RGB"), ("GIF", "P"), ("PNG", "RGBA"),
-                      ("TIFF", "CMYK"), ("WEBP", "RGB")):
-        channels = {"RGB": 3, "L": 1, "P": 1, "RGBA": 4, "CMYK": 4}[mode]
-        array = rng.integers(0, 256, size=(8, 8, channels), dtype=np.uint8)
-        image = Image.fromarray(array[..., 0] if channels == 1 else array, mode="L" if mode == "P" else mode)
-        buffer = io.BytesIO()
-        (image.convert("P") if mode == "P" else image).save(buffer, format=fmt)
-        found.append(buffer.getvalue())
-    return found
-
-
-SEEDS = _seed_images()
-
-
-@st.composite
-def image_bytes(draw):
-    data = bytearray(draw(st.sampled_from(SEEDS)))
-    for _ in range(draw(st.integers(0, 6))):
-        position = draw(st.integers(0, len(data) - 1))
-        data[position] = draw(st.integers(0, 255))
-    return bytes(data[:draw(st.integers(0, len(data)))])
-
-
-@FUZZ
-@given(st.one_of(image_bytes(), st.binary(max_size=300)), st.sampled_from([1, 3]), st.booleans(),
-       st.sampled_from([".png", ".jpg", ".bmp", ".gif", ".tif", ".webp"]))
-def test_image_decoding_fuzz(data, channels, resize, suffix):
-    try:
-        array = decode_image(written(data, "image" + suffix), (8, 8), channels, resize)
-    except BadImage as error:
-        assert "\n" not in str(error)
-        return
-    assert array.shape == (8, 8, channels) and array.dtype == np.uint8
-
-
 @pytest.fixture(autouse=True, scope="module")
 def _cleanup():
     yield
-    import shutil
-
-    for folder in Path(tempfile.gettempdir()).glob("harness-fuzz-*"):
-        shutil.rmtree(folder, ignore_errors=True)
+    remove_fuzz_files()

@@ -1,4 +1,4 @@
-"""``harness explain`` and ``harness plot ...``: pictures of models and of saved results (docs/pictures.md)."""
+"""``harness explain``: what a trained model looks at, clean and attacked, as one PNG grid (docs/pictures.md)."""
 
 from __future__ import annotations
 
@@ -7,14 +7,9 @@ from typing import List, Optional
 
 import typer
 
-from .common import console, handle_errors
+from .common import console
 from .submission_cmd import PROFILE_OPTION, RUNS_OPTION
 
-plot_app = typer.Typer(help="Charts (PNG) from saved metrics and results.", no_args_is_help=True)
-OUT_OPTION = typer.Option(None, "--out", help="PNG file (default: beside the first input).")
-
-
-@handle_errors
 def explain(
     submission: Path = typer.Argument(..., help="Trained submission folder (with submission.toml)."),
     images: Optional[List[Path]] = typer.Argument(None, help="Image files (default: validation images)."),
@@ -53,56 +48,3 @@ def explain(
     target = explain_model(model, pictures, out or run_dir / "explain.png", labels, attack=attack, eps=eps,
                            seed=seed, layer=layer)
     console.print(f"[green]explained[/] {loaded_submission.name} ({len(pictures)} images) -> {target}")
-
-
-@plot_app.command("curves")
-@handle_errors
-def curves(
-    metrics: List[Path] = typer.Argument(..., help="metrics.json files written by training."),
-    out: Optional[Path] = OUT_OPTION,
-) -> None:
-    """Train/val loss and top-1 per epoch, dashed lines where layers were unfrozen."""
-    from ..plots import plot_curves
-
-    _done(plot_curves(metrics, out or metrics[0].parent / "curves.png"))
-
-
-@plot_app.command("robustness")
-@handle_errors
-def robustness(
-    reports: List[Path] = typer.Argument(..., help="robustness.json files (harness evaluate --robust)."),
-    out: Optional[Path] = OUT_OPTION,
-) -> None:
-    """Robust (worst-case) accuracy vs eps, several models on one chart."""
-    from ..plots import plot_robustness
-
-    _done(plot_robustness(reports, out or reports[0].parent / "robustness_vs_eps.png"))
-
-
-@plot_app.command("corruptions")
-@handle_errors
-def corruptions(
-    table: Path = typer.Argument(..., help="corruptions.csv (harness evaluate --robust --corruptions ...)."),
-    out: Optional[Path] = OUT_OPTION,
-) -> None:
-    """Accuracy per corruption x severity as a heat map."""
-    from ..plots import plot_corruptions
-
-    _done(plot_corruptions(table, out or table.with_suffix(".png")))
-
-
-@plot_app.command("compare")
-@handle_errors
-def compare(
-    table: Path = typer.Argument(..., help="evaluation.csv (harness evaluate) or a leaderboard CSV."),
-    partition: str = typer.Option("public", "--partition", help="Leaderboard partition: public or private."),
-    out: Optional[Path] = OUT_OPTION,
-) -> None:
-    """Grouped bars: top-1 of each submission on each evaluation set (or leaderboard category)."""
-    from ..plots import plot_compare
-
-    _done(plot_compare(table, out or table.with_name(f"{table.stem}_compare.png"), partition))
-
-
-def _done(path: Path) -> None:
-    console.print(f"[green]wrote[/] {path}")

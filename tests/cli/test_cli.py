@@ -53,7 +53,8 @@ def test_plugins_unknown_kind_is_one_line_exit_2():
     result = invoke("plugins", "atack")
     assert result.exit_code == 2
     lines = [line for line in result.output.splitlines() if line.strip()]
-    assert lines == ["Error: Unknown plugin kind 'atack'. Did you mean 'attack'? Kinds: dataset, backbone, augmentation, attack, defense"]
+    assert lines == ["Error: Unknown plugin kind 'atack'. Did you mean 'attack'? "
+                     "Kinds: dataset, backbone, augmentation, attack, defense"]
     assert "Traceback" not in result.output
 
 
@@ -87,7 +88,8 @@ def test_data_prepare_with_params(cache_dir, tmp_path):
     for c in ("a", "b"):
         for i in range(4):
             write_image(tmp_path / "imgs" / c / f"{i}.png", size=(10, 10), seed=i)
-    result = invoke("data", "prepare", "image-folder", "-s", str(tmp_path / "imgs"), "-p", "image_size=6", "-p", "test_fraction=0", "--no-progress")
+    result = invoke("data", "prepare", "image-folder", "-s", str(tmp_path / "imgs"), "-p", "image_size=6",
+                    "-p", "test_fraction=0", "--no-progress")
     assert result.exit_code == 0, result.output
     assert "6x6x3" in result.output
     result = invoke("data", "prepare", "image-folder", "-s", str(tmp_path / "imgs"), "-p", "image_sise=6")
@@ -134,3 +136,20 @@ def test_console_script_runs():
         pytest.skip("console script not installed in this environment")
     result = subprocess.run([script, "plugins", "atack"], capture_output=True, text=True, timeout=120)
     assert result.returncode == 2 and "Did you mean 'attack'" in result.stderr
+
+
+def test_errors_are_handled_once_at_the_root_for_every_command(monkeypatch):
+    from harness.cli import doctor_cmd
+
+    def broken() -> list:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(doctor_cmd, "facts", broken)
+    result = invoke("doctor")
+    assert result.exit_code == 1
+    assert [line for line in result.output.splitlines() if line.strip()] == [
+        "Error: unexpected RuntimeError: boom", "Hint: rerun with HARNESS_DEBUG=1 for the traceback"]
+    result = invoke("doctor", HARNESS_DEBUG="1")
+    assert isinstance(result.exception, RuntimeError)
+    result = invoke("plot", "curves", "--bogus")  # click's own usage errors pass through unchanged
+    assert result.exit_code == 2 and "No such option" in result.output and "unexpected" not in result.output

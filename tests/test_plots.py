@@ -10,7 +10,8 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from harness.cli.main import app
-from harness.explain import CELL, DPI, HEADER, PANELS, Explanation, plot_explanations, saliency_maps
+from harness.explain import Explanation
+from harness.plots import CELL, DPI, HEADER, PANELS, plot_explanations, saliency_maps
 from harness.training import EpochMetrics, TrainingHistory, save_metrics_json
 
 

@@ -11,23 +11,24 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 BENCHMARKS = ROOT / "benchmarks"
 
 pytestmark = pytest.mark.slow  # one benchmark process each, 5-60 s on 2 cores
 
-#: module -> the comparisons (result files) it writes, what must be installed for it, timed repeats with --quick
+#: module -> the comparisons (result files) it writes, what must be installed for it
+#: (each --quick run times one repeat per side: benchmarks/common.py QUICK_REPEATS)
 MODULES = {
-    "pgd_torch": (["pgd_torch_vs_torchattacks", "pgd_torch_vs_art"], ["torch", "torchattacks", "art"], 2),
-    "pgd_tf": (["pgd_tf_vs_art"], ["tensorflow", "tf_keras", "art"], 2),
+    "pgd_torch": (["pgd_torch_vs_torchattacks", "pgd_torch_vs_art"], ["torch", "torchattacks", "art"]),
+    "pgd_tf": (["pgd_tf_vs_art"], ["tensorflow", "tf_keras", "art"]),
     "training": (["training_hardening_vs_torch", "training_trades_vs_torch", "training_nsl_vs_keras"],
-                 ["torch", "torchattacks", "tensorflow", "tf_keras", "neural_structured_learning"], 2),
-    "data": (["data_epoch_vs_imagefolder"], ["torch", "torchvision"], 2),
-    "corruptions": (["corruptions_vs_imagecorruptions"], ["imagecorruptions"], 2),
-    "scoring": (["scoring_predict_vs_bare_torch"], ["torch"], 2),
-    "startup": (["startup_help_vs_python", "startup_help_vs_import_torch"], ["torch"], 2),
-    "ray": (["ray_executor_vs_local"], ["ray", "torch"], 1),  # each repeat scores whole submissions twice
-    "sandbox": (["sandbox_ns_vs_none_python"], [], 2),
+                 ["torch", "torchattacks", "tensorflow", "tf_keras", "neural_structured_learning"]),
+    "data": (["data_epoch_vs_imagefolder"], ["torch", "torchvision"]),
+    "corruptions": (["corruptions_vs_imagecorruptions"], ["imagecorruptions"]),
+    "scoring": (["scoring_predict_vs_bare_torch"], ["torch"]),
+    "startup": (["startup_help_vs_python", "startup_help_vs_import_torch"], ["torch"]),
+    "ray": (["ray_executor_vs_local"], ["ray", "torch"]),
+    "sandbox": (["sandbox_ns_vs_none_python"], []),
 }
 
 
@@ -42,7 +43,7 @@ def run_quick(module: str, results: Path) -> subprocess.CompletedProcess:
 
 @pytest.mark.parametrize("module", list(MODULES))
 def test_quick_benchmark_checks_itself_and_reports_a_ratio(module, tmp_path):
-    names, needs, repeats = MODULES[module]
+    names, needs = MODULES[module]
     missing = [package for package in needs if importlib.util.find_spec(package) is None]  # found, not imported
     if missing:
         pytest.skip(f"not installed: {', '.join(missing)}")
@@ -57,7 +58,7 @@ def test_quick_benchmark_checks_itself_and_reports_a_ratio(module, tmp_path):
         result = json.loads((tmp_path / f"{name}.json").read_text())
         assert result["correct"] is True, result["correctness"]
         assert isinstance(result["ratio"], float) and result["ratio"] > 0, result
-        assert len(result["ours_seconds"]) == len(result["theirs_seconds"]) == repeats
+        assert len(result["ours_seconds"]) == len(result["theirs_seconds"]) == 1
         assert result["title"] in done.stdout  # the summary table was printed
     if module == "startup":  # the proof that --help loads no framework
         assert result["correctness"]["torch_imported"] is False

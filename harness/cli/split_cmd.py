@@ -1,0 +1,46 @@
+"""``harness split build|verify``: the hidden perturbed test split (organisers)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from .common import console
+
+app = typer.Typer(help="Build and check the hidden perturbed test split (organisers).", no_args_is_help=True)
+
+
+@app.command("build")
+def split_build(
+    recipe: Path = typer.Argument(..., help="Recipe TOML: held-out images, perturbations, proportions, secret seed."),
+    out: Path = typer.Option(..., "--out", "-o", help="Split folder to write (replaced atomically)."),
+    references: Path = typer.Option(Path("runs/references"), "--references",
+                                    help="Where reference submissions for attacks are trained (and reused)."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
+) -> None:
+    """Write OUT/images (for participants), OUT/organiser (labels, tags, recipe) and OUT/manifest.json."""
+    from ..scoring.split import build_split, load_recipe
+
+    summary = build_split(load_recipe(recipe), out, references=references, progress=progress)
+    console.print(split_table(summary))
+    console.print(f"split hash {summary['split_hash'][:16]}: give participants {out / 'images'} only; "
+                  f"keep {out / 'organiser'} private")
+
+
+def split_table(summary: dict) -> Table:
+    table = Table(title=f"hidden split: {summary['count']} images ({summary['public_count']} public)")
+    table.add_column("category")
+    table.add_column("images", justify="right")
+    for category, count in summary["categories"].items():
+        table.add_row(category, str(count))
+    return table
+
+
+@app.command("verify")
+def split_verify(split: Path = typer.Argument(..., help="Split folder built by harness split build.")) -> None:
+    """Check every file of a split against its manifest."""
+    from ..scoring.split import verify_split
+
+    console.print(f"[green]ok[/] {split}: split hash {verify_split(split)[:16]}")
