@@ -8,7 +8,7 @@ Nothing here imports a framework: factories are lazy ``"module:attribute"`` path
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from .specs import AttackSpec, AugmentationSpec, BackboneSpec, DefenseSpec
 
@@ -76,3 +76,20 @@ def application_backbone_specs(package: str, framework: str, backbones: Mapping[
                      framework=framework, params=dict(APPLICATION_BACKBONE_PARAMS))
         for name, description in backbones.items()
     ]
+
+
+def application_factory(arch: str, build: Callable[..., Any], doc: str) -> Callable[..., Any]:
+    """The factory of application backbone ``arch``: keyword parameters of :data:`APPLICATION_BACKBONE_PARAMS`
+    (their defaults), calling ``build(arch, num_classes, input_shape, pretrained, weights, head_hidden, dropout,
+    min_size)``; one signature for every framework's application backbones."""
+    defaults = APPLICATION_BACKBONE_PARAMS
+
+    def factory(num_classes: int, input_shape: tuple[int, int, int] = (64, 64, 3),
+                pretrained: bool = defaults["pretrained"], weights: Any = defaults["weights"],
+                head_hidden: int = defaults["head_hidden"], dropout: float = defaults["dropout"],
+                min_size: int = defaults["min_size"]) -> Any:
+        return build(arch, num_classes, input_shape, pretrained, weights, head_hidden, dropout, min_size)
+
+    factory.__name__ = factory.__qualname__ = arch
+    factory.__doc__ = doc
+    return factory

@@ -32,6 +32,7 @@ from typing import Any, Callable, Iterator, Sequence
 import tf_keras as keras
 
 from harness.errors import DownloadError, UsageError
+from harness.framework_specs import application_factory
 
 from . import device  # noqa: F401 - honours HARNESS_DEVICE=cpu before TensorFlow starts GPUs
 
@@ -264,24 +265,10 @@ def _keras_classifier(
 
 
 def _make_factory(arch: str) -> Callable[..., keras.Model]:
-    def factory(
-        num_classes: int,
-        input_shape: tuple[int, int, int] = (64, 64, 3),
-        pretrained: bool = False,
-        weights: str | os.PathLike | None = None,
-        head_hidden: int = 512,
-        dropout: float = 0.0,
-        min_size: int = DEFAULT_MIN_SIZE,
-    ) -> keras.Model:
-        return _keras_classifier(arch, num_classes, input_shape, pretrained, weights, head_hidden, dropout, min_size)
-
-    factory.__name__ = factory.__qualname__ = arch
-    factory.__doc__ = (
+    return application_factory(arch, _keras_classifier, (
         f"keras.applications.{_APPLICATIONS[arch][0]} without its top, average-pooled, then a head_hidden head "
         "(0: one Dense) giving logits.\n\npretrained=True loads Keras's ImageNet weights; weights=PATH a local "
-        "HDF5 file (Keras no-top application weights or a whole harness model). Inputs below min_size are resized."
-    )
-    return factory
+        "HDF5 file (Keras no-top application weights or a whole harness model). Inputs below min_size are resized."))
 
 
 mobilenet_v2 = _make_factory("mobilenet_v2")

@@ -10,7 +10,7 @@ from typing import Any, Callable
 import numpy as np
 import tensorflow as tf
 
-from harness.training import topk_correct
+from harness.metrics import topk_correct
 
 from . import device  # noqa: F401 - honours HARNESS_DEVICE=cpu before TensorFlow starts GPUs
 

@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from harness.errors import DownloadError, UsageError
+from harness.framework_specs import application_factory
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -372,24 +373,10 @@ def _first_line(exc: BaseException) -> str:
 
 
 def _make_factory(arch: str) -> Callable[..., ImageClassifier]:
-    def factory(
-        num_classes: int,
-        input_shape: tuple[int, int, int] = (64, 64, 3),
-        pretrained: bool = False,
-        weights: str | os.PathLike | None = None,
-        head_hidden: int = 512,
-        dropout: float = 0.0,
-        min_size: int = DEFAULT_MIN_SIZE,
-    ) -> ImageClassifier:
-        return _torchvision_classifier(arch, num_classes, input_shape, pretrained, weights, head_hidden, dropout, min_size)
-
-    factory.__name__ = factory.__qualname__ = arch
-    factory.__doc__ = (
+    return application_factory(arch, _torchvision_classifier, (
         f"torchvision {arch} with its classifier replaced by a head_hidden head (0: one Linear).\n\n"
         "pretrained=True loads torchvision's ImageNet weights; weights=PATH a local state dict "
-        "(torchvision backbone or full harness model). Inputs below min_size are upsampled."
-    )
-    return factory
+        "(torchvision backbone or full harness model). Inputs below min_size are upsampled."))
 
 
 mobilenet_v2 = _make_factory("mobilenet_v2")

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from harness.training import topk_correct
+from harness.metrics import topk_correct
 
 from .attacks import eval_mode
 from .device import model_device
