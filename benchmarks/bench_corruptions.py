@@ -214,7 +214,7 @@ def run(quick: bool = False, repeats: int = 5) -> list[Comparison]:
         corruptions = {name: ours_for(name.replace("_", "-")) for name in names}
 
         def ours_fn(name):
-            return lambda: corruptions[name](images, seed=0)
+            return lambda: corruptions[name](images, generator=np.random.default_rng(0))
 
         def theirs_fn(name):
             return lambda: [corrupt(image, corruption_name=name, severity=SEVERITY) for image in images]

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.plugins import CHILD_PLUGIN_ENV
 from harness.sandbox.choice import choose_isolation
 from harness.scoring.scorer import entries_from_paths, score_submissions
 from harness.scoring.store import ResultStore
@@ -82,8 +83,8 @@ def test_snooping_submission_finds_no_labels(scored, hidden_split):
     training = re.compile(r"file /sandbox/cache/[^/]+/(train|val)_labels\.npy$")
     assert [found for found in report["found"] if not training.match(found)] == []
     assert not any(str(hidden_split) in arg or "organiser" in arg for arg in report["argv"])
-    assert all(not key.startswith("HARNESS_") or key in ("HARNESS_CACHE_DIR", "HARNESS_DATA_DIR", "HARNESS_DEVICE")
-               for key in report["environment"])
+    allowed = ("HARNESS_CACHE_DIR", "HARNESS_DATA_DIR", "HARNESS_DEVICE", *CHILD_PLUGIN_ENV)  # plugin switches
+    assert all(not key.startswith("HARNESS_") or key in allowed for key in report["environment"])
     assert rows(scored["board"])["snoop"]["status"] == "scored"  # it predicted, at chance, without the labels
 
 
