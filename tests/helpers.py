@@ -106,3 +106,29 @@ def remove_fuzz_files() -> None:
     """Remove every folder :func:`fuzz_file` made."""
     for folder in Path(tempfile.gettempdir()).glob(FUZZ_PREFIX + "*"):
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def tensorflow_for_tests(*, module_level: bool = False):
+    """(tf, keras) for tests: Keras 2 selected before TensorFlow starts, one thread (the test machines have 2 cores),
+    quiet logs; skips when TensorFlow, tf-keras or neural-structured-learning is missing."""
+    import importlib.util
+    import warnings
+
+    import pytest
+
+    import harness_tf  # noqa: F401 - selects Keras 2 (TF_USE_LEGACY_KERAS) before TensorFlow is imported
+
+    tf = pytest.importorskip("tensorflow")
+    keras = pytest.importorskip("tf_keras")
+    if importlib.util.find_spec("neural_structured_learning") is None:  # imported through harness_tf.nsl_compat
+        pytest.skip("neural-structured-learning is not installed", allow_module_level=module_level)
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(1)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    except RuntimeError:  # TensorFlow already started elsewhere in this session
+        pass
+    tf.get_logger().setLevel("ERROR")
+    # Once TensorFlow is loaded, torch's CUDA probe on a machine without CUDA warns ("CUDA initialization: ...
+    # Error 302"); torch still runs on the CPU.
+    warnings.filterwarnings("ignore", "CUDA initialization", UserWarning)
+    return tf, keras

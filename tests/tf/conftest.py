@@ -7,31 +7,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import importlib.util
-import warnings
 
 import pytest
+from helpers import tensorflow_for_tests
 
-import harness_tf  # noqa: F401 - selects Keras 2 (TF_USE_LEGACY_KERAS) before TensorFlow is imported
-
-tf = pytest.importorskip("tensorflow")
-keras = pytest.importorskip("tf_keras")
-if importlib.util.find_spec("neural_structured_learning") is None:  # imported through harness_tf.nsl_compat
-    pytest.skip("neural-structured-learning is not installed", allow_module_level=True)
-
-# Tiny models run fastest on one thread, and the test machines are shared (2 cores).
-try:
-    tf.config.threading.set_intra_op_parallelism_threads(1)
-    tf.config.threading.set_inter_op_parallelism_threads(1)
-except RuntimeError:  # TensorFlow already started elsewhere in this session
-    pass
-tf.get_logger().setLevel("ERROR")
-
-
-# Once TensorFlow is loaded, torch's CUDA probe on a machine without CUDA warns ("CUDA
-# initialization: ... Error 302"); torch still runs on the CPU. Ignored for the rest of the
-# collection (torch test modules probe CUDA when imported) and while tests run.
-warnings.filterwarnings("ignore", "CUDA initialization", UserWarning)
+tf, keras = tensorflow_for_tests(module_level=True)
 
 
 def pytest_configure(config):

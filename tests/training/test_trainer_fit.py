@@ -15,6 +15,7 @@ import pytest
 
 from harness.errors import UsageError
 from harness.registry import create_backbone, create_defense
+from helpers import tensorflow_for_tests
 
 FAST = {"batch_size": 64, "progress": False, "device": "cpu"}
 #: "lr 0.01 -> 0.5" after one epoch, then every epoch a plateau: each one moves the seed regime on
@@ -70,20 +71,7 @@ class TFAdapter:
     min_val_top1 = 0.85
 
     def __init__(self):
-        import harness_tf  # noqa: F401 - selects Keras 2 before TensorFlow is imported
-
-        if importlib.util.find_spec("neural_structured_learning") is None:
-            pytest.skip("neural-structured-learning is not installed")
-        import tensorflow as tf
-        import tf_keras as keras
-
-        try:
-            tf.config.threading.set_intra_op_parallelism_threads(1)
-            tf.config.threading.set_inter_op_parallelism_threads(1)
-        except RuntimeError:  # TensorFlow already started elsewhere in this session
-            pass
-        tf.get_logger().setLevel("ERROR")
-        warnings.filterwarnings("ignore", "CUDA initialization", UserWarning)
+        tf, keras = tensorflow_for_tests()
         self.tf, self.keras = tf, keras
 
     def model(self, seed=0, **params):
