@@ -57,7 +57,7 @@ def prepare(
     cache_dir: Optional[Path] = CACHE_OPTION,
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
 ) -> None:
-    """Convert a dataset once to a checksummed, memory-mapped cache."""
+    """Convert a dataset once to a checksummed, memory-mapped cache (recorded: the name alone finds it)."""
     from ..data import prepare_dataset
 
     dataset = prepare_dataset(
@@ -66,6 +66,7 @@ def prepare(
         skip_bad=skip_bad,
         force=force,
         progress=progress,
+        record=True,
         **_dataset_params(source, param, download),
     )
     console.print(_summary_table(dataset))
@@ -73,11 +74,30 @@ def prepare(
     if skipped:
         console.print(f"[yellow]{skipped} bad images skipped[/] (listed in {dataset.path / 'manifest.json'})")
     console.print(f"cache: {dataset.path}")
+    if dataset.path.resolve() in _defaults([dataset], cache_dir):
+        console.print(f"default: '{name}' without parameters opens this cache on this machine")
+
+
+def _defaults(datasets, cache_dir: Optional[Path]) -> set[Path]:
+    """The cache folders that their dataset's name alone opens (the ones marked default)."""
+    from ..data import default_cache
+    from ..errors import HarnessError
+
+    marked = set()
+    for name in {dataset.name for dataset in datasets}:
+        try:
+            folder = default_cache(name, cache_dir)
+        except HarnessError:  # ambiguous, or a dataset whose plugin is gone: nothing marked
+            continue
+        if folder is not None:
+            marked.add(folder.resolve())
+    return marked
 
 
 @app.command()
 def info(
-    name: Optional[str] = typer.Argument(None, help="Dataset name; without it, list every prepared cache."),
+    name: Optional[str] = typer.Argument(None, help="Dataset name; without it, list every prepared cache "
+                                                    "('(default)': the one the name alone opens)."),
     source: Optional[Path] = SOURCE_OPTION,
     param: Optional[List[str]] = PARAM_OPTION,
     verify: bool = typer.Option(True, "--verify/--no-verify", help="Check every cache file's sha256."),
@@ -90,10 +110,13 @@ def info(
         table = Table(title="prepared datasets")
         for column in ("dataset", "shape", "classes", "splits", "created", "cache"):
             table.add_column(column, overflow="fold")
-        for dataset in list_prepared(cache_dir):
+        prepared = list_prepared(cache_dir)
+        defaults = _defaults(prepared, cache_dir)
+        for dataset in prepared:
             counts = ", ".join(f"{k} {v['count']}" for k, v in dataset.manifest["splits"].items())
             shape = "x".join(str(d) for d in dataset.image_shape)
-            table.add_row(dataset.name, shape, str(dataset.num_classes), counts, dataset.manifest.get("created", ""),
+            marked = f"{dataset.name} (default)" if dataset.path.resolve() in defaults else dataset.name
+            table.add_row(marked, shape, str(dataset.num_classes), counts, dataset.manifest.get("created", ""),
                           str(dataset.path))
         console.print(table)
         return

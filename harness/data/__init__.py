@@ -11,7 +11,8 @@ from typing import Any
 
 from ..errors import DataError
 from ..paths import cache_dir as default_cache_dir
-from .cache import Dataset, ImageSplit, build_cache, cache_key, open_cache, read_manifest
+from .cache import MANIFEST, Dataset, ImageSplit, build_cache, cache_key, open_cache, read_manifest
+from .index import record_prepared, recorded_default
 from .plan import UNLABELLED, ArraySplit, DatasetPlan, DatasetSource, ImageRecord
 
 __all__ = [
@@ -23,6 +24,7 @@ __all__ = [
     "ImageRecord",
     "ImageSplit",
     "dataset_cache_path",
+    "default_cache",
     "list_prepared",
     "load_dataset",
     "prepare_dataset",
@@ -41,6 +43,26 @@ def dataset_cache_path(name: str, cache_dir: Path | None = None, **params: Any) 
     return Path(cache_dir or default_cache_dir()) / cache_key(name, source.params)
 
 
+def _needs_source(name: str) -> bool:
+    from ..registry import get_dataset
+
+    return get_dataset(name).needs_source
+
+
+def default_cache(name: str, cache_dir: Path | None = None) -> Path | None:
+    """The cache folder that ``name`` without parameters opens (None: not prepared).
+
+    A dataset that reads a user-given source (``needs_source``, e.g. tiny-imagenet) opens the variant of
+    the most recent ``harness data prepare NAME`` on this machine (see :mod:`harness.data.index`);
+    any other opens its default parameters' cache.
+    """
+    root = Path(cache_dir or default_cache_dir())
+    if _needs_source(name):
+        return recorded_default(root, name)
+    target = dataset_cache_path(name, root)
+    return target if (target / MANIFEST).is_file() else None
+
+
 def prepare_dataset(
     name: str,
     *,
@@ -48,18 +70,28 @@ def prepare_dataset(
     skip_bad: bool = False,
     force: bool = False,
     progress: bool = False,
+    record: bool = False,
     **params: Any,
 ) -> Dataset:
-    """Convert dataset ``name`` to its cache (once; ``force`` rebuilds) and return it."""
+    """Convert dataset ``name`` to its cache (once; ``force`` rebuilds) and return it.
+
+    ``record``: note it in the cache's index as the variant ``name`` alone now means (what
+    ``harness data prepare`` does), so that submissions find it without a machine path."""
     source = _source(name, params)
-    target = Path(cache_dir or default_cache_dir()) / cache_key(name, source.params)
+    root = Path(cache_dir or default_cache_dir())
+    target = root / cache_key(name, source.params)
+    dataset = None
     if target.exists() and not force:
         try:
-            return open_cache(target, verify=False)
+            dataset = open_cache(target, verify=False)
         except DataError:
             pass  # an unreadable old cache is rebuilt
-    plan = source.plan(skip_bad=skip_bad)
-    return build_cache(name, source.params, plan, target, skip_bad=skip_bad, progress=progress)
+    if dataset is None:
+        plan = source.plan(skip_bad=skip_bad)
+        dataset = build_cache(name, source.params, plan, target, skip_bad=skip_bad, progress=progress)
+    if record:
+        record_prepared(root, name, target, dict(source.params))
+    return dataset
 
 
 def load_dataset(
@@ -71,7 +103,14 @@ def load_dataset(
     progress: bool = False,
     **params: Any,
 ) -> Dataset:
-    """Open dataset ``name``'s cache (checking checksums), preparing it first if allowed."""
+    """Open dataset ``name``'s cache (checking checksums), preparing it first if allowed.
+
+    Without ``params``, a dataset that reads a user-given source opens its recorded preparation
+    (:func:`default_cache`): submissions and recipes name it and never carry a machine path."""
+    if not params and _needs_source(name):
+        recorded = recorded_default(Path(cache_dir or default_cache_dir()), name)
+        if recorded is not None:
+            return open_cache(recorded, verify=verify)
     target = dataset_cache_path(name, cache_dir, **params)
     if not (target / "manifest.json").exists():
         if not prepare:

@@ -173,7 +173,8 @@ def _write_file_split(
                 images[count] = decode_image(record.path, plan.image_size, plan.channels, plan.resize)
             except BadImage as bad:
                 if not skip_bad:
-                    raise DataError(f"{bad.path}: {bad.reason}", hint="use --skip-bad to skip and count bad images") from None
+                    raise DataError(f"{bad.path}: {bad.reason}",
+                                    hint="use --skip-bad to skip and count bad images") from None
                 skipped.append({"path": str(bad.path), "reason": bad.reason})
                 advance(status=f"{len(skipped)} skipped")
                 continue

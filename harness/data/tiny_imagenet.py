@@ -82,7 +82,8 @@ class TinyImageNetSource:
             if not self.download:
                 raise UsageError(
                     "Tiny ImageNet is not on this machine",
-                    hint="pass --source PATH (tiny-imagenet-200 folder or .zip), or --download",
+                    hint="prepare it once: harness data prepare tiny-imagenet --source PATH (tiny-imagenet-200 "
+                         "folder or .zip) or --download; then the name alone finds it",
                 )
             archive = fetch(
                 self.url,
