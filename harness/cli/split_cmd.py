@@ -18,13 +18,18 @@ def split_build(
     out: Path = typer.Option(..., "--out", "-o", help="Split folder to write (replaced atomically)."),
     references: Path = typer.Option(Path("runs/references"), "--references",
                                     help="Where reference submissions for attacks are trained (and reused)."),
+    runs: Path = typer.Option(Path("runs"), "--runs",
+                              help="Where harness train wrote its models: a reference trained there with the same "
+                                   "content hash (runs/NAME/PROFILE) is reused, not retrained."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
 ) -> None:
     """Write OUT/images (for participants), OUT/organiser (labels, tags, recipe) and OUT/manifest.json."""
     from ..scoring.split import build_split, load_recipe
 
-    summary = build_split(load_recipe(recipe), out, references=references, progress=progress)
+    summary = build_split(load_recipe(recipe), out, references=references, runs=runs, progress=progress)
     console.print(split_table(summary))
+    for tag, used in summary["references"].items():
+        console.print(f"reference for {tag}: {used}", highlight=False, soft_wrap=True)
     console.print(f"split hash {summary['split_hash'][:16]}: give participants {out / 'images'} only; "
                   f"keep {out / 'organiser'} private")
 

@@ -212,27 +212,51 @@ def _augment(perturbation: Perturbation, images: np.ndarray, seed: int) -> np.nd
     return np.asarray(augment_images([augmentation], images, seed=seed), dtype=np.uint8)
 
 
-def _reference_model(perturbation: Perturbation, references: Path, progress: bool):
+def _matching_artifact(submission, folders: list[Path], class_names: list[str]) -> Path | None:
+    """The first of ``folders`` holding a model trained from ``submission`` as it is now: same content hash,
+    profile and classes (a reference edited since, or trained on other data, does not match)."""
+    from ..submission import content_hash
+    from ..workflow import read_model_info
+
+    digest = content_hash(submission.root)
+    for folder in folders:
+        try:
+            info = read_model_info(folder)
+        except UsageError:
+            continue
+        recorded = info.get("submission") or {}
+        if (info.get("content_hash") == digest and recorded.get("profile") == submission.profile
+                and info.get("class_names") == class_names):
+            return folder
+    return None
+
+
+def _reference_model(perturbation: Perturbation, references: Path, runs: Path | None, class_names: list[str],
+                     progress: bool) -> tuple[Any, str]:
+    """The attacked reference model and how it was found: the recipe's ``reference_artifact``; else a model
+    of the reference submission with its current content hash, trained by ``harness train`` (``runs``) or
+    by an earlier split build (``references``); else one trained now into ``references``."""
     from ..submission import load_submission
-    from ..workflow import default_run_dir, load_model, read_model_info, train_submission
+    from ..workflow import default_run_dir, load_model, train_submission
 
     if perturbation.reference_artifact is not None:
-        return load_model(perturbation.reference_artifact)
+        return load_model(perturbation.reference_artifact), f"artifact {perturbation.reference_artifact}"
     submission = load_submission(perturbation.reference, perturbation.reference_profile)
     run_dir = default_run_dir(submission, references)
-    try:
-        read_model_info(run_dir)
-    except UsageError:
-        train_submission(submission, run_dir, progress=progress)
-    return load_model(run_dir)
+    candidates = ([default_run_dir(submission, runs)] if runs is not None else []) + [run_dir]
+    found = _matching_artifact(submission, candidates, class_names)
+    if found is not None:
+        return load_model(found), f"reused {found} (same content hash)"
+    train_submission(submission, run_dir, progress=progress)
+    return load_model(run_dir), f"trained into {run_dir}"
 
 
 def _attack(perturbation: Perturbation, images: np.ndarray, labels: np.ndarray, seed: int,
-            references: Path, progress: bool) -> np.ndarray:
+            references: Path, runs: Path | None, class_names: list[str], progress: bool) -> tuple[np.ndarray, str]:
     from ..frameworks import quantize_within_budget
     from ..registry import create_attack
 
-    loaded = _reference_model(perturbation, references, progress)
+    loaded, used = _reference_model(perturbation, references, runs, class_names, progress)
     framework = loaded.submission.framework
     from ..registry import get_attack
 
@@ -241,7 +265,7 @@ def _attack(perturbation: Perturbation, images: np.ndarray, labels: np.ndarray, 
     adversarial = loaded.runtime.adversarial_images(loaded.model, images, labels, attack)
     config = getattr(attack, "config", None)
     return quantize_within_budget(adversarial, images, getattr(config, "eps", None),
-                                  getattr(config, "norm", "linf"))
+                                  getattr(config, "norm", "linf")), used
 
 
 def _checked(perturbation: Perturbation, result: np.ndarray, original: np.ndarray) -> np.ndarray:
@@ -262,16 +286,20 @@ def split_digest(files: Mapping[str, str]) -> str:
 
 
 def build_split(recipe: Recipe, out: str | Path, *, references: str | Path = "runs/references",
-                progress: bool = True) -> dict[str, Any]:
+                runs: str | Path | None = None, progress: bool = True) -> dict[str, Any]:
     """Build the hidden split of ``recipe`` into ``out`` (atomically); return its summary. The recipe's
-    own ``plugins`` modules are registered meanwhile (the organiser's code: imported in this process)."""
+    own ``plugins`` modules are registered meanwhile (the organiser's code: imported in this process).
+
+    Attack references are trained into ``references`` unless a model of the same content hash is
+    found at ``runs/<name>/<profile>`` (where ``harness train`` writes) or in ``references``;
+    ``summary["references"]`` says, per attack, which model was used (it is not written to the split)."""
     from ..plugins import folder_plugins
 
     with folder_plugins(recipe.folder, recipe.plugins, declared_in=recipe.path):
-        return _build_split(recipe, Path(out), Path(references), progress)
+        return _build_split(recipe, Path(out), Path(references), Path(runs) if runs is not None else None, progress)
 
 
-def _build_split(recipe: Recipe, out: Path, references: Path, progress: bool) -> dict[str, Any]:
+def _build_split(recipe: Recipe, out: Path, references: Path, runs: Path | None, progress: bool) -> dict[str, Any]:
     from ..data import load_dataset
     from ..progress import progress_bar
 
@@ -291,6 +319,7 @@ def _build_split(recipe: Recipe, out: Path, references: Path, progress: bool) ->
     assignment = allocate([p.weight for p in recipe.perturbations], count, rng)
     perturbed = images.copy()
     seeds = rng.integers(0, 2**31 - 1, size=len(recipe.perturbations))
+    used: dict[str, str] = {}
     with progress_bar(len(recipe.perturbations), "perturbing", enabled=progress) as advance:
         for index, perturbation in enumerate(recipe.perturbations):
             members = np.flatnonzero(assignment == index)
@@ -299,9 +328,10 @@ def _build_split(recipe: Recipe, out: Path, references: Path, progress: bool) ->
                 perturbed[members] = _checked(perturbation, _augment(perturbation, images[members],
                                                                      int(seeds[index])), images[members])
             elif len(members) and perturbation.kind == "attack":
-                perturbed[members] = _checked(perturbation, _attack(
-                    perturbation, images[members], labels[members], int(seeds[index]), Path(references),
-                    progress), images[members])
+                attacked, used[perturbation.tag] = _attack(
+                    perturbation, images[members], labels[members], int(seeds[index]), references, runs,
+                    dataset.class_names, progress)
+                perturbed[members] = _checked(perturbation, attacked, images[members])
             advance(1)
     order = rng.permutation(count)  # hide the source order and the grouping by perturbation
     perturbed, labels, assignment = perturbed[order], labels[order], assignment[order]
@@ -337,6 +367,7 @@ def _build_split(recipe: Recipe, out: Path, references: Path, progress: bool) ->
         files = _manifest(tmp, tmp)
         summary["split_hash"] = split_digest(files)
         (tmp / MANIFEST).write_text(json.dumps({"split_hash": summary["split_hash"], "files": files}, indent=2) + "\n")
+    summary["references"] = used
     return summary
 
 

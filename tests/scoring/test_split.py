@@ -199,3 +199,47 @@ def test_recipe_plugin_modules_register_while_building(tmp_path, hidden_split):
         load_recipe(recipe)
     assert info.value.message == (f"{recipe}: plugins[0]: no module 'missing_module' in {tmp_path} "
                                   "(expected missing_module.py or missing_module/__init__.py)")
+
+
+def _runs_with(tiny_artifact, tmp_path):
+    """A runs folder laid out as ``harness train`` writes it, holding the session's trained tiny model."""
+    runs = tmp_path / "runs"
+    shutil.copytree(tiny_artifact, runs / tiny_artifact.parent.name / tiny_artifact.name)
+    return runs
+
+
+def test_split_build_reuses_a_model_trained_by_harness_train(tmp_path, tiny_artifact, hidden_split,
+                                                             submissions_dir, monkeypatch):
+    from typer.testing import CliRunner
+
+    from harness import workflow
+    from harness.cli.main import app
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("split build trained a reference that harness train had trained")
+
+    monkeypatch.setattr(workflow, "train_submission", no_training)
+    runs = _runs_with(tiny_artifact, tmp_path)
+    recipe = write_recipe(tmp_path, submissions_dir / "tiny")
+    result = CliRunner().invoke(app, ["split", "build", str(recipe), "--out", str(tmp_path / "s"), "--no-progress",
+                                      "--runs", str(runs), "--references", str(tmp_path / "refs")],
+                                env={"COLUMNS": "300"})
+    assert result.exit_code == 0, result.output
+    used = runs / tiny_artifact.parent.name / tiny_artifact.name
+    assert f"reference for attack:fgsm{{eps=0.1}}: reused {used} (same content hash)" in result.output
+    assert verify_split(tmp_path / "s") == verify_split(hidden_split)  # the same model: the same split
+
+
+def test_split_build_retrains_when_the_content_hash_differs(tmp_path, tiny_artifact, submissions_dir, monkeypatch):
+    from harness import workflow
+
+    def training(submission, run_dir, **kwargs):
+        raise RuntimeError(f"training {submission.name} into {run_dir}")
+
+    monkeypatch.setattr(workflow, "train_submission", training)
+    runs = _runs_with(tiny_artifact, tmp_path)
+    record = runs / tiny_artifact.parent.name / tiny_artifact.name / "model.json"
+    record.write_text(json.dumps({**json.loads(record.read_text()), "content_hash": "edited-since"}))
+    recipe = write_recipe(tmp_path, submissions_dir / "tiny")
+    with pytest.raises(RuntimeError, match=f"into {tmp_path / 'refs'}"):
+        build_split(load_recipe(recipe), tmp_path / "s", references=tmp_path / "refs", runs=runs, progress=False)
