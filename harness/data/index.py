@@ -3,7 +3,8 @@
 ``<cache>/index.json`` (written atomically by ``harness data prepare``)::
 
     {"format": 1, "datasets": {"tiny-imagenet": {"tiny-imagenet-3f2a...": {
-        "params": {...}, "source": "/data/tiny-imagenet-200", "prepared": "2026-11-30T02:00:00Z"}}}}
+        "params": {...}, "source": "/data/tiny-imagenet-200", "prepared": "2026-11-30T02:00:00Z",
+        "stamp": 1795831200.0}}}}      # stamp: time.time() of the preparation, which orders variants
 
 It holds cache folder names, never data, so it travels with the cache (a scoring child reads it
 at ``/sandbox/cache``). The rule: the variant prepared most recently (whose folder still exists) is
