@@ -114,7 +114,7 @@ def plugin_test(name: str, framework: str) -> str:
 
 def plugin_names(name: str, framework: str) -> dict[str, str]:
     """The plugin names team_plugins.py registers, by kind."""
-    names = {"backbone": f"{name}-mlp", "augmentation": f"{name}-invert"}
+    names = {"backbone": f"{name}-cnn", "augmentation": f"{name}-invert"}
     if framework == "torch":
         names["defense"] = f"{name}-noisy-training"
     return names
@@ -155,48 +155,50 @@ from harness.specs import AugmentationSpec, BackboneSpec, DefenseSpec  # noqa: F
 from harness.training import EpochMetrics, TrainingConfig, TrainingHistory  # noqa: F401
 
 
-def mlp(num_classes, input_shape, hidden=64):
+def cnn(num_classes, input_shape, width=16, hidden=64):
     """float32 N, C, H, W pixels in [0, 1] in, logits (N, num_classes) out."""
     from torch import nn
 
-    height, width, channels = input_shape
+    height, wide, channels = input_shape
 
-    class MLP(nn.Module):
+    class CNN(nn.Module):
         def __init__(self):
             super().__init__()
-            self.layers = nn.Sequential(nn.Flatten(), nn.Linear(height * width * channels, hidden), nn.ReLU(),
-                                        nn.Linear(hidden, num_classes))
+            self.features = nn.Sequential(nn.Conv2d(channels, width, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2))
+            self.head = nn.Sequential(nn.Flatten(), nn.Linear(width * (height // 2) * (wide // 2), hidden), nn.ReLU(),
+                                      nn.Linear(hidden, num_classes))
 
         def forward(self, x):
-            return self.layers((x - 0.5) / 0.5)  # normalization inside the model
+            return self.head(self.features((x - 0.5) / 0.5))  # normalization inside the model
 
-    return MLP()
+    return CNN()
 
 
 @hookimpl
 def harness_register_backbones():
-    return [BackboneSpec(name="NAME-mlp", factory=mlp, description="Two dense layers", framework="torch",
-                         params={"hidden": 64})]'''
+    return [BackboneSpec(name="NAME-cnn", factory=cnn, description="One convolution, two dense layers",
+                         framework="torch", params={"width": 16, "hidden": 64})]'''
 
 _TF_BACKBONE = '''from harness import hookimpl
 from harness.specs import AugmentationSpec, BackboneSpec  # noqa: F401
 
 
-def mlp(num_classes, input_shape, hidden=64):
+def cnn(num_classes, input_shape, width=16, hidden=64):
     """float32 N, H, W, C pixels in [0, 1] in, logits (N, num_classes) out (Keras 2 via tf_keras)."""
     import harness_tf  # noqa: F401 - selects Keras 2 (TF_USE_LEGACY_KERAS) before TensorFlow starts
     import tf_keras as keras
 
     inputs = keras.Input(tuple(input_shape))
     x = keras.layers.Rescaling(2.0, offset=-1.0)(inputs)  # normalization inside the model
+    x = keras.layers.MaxPooling2D(2)(keras.layers.Conv2D(width, 3, padding="same", activation="relu")(x))
     x = keras.layers.Dense(hidden, activation="relu")(keras.layers.Flatten()(x))
     return keras.Model(inputs, keras.layers.Dense(num_classes)(x))
 
 
 @hookimpl
 def harness_register_backbones():
-    return [BackboneSpec(name="NAME-mlp", factory=mlp, description="Two dense layers (Keras)", framework="tf",
-                         params={"hidden": 64})]'''
+    return [BackboneSpec(name="NAME-cnn", factory=cnn, description="One convolution, two dense layers (Keras)",
+                         framework="tf", params={"width": 16, "hidden": 64})]'''
 
 _AUGMENTATION = '''class Invert:
     """Inverts each image with probability p: uint8 numpy N, H, W, C in and out (any framework)."""
@@ -269,7 +271,7 @@ HERE = Path(__file__).parent
 
 def test_backbone_gives_logits_per_image():
     with submission_plugins(HERE, ["team_plugins"]):
-        model = registry.create_backbone("NAME-mlp", framework="FRAMEWORK", num_classes=10, input_shape=(8, 8, 1))
+        model = registry.create_backbone("NAME-cnn", framework="FRAMEWORK", num_classes=10, input_shape=(8, 8, 1))
         images = np.random.default_rng(0).random((4, 8, 8, 1), dtype=np.float32)
         if "FRAMEWORK" == "torch":
             import torch
@@ -295,7 +297,7 @@ def test_defense_trains_one_epoch():
     from types import SimpleNamespace
 
     with submission_plugins(HERE, ["team_plugins"]):
-        model = registry.create_backbone("NAME-mlp", num_classes=2, input_shape=(8, 8, 1))
+        model = registry.create_backbone("NAME-cnn", num_classes=2, input_shape=(8, 8, 1))
         trainer = registry.create_defense("NAME-noisy-training", epochs=1, batch_size=8, progress=False)
     rng = np.random.default_rng(0)
     train = SimpleNamespace(images=rng.integers(0, 256, (16, 8, 8, 1), dtype=np.uint8),
