@@ -48,7 +48,7 @@ from .errors import UsageError, suggest
 from .toml_schema import Field, Problem, check_modules, check_table, read_toml
 
 __all__ = ["Problem", "Submission", "SubmissionError", "content_hash", "find_submissions", "load_submission",
-           "read_toml", "submission_file", "submission_plugins", "validate_submission"]
+           "read_toml", "submission_file", "submission_files", "submission_plugins", "validate_submission"]
 
 SUBMISSION_FILE = "submission.toml"
 FRAMEWORK_NAMES = ("torch", "tf")
@@ -140,14 +140,24 @@ def submission_file(path: str | os.PathLike) -> Path:
     return candidate
 
 
-def content_hash(root: str | os.PathLike) -> str:
-    """sha256 over every file of a submission folder (relative path + bytes), caches excluded."""
+def submission_files(root: str | os.PathLike) -> list[Path]:
+    """The files that make a submission (sorted, relative to ``root``): caches, runs and hidden files excluded."""
     root = Path(root)
-    digest = hashlib.sha256()
+    files = []
     for path in sorted(p for p in root.rglob("*") if p.is_file()):
         relative = path.relative_to(root)
         if _IGNORED_PARTS.intersection(relative.parts) or path.suffix == ".pyc" or relative.name.startswith("."):
             continue
+        files.append(relative)
+    return files
+
+
+def content_hash(root: str | os.PathLike) -> str:
+    """sha256 over every file of a submission folder (relative path + bytes), caches excluded."""
+    root = Path(root)
+    digest = hashlib.sha256()
+    for relative in submission_files(root):
+        path = root / relative
         digest.update(relative.as_posix().encode() + b"\0")
         digest.update(hashlib.sha256(path.read_bytes()).digest())
     return digest.hexdigest()

@@ -62,7 +62,8 @@ class ScoreView:
 
 
 def score(
-    submissions: List[Path] = typer.Argument(..., help="Submission folders (or folders of them, e.g. submissions/)."),
+    submissions: List[Path] = typer.Argument(..., help="Submission folders (or folders of them, e.g. submissions/) "
+                                     "or archives of harness submission pack (.tar.gz)."),
     split: Path = typer.Option(..., "--split", help="Hidden split folder (verified before scoring)."),
     profile: Optional[str] = typer.Option(None, "--profile", "-P", help="Budget profile, e.g. cpu or gpu."),
     db: Path = typer.Option(Path("runs/results.sqlite"), "--db", help="SQLite results store (resumable)."),
@@ -105,7 +106,7 @@ def score(
             raise UsageError("--address, --cpus/--gpus-per-submission, --retries and --worker-dir go with "
                              "--executor ray")
         isolation = choose_isolation(sandbox)
-        entries = entries_from_paths(list(submissions), _artifacts(artifact))
+        entries = entries_from_paths(list(submissions), _artifacts(artifact), work_dir / "archives")
         console.print(f"isolation: {isolation.kind} ({isolation.reason})", highlight=False, soft_wrap=True)
         if isolation.kind == "none":
             warn_unisolated()
@@ -117,7 +118,7 @@ def score(
 
         from ..scoring.ray_executor import RayOptions, ray_session
 
-        entries = entries_from_paths(list(submissions), _artifacts(artifact))
+        entries = entries_from_paths(list(submissions), _artifacts(artifact), work_dir / "archives")
         options = RayOptions(address=address, cpus_per_submission=cpus_per_submission,
                              gpus_per_submission=gpus_per_submission, retries=retries, worker_dir=worker_dir)
         console.print(f"executor: ray ({address or 'local instance'}); isolation: --sandbox {sandbox}, "

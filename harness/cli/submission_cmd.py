@@ -1,4 +1,4 @@
-"""``harness submission validate`` and ``harness train`` / ``harness evaluate`` (participants)."""
+"""``harness submission new / validate / pack`` and ``harness train`` / ``harness evaluate`` (participants)."""
 
 from __future__ import annotations
 
@@ -12,12 +12,13 @@ from rich.table import Table
 
 from .common import console, error_console, parse_params
 
-app = typer.Typer(help="Check submissions before training or scoring them.", no_args_is_help=True)
+app = typer.Typer(help="Start, check and pack submissions.", no_args_is_help=True)
 
 
 @app.command("validate")
 def validate(
-    paths: List[Path] = typer.Argument(..., help="Submission folders (or folders of them, e.g. submissions/)."),
+    paths: List[Path] = typer.Argument(..., help="Submission folders (or folders of them, e.g. submissions/) or "
+                                       "archives of harness submission pack (.tar.gz)."),
     sandbox: str = typer.Option("auto", "--sandbox", help="Where a submission's own plugin modules are imported: "
                                 "auto (bwrap, ns or landlock, as harness score), one of those, or none (in this "
                                 "process: only for code you trust)."),
@@ -25,21 +26,65 @@ def validate(
     """Report every problem of each submission.toml, each with its field and a suggestion.
 
     A submission's own plugin modules are imported only in a sandboxed child (its code may be hostile)."""
+    import tempfile
+
+    from ..pack import expand_archives
     from ..submission import find_submissions
     from ..submission_check import validate_isolated
 
     failed = 0
-    for folder in find_submissions(list(paths)):
-        problems = validate_isolated(folder, sandbox)
-        if not problems:
-            console.print(f"[green]ok[/] {folder}")
-            continue
-        failed += 1
-        error_console.print(f"[bold red]{folder / 'submission.toml'}[/]: {len(problems)} problem(s)", highlight=False)
-        for problem in problems:
-            error_console.print(f"  {problem}", highlight=False, soft_wrap=True)
+    with tempfile.TemporaryDirectory(prefix="harness-validate-") as unpacked:
+        expanded = expand_archives(list(paths), unpacked)
+        archives = {folder.resolve(): path for path, folder in zip(paths, expanded) if Path(path) != folder}
+        for folder in find_submissions(expanded):
+            shown = archives.get(folder.resolve(), folder)
+            problems = validate_isolated(folder, sandbox)
+            if not problems:
+                console.print(f"[green]ok[/] {shown}")
+                continue
+            failed += 1
+            error_console.print(f"[bold red]{shown}[/]: {len(problems)} problem(s)", highlight=False)
+            for problem in problems:
+                error_console.print(f"  {problem}", highlight=False, soft_wrap=True)
     if failed:
         raise typer.Exit(2)
+
+
+@app.command("new")
+def new(
+    name: str = typer.Argument(..., help="Submission name; the folder OUT/NAME is created (never overwritten)."),
+    framework: str = typer.Option("torch", "--framework", "-f", help="torch or tf."),
+    dataset: str = typer.Option("digits", "--dataset", help="A registered dataset (harness plugins dataset)."),
+    backbone: Optional[str] = typer.Option(None, "--backbone", help="A backbone of the framework (default: "
+                                           "small-cnn for torch, nsl-cnn for tf; with --with-plugin, its own)."),
+    defense: Optional[str] = typer.Option(None, "--defense", help="A defense of the framework (default: standard; "
+                                          "with --with-plugin and torch, its own)."),
+    with_plugin: bool = typer.Option(False, "--with-plugin", help="Also team_plugins.py (a backbone, an "
+                                     "augmentation and, for torch, a defense) and test_team_plugins.py."),
+    out: Path = typer.Option(Path("."), "--out", help="Folder in which NAME is created."),
+) -> None:
+    """Create a submission folder: a commented submission.toml (cpu and gpu profiles) that validates, trains and
+    scores as written."""
+    from ..scaffold import new_submission
+
+    target = new_submission(name, out=out, framework=framework, dataset=dataset, backbone=backbone,
+                            defense=defense, with_plugin=with_plugin)
+    console.print(f"[green]created[/] {target}; next: harness submission validate {target} && "
+                  f"harness train {target} -P cpu", highlight=False, soft_wrap=True)
+
+
+@app.command("pack")
+def pack(
+    folder: Path = typer.Argument(..., help="Submission folder (with submission.toml)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Archive file, or a folder for NAME-<hash12>.tar.gz "
+                                       "(default: that name in the current folder)."),
+) -> None:
+    """Write a reproducible .tar.gz of a submission (no caches, runs or hidden files) named after its content
+    hash; harness score and harness submission validate accept it."""
+    from ..pack import pack_submission
+
+    target = pack_submission(folder, out)
+    console.print(f"[green]packed[/] {folder} -> {target}", highlight=False, soft_wrap=True)
 
 
 PROFILE_OPTION = typer.Option(None, "--profile", "-P", help="Budget profile from submission.toml, e.g. cpu or gpu.")

@@ -157,13 +157,16 @@ def score_submissions(
     return records
 
 
-def entries_from_paths(paths: list[str | Path], artifacts: dict[str, Path] | None = None) -> list[Entry]:
-    """Entries for submission folders (or folders of them); ``artifacts`` maps names to trained models."""
+def entries_from_paths(paths: list[str | Path], artifacts: dict[str, Path] | None = None,
+                       unpack_to: str | Path = "runs/score/archives") -> list[Entry]:
+    """Entries for submission folders (or folders of them) and ``.tar.gz`` archives of ``harness submission
+    pack`` (unpacked safely into ``unpack_to`` first); ``artifacts`` maps names to trained models."""
+    from ..pack import expand_archives
     from ..submission import find_submissions
 
     artifacts = dict(artifacts or {})
     entries = []
-    for folder in find_submissions(list(paths)):
+    for folder in find_submissions(expand_archives(list(paths), unpack_to)):
         entry = read_entry(folder)
         if entry.name in artifacts:
             entry = read_entry(folder, artifacts.pop(entry.name).resolve())
