@@ -117,14 +117,15 @@ def read_model_info(artifact: str | Path) -> dict[str, Any]:
         raise UsageError(f"{path}: unreadable model record: {exc}") from None
 
 
-def load_model(artifact: str | Path, threads: int | None = None) -> LoadedModel:
+def load_model(artifact: str | Path, threads: int | None = None, *, root: str | Path | None = None) -> LoadedModel:
     """Rebuild the model of an artifact folder and load its weights (its submission's plugin modules
-    registered while the model is built)."""
+    registered while the model is built). ``root``: the submission folder to take those modules from
+    instead of the one recorded in the artifact (a scoring child's copy)."""
     from .frameworks import get_runtime
 
     info = read_model_info(artifact)
     record = dict(info["submission"])
-    record["root"] = Path(record["root"])
+    record["root"] = Path(root if root is not None else record["root"])
     for key in ("plugins", "augmentations", "profiles"):
         record[key] = tuple(record.get(key) or ())
     submission = Submission(**record)

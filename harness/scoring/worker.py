@@ -23,18 +23,19 @@ def run(submission: Path, profile: str | None, images: Path, out: Path, artifact
     import numpy as np
 
     from ..submission import load_submission, submission_plugins
-    from ..workflow import load_model, train_submission
+    from ..workflow import load_model, read_model_info, train_submission
 
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     loaded_submission = load_submission(submission, profile) if artifact is None else None
-    # the submission's own plugin modules stay registered from training to the last prediction
-    modules = loaded_submission.plugins if loaded_submission else ()
-    with submission_plugins(loaded_submission.root if loaded_submission else submission, modules):
+    # the submission's own plugin modules (from this child's copy) stay registered from training to the last
+    # prediction; a given artifact records which modules its model needs
+    modules = loaded_submission.plugins if loaded_submission else read_model_info(artifact)["submission"]["plugins"]
+    with submission_plugins(submission, tuple(modules or ())):
         if loaded_submission is not None:
             artifact = train_submission(loaded_submission, out / "model", progress=False, threads=threads)
         train_seconds = time.perf_counter() - started
-        loaded = load_model(artifact, threads=threads)
+        loaded = load_model(artifact, threads=threads, root=submission)
         hidden = np.load(images, mmap_mode="r", allow_pickle=False)
         started = time.perf_counter()
         logits = np.asarray(loaded.predict_logits(hidden), dtype=np.float32)

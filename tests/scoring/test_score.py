@@ -153,3 +153,18 @@ def test_killed_organiser_resumes_without_lost_or_duplicated_rows(hidden_split, 
     assert first[0] in rows_after  # the finished row was kept, not redone
     with open(board, newline="") as handle:
         assert len(list(csv.DictReader(handle))) == 6
+
+
+def test_a_given_artifact_of_a_submission_with_its_own_plugins_is_scored(hidden_split, submissions_dir, tmp_path):
+    """--artifact: the child registers the plugin modules of its own copy of the submission (the organiser's path
+    is not in its view) before rebuilding the model; before, this crashed with "Unknown backbone 'nan-net'"."""
+    from harness.submission import load_submission
+    from harness.workflow import train_submission
+
+    folder = shutil.copytree(submissions_dir / "nan", tmp_path / "nan")
+    artifact = train_submission(load_submission(folder, "cpu"), tmp_path / "model", progress=False)
+    board = tmp_path / "leaderboard.csv"
+    score_submissions(entries_from_paths([folder], {"nan": artifact}), hidden_split, tmp_path / "results.sqlite",
+                      board, profile="cpu", timeout=120, work_dir=tmp_path / "work", threads=1)
+    row = rows(board)["nan"]
+    assert (row["status"], row["reason"]) == ("failed", "predictions contain 1200 NaN or infinite values")
