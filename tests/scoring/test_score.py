@@ -114,7 +114,7 @@ def test_leaderboard_command_public_and_private(scored):
     public = runner.invoke(app, ["leaderboard", str(scored["board"])], env={"COLUMNS": "200"})
     assert public.exit_code == 0, public.output
     assert "public leaderboard" in public.output and "tiny" in public.output
-    assert "failed crash: crashed: RuntimeError" in public.output
+    assert "crash: failed: crashed: RuntimeError" in public.output
     private = runner.invoke(app, ["leaderboard", str(scored["db"]), "--private"], env={"COLUMNS": "200"})
     assert private.exit_code == 0 and "private leaderboard" in private.output
     missing = runner.invoke(app, ["leaderboard", "nowhere.csv"])
