@@ -153,3 +153,33 @@ def test_killed_organiser_resumes_without_lost_or_duplicated_rows(hidden_split, 
     assert first[0] in rows_after  # the finished row was kept, not redone
     with open(board, newline="") as handle:
         assert len(list(csv.DictReader(handle))) == 6
+
+
+@pytest.mark.parametrize("name, edit, profile, reason", [
+    ("tiny", None, "gpu", "profiles: no profile 'gpu'. Did you mean 'cpu'? Profiles: cpu"),
+    ("crash", None, "gpu", "profiles: no profile 'gpu'."),  # with plugin modules of its own: the TOML-only checks
+    ("tiny", ("[defense]", "[defense\n"), "cpu", "not valid TOML"),
+    ("tiny", ('name = "standard"', 'name = "nonexistent"'), "cpu", "defense.name: "),
+    ("tiny", ("seed = 0", "seed = 0\nsede = 1"), "cpu", "sede: unknown field"),
+])
+def test_what_validate_finds_is_recorded_invalid_before_any_child(hidden_split, submissions_dir, tmp_path,
+                                                                  monkeypatch, name, edit, profile, reason):
+    import harness.scoring.scorer as scorer
+
+    def no_child(*args, **kwargs):
+        raise AssertionError("a child was started for an invalid submission")
+
+    monkeypatch.setattr(scorer, "run_child", no_child)
+    folder = tmp_path / name
+    shutil.copytree(submissions_dir / name, folder)
+    if edit:
+        toml = folder / "submission.toml"
+        toml.write_text(toml.read_text().replace(*edit))
+    events = []
+    records = score_submissions(entries_from_paths([folder]), hidden_split, tmp_path / "r.sqlite",
+                                tmp_path / "b.csv", profile=profile, work_dir=tmp_path / "work",
+                                on_event=lambda kind, entry, detail: events.append(kind))
+    assert [(r.submission, r.status) for r in records] == [(name, "invalid")] and events == ["invalid"]
+    assert reason in records[0].reason and str(tmp_path) not in records[0].reason
+    assert "\n" not in records[0].reason
+    assert not (tmp_path / "work").exists()
