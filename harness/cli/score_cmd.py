@@ -52,7 +52,7 @@ class ScoreView:
         counts = {kind: sum(r["kind"] == kind for r in self.rows.values()) for kind in EVENT_STYLES}
         table = Table(title="scoring: " + ", ".join(f"{n} {kind}" for kind, n in counts.items() if n))
         for column in ("submission", "framework", "state", "where / why", "seconds"):
-            table.add_column(column, justify="right" if column == "seconds" else "left")
+            table.add_column(column, justify="right" if column == "seconds" else "left", overflow="fold")
         for name, row in self.rows.items():
             seconds = row.get("took", self.clock() - row["since"]) if row["kind"] in ("running", "scored",
                                                                                      "failed") else None
