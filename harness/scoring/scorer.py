@@ -187,6 +187,7 @@ def score_submissions(
 def _record(entry: Entry, split: HiddenSplit, profile: str, status: str, reason: str,
             metrics: dict[str, Any] | None = None, timings: dict[str, Any] | None = None,
             isolation: str = "") -> ScoreRecord:
+    """The store record of ``entry``'s result on ``split``."""
     timings = timings or {}
     return ScoreRecord(
         submission=entry.name, team=entry.team, framework=entry.framework, profile=profile,
