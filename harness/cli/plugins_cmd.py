@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Optional
 
 import typer
+from rich import box
 from rich.table import Table
 
 from .common import console, error_console
@@ -26,23 +27,33 @@ def plugins(
         kind = kind.rstrip("s") if kind.rstrip("s") in KINDS else kind
         registry(kind)  # unknown kind -> one-line error with a suggestion
         kinds = (kind,)
-    table = Table(title="harness plugins", show_lines=False)
-    table.add_column("kind", no_wrap=True)
-    table.add_column("name", no_wrap=True, style="bold")
-    table.add_column("framework", no_wrap=True)
-    table.add_column("description", ratio=1, min_width=24, overflow="fold")
-    table.add_column("distribution", no_wrap=True)
-    table.add_column("version", no_wrap=True)
-    rows = 0
+    found = []
     for each in kinds:
         for name in list_plugins(each, pattern, framework=framework):
             for spec in variants(each, name).values():
-                if framework is not None and spec.framework not in (framework, "any"):
-                    continue
-                framework_cell = spec.framework if spec.available else f"{spec.framework} [red](not installed)[/]"
-                table.add_row(each, name, framework_cell, spec.description, spec.distribution, spec.version)
-                rows += 1
-    console.print(table)
+                if framework is None or spec.framework in (framework, "any"):
+                    found.append((each, name, spec))
+    console.print(plugins_table(found))
+    rows = len(found)
     console.print(f"{rows} plugins")
     for failure in get_plugin_manager().load_errors:
         error_console.print(f"[yellow]Warning:[/] {failure}", highlight=False, soft_wrap=True)
+
+
+def plugins_table(found: list) -> Table:
+    """(kind, name, spec) rows in a table that fits 80 columns: names and descriptions wrap, never "…"; where
+    every plugin comes from one distribution, the caption names it instead of a column."""
+    sources = {f"{spec.distribution} {spec.version}" for _, _, spec in found}
+    table = Table(title="harness plugins", box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1),
+                  caption=f"from {sources.pop()}" if len(sources) == 1 else None)
+    table.add_column("kind", no_wrap=True)
+    table.add_column("name", style="bold", overflow="fold")
+    table.add_column("framework", overflow="fold")
+    table.add_column("description", ratio=1, overflow="fold")
+    if sources:
+        table.add_column("from", overflow="fold")
+    for each, name, spec in found:
+        framework_cell = spec.framework if spec.available else f"{spec.framework} [red](not installed)[/]"
+        source = [f"{spec.distribution} {spec.version}"] if sources else []
+        table.add_row(each, name, framework_cell, spec.description, *source)
+    return table

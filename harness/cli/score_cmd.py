@@ -22,13 +22,13 @@ def _artifacts(items: Optional[List[str]]) -> dict[str, Path]:
     return artifacts
 
 
-EVENT_STYLES = {"scored": "green", "failed": "red", "cached": "cyan", "skipped": "yellow", "running": "bold",
-                "queued": "dim"}
+EVENT_STYLES = {"scored": "green", "invalid": "red", "failed": "red", "cached": "cyan", "skipped": "yellow",
+                "running": "bold", "queued": "dim"}
 
 
 def _printer(kind: str, entry, detail: str) -> None:
     text = f"[{EVENT_STYLES[kind]}]{kind:>8}[/] {entry.name} ({entry.framework})" + (f": {detail}" if detail else "")
-    (error_console if kind == "failed" else console).print(text, highlight=False, soft_wrap=True)
+    (error_console if kind in ("failed", "invalid") else console).print(text, highlight=False, soft_wrap=True)
 
 
 class ScoreView:
@@ -46,13 +46,13 @@ class ScoreView:
             row.update(where=detail.removeprefix("on "), since=self.clock())
         elif kind in ("scored", "failed"):
             row["took"] = self.clock() - row["since"]
-        row.update(kind=kind, detail=detail if kind in ("failed", "skipped", "cached") else "")
+        row.update(kind=kind, detail=detail if kind in ("failed", "invalid", "skipped", "cached") else "")
 
     def __rich__(self) -> Table:
         counts = {kind: sum(r["kind"] == kind for r in self.rows.values()) for kind in EVENT_STYLES}
         table = Table(title="scoring: " + ", ".join(f"{n} {kind}" for kind, n in counts.items() if n))
         for column in ("submission", "framework", "state", "where / why", "seconds"):
-            table.add_column(column, justify="right" if column == "seconds" else "left")
+            table.add_column(column, justify="right" if column == "seconds" else "left", overflow="fold")
         for name, row in self.rows.items():
             seconds = row.get("took", self.clock() - row["since"]) if row["kind"] in ("running", "scored",
                                                                                      "failed") else None
@@ -133,8 +133,11 @@ def score(
                                         executor="ray", ray_options=options)
         console.print()
     show_leaderboard(leaderboard, private=False)
-    failed = sum(r.status != "scored" for r in records)
-    console.print(f"{len(records) - failed} scored, {failed} failed; results in {db}, leaderboard {leaderboard}")
+    from ..scoring.store import STATUSES, latest
+
+    shown = latest(records)
+    counts = ", ".join(f"{sum(r.status == status for r in shown)} {status}" for status in STATUSES)
+    console.print(f"{counts}; results in {db}, leaderboard {leaderboard}")
 
 
 def warn_unisolated() -> None:
@@ -150,17 +153,20 @@ def show_leaderboard(path: Path, private: bool) -> None:
 
     partition = "private" if private else "public"
     columns, rows = read_leaderboard(path, partition)
-    console.print(render_leaderboard(columns, rows, f"{partition} leaderboard ({path})"))
+    console.print(render_leaderboard(columns, rows, f"{partition} leaderboard ({path})", console.width))
     for line in failure_lines(rows):
-        console.print(f"[red]failed[/] {line}", highlight=False, soft_wrap=True)
+        console.print(line, style="red", highlight=False, soft_wrap=True)
 
 
 def leaderboard(
     source: Path = typer.Argument(Path("runs/leaderboard.csv"), help="Leaderboard CSV or SQLite results store."),
     private: bool = typer.Option(False, "--private", help="Show the private partition (organisers)."),
     split_hash: Optional[str] = typer.Option(None, "--split-hash", help="With a store: this split (default latest)."),
+    history: bool = typer.Option(False, "--history", help="With a store: every stored result of the split, oldest "
+                                 "first (the leaderboard shows each submission's latest)."),
 ) -> None:
-    """Show the leaderboard: public partition by default, --private for organisers."""
+    """Show the leaderboard (each submission's latest result): public partition by default, --private for
+    organisers; --history lists every stored result."""
     from ..errors import UsageError
     from ..scoring.leaderboard import (
         PARTITIONS, category_columns, failure_lines, leaderboard_rows, render_leaderboard, FIXED_BACK, FIXED_FRONT,
@@ -176,11 +182,36 @@ def leaderboard(
             records = [r for r in store.records() if chosen and r.split_hash.startswith(chosen)]
         if not records:
             raise UsageError(f"{source}: no results" + (f" for split {split_hash}" if split_hash else ""))
+        if history:
+            console.print(history_table(records, private, f"results of split {records[0].split_hash[:16]} "
+                                                          f"({source})"))
+            return
         partition = PARTITIONS[1] if private else PARTITIONS[0]
         rows = leaderboard_rows(records, partition)
         columns = FIXED_FRONT + category_columns(records) + FIXED_BACK
-        console.print(render_leaderboard(columns, rows, f"{partition} leaderboard ({source})"))
+        console.print(render_leaderboard(columns, rows, f"{partition} leaderboard ({source})", console.width))
         for line in failure_lines(rows):
-            console.print(f"[red]failed[/] {line}", highlight=False, soft_wrap=True)
+            console.print(line, style="red", highlight=False, soft_wrap=True)
         return
+    if history:
+        raise UsageError(f"{source}: --history needs the SQLite results store (e.g. runs/results.sqlite)")
     show_leaderboard(source, private)
+
+
+def history_table(records, private: bool, title: str) -> Table:
+    """Every record, oldest first: when, submission, profile, status, score (public or private) and reason."""
+    import time
+
+    from rich import box
+
+    partition = "private" if private else "public"
+    table = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1))
+    for column in ("finished (UTC)", "submission", "profile", "status", "score", "reason"):
+        table.add_column(column, justify="right" if column == "score" else "left", overflow="fold",
+                         no_wrap=column not in ("submission", "reason"), ratio=1 if column == "reason" else None)
+    for record in records:
+        score = record.metrics.get(partition, {}).get("score")
+        table.add_row(time.strftime("%Y-%m-%d %H:%M", time.gmtime(record.finished_at)), record.submission,
+                      record.profile, record.status, "" if score is None else f"{score * 100:.1f}", record.reason,
+                      style=None if record.status == "scored" else "red")
+    return table

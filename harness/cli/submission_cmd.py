@@ -162,14 +162,12 @@ def evaluate(
             rows.append({"submission": loaded_submission.name, "framework": loaded_submission.framework,
                          "set": name, "top1": round(values["top1"], 4), "top5": round(values["top5"], 4),
                          "loss": round(values["loss"], 4), "images": values["count"]})
-    sets = list(dict.fromkeys(r["set"] for r in rows))
-    table = Table(title=f"top-1 / top-5 on the {split} split")
-    table.add_column("submission", style="bold")
-    for name in sets:
-        table.add_column(name, justify="right")
-    for submission_name in dict.fromkeys(r["submission"] for r in rows):
-        cells = {r["set"]: f"{r['top1']:.1%} / {r['top5']:.1%}" for r in rows if r["submission"] == submission_name}
-        table.add_row(submission_name, *(cells.get(s, "") for s in sets))
+    table = Table(title=f"top-1 / top-5 on the {split} split")  # one row per set: fits 80 columns
+    for column in ("submission", "set", "top-1", "top-5", "images"):
+        table.add_column(column, justify="left" if column in ("submission", "set") else "right", overflow="fold",
+                         style="bold" if column == "submission" else None)
+    for row in rows:
+        table.add_row(row["submission"], row["set"], f"{row['top1']:.1%}", f"{row['top5']:.1%}", str(row["images"]))
     console.print(table)
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
@@ -223,10 +221,10 @@ def _robust_report(model, images, labels, eps: float, corruptions: Optional[str]
                                  attacks=attacks, corruptions=corruptions, seed=seed, out_dir=out,
                                  num_classes=int(model.info["num_classes"]))
     table = Table(title=f"{model.submission.name}: robust accuracy (clean {report.clean_accuracy:.1%})")
-    table.add_column("eps (L-inf)")
+    table.add_column("eps (L-inf)", overflow="fold")  # narrow terminals wrap headers, never "…"
     for attack in report.attack_accuracy:
-        table.add_column(attack, justify="right")
-    table.add_column("ensemble (worst case)", justify="right", style="bold")
+        table.add_column(attack, justify="right", overflow="fold")
+    table.add_column("ensemble (worst case)", justify="right", style="bold", overflow="fold")
     for value in report.eps:
         cells = [f"{report.attack_accuracy[a].get(value, float('nan')):.1%}" for a in report.attack_accuracy]
         table.add_row(f"{value * 255:.3g}/255", *cells, f"{report.robust_accuracy[value]:.1%}")

@@ -1,7 +1,10 @@
 """Leaderboards: the CSV (written atomically) and the rich terminal table.
 
-One row per submission and partition. Scored submissions are ranked by score
-(ties share a rank); failed ones follow, unranked, with their reason.
+One row per submission and partition: its latest result for the split (the store
+keeps the history: ``harness leaderboard DB --history``). Scored submissions are
+ranked by score (ties share a rank); invalid and failed ones follow, unranked, with
+their reason. The terminal table fits its width: headers that would not are
+abbreviated (:func:`short_headers`) and explained in a legend below it.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from typing import Iterable
 
 from ..atomic import write_text
 from ..errors import UsageError
-from .store import ScoreRecord
+from .store import ScoreRecord, latest
 
 FIXED_FRONT = ["rank", "submission", "team", "framework", "clean_top1", "clean_top5"]
 FIXED_BACK = ["score", "partition", "train_seconds", "predict_seconds", "status", "reason", "isolation",
@@ -31,7 +34,8 @@ def category_columns(records: Iterable[ScoreRecord]) -> list[str]:
 
 
 def leaderboard_rows(records: list[ScoreRecord], partition: str) -> list[dict[str, object]]:
-    """Rows of one partition, ranked (competition ranking: 1, 2, 2, 4)."""
+    """Rows of one partition, each submission's latest record, ranked (competition ranking: 1, 2, 2, 4)."""
+    records = latest(records)
     scored = sorted((r for r in records if r.status == "scored"),
                     key=lambda r: (-r.metrics[partition]["score"], r.submission))
     failed = sorted((r for r in records if r.status != "scored"), key=lambda r: r.submission)
@@ -86,23 +90,67 @@ TERMINAL_HIDDEN = ("team", "clean_top5", "top1_clean", "partition", "split_hash"
                    "train_seconds", "predict_seconds", "status", "isolation")
 
 
-def render_leaderboard(columns: list[str], rows: list[dict[str, object]], title: str):
-    """A rich Table of leaderboard rows: top-1 in percent; failed rows in red (every column is in the CSV)."""
+#: the numbers' width (e.g. "100.0"): longer headers are abbreviated when the full ones do not fit
+CELL_WIDTH = 5
+#: short headers of the fixed columns
+SHORT_FIXED = {"framework": "fw"}
+
+
+def short_headers(names: list[str]) -> dict[str, str]:
+    """{name: its short header} for names longer than ``CELL_WIDTH``: ``SHORT_FIXED`` for the fixed columns; a
+    category of several words their first two letters each ("frame-shift" -> "fr-sh"), of one word its first four
+    and a dot ("geometric" -> "geom."); a digit at the end where two would be the same."""
+    import re
+
+    short: dict[str, str] = {}
+    for name in names:
+        if len(name) <= CELL_WIDTH:
+            continue
+        if name in SHORT_FIXED:
+            short[name] = SHORT_FIXED[name]
+            continue
+        words = [w for w in re.split(r"[^A-Za-z0-9]+", name) if w]
+        header = "-".join(w[:2] for w in words[:2]) if len(words) > 1 else f"{name[:CELL_WIDTH - 1]}."
+        stem, number = header[:CELL_WIDTH - 1], 1
+        while header in short.values() or header in names:
+            header, number = f"{stem}{number}", number + 1
+        short[name] = header
+    return short
+
+
+def render_leaderboard(columns: list[str], rows: list[dict[str, object]], title: str, width: int = 80):
+    """A rich Table of leaderboard rows that fits ``width`` columns: top-1 in percent; invalid and failed rows
+    in red (every column is in the CSV). Headers too long to fit are abbreviated, with a legend in the caption."""
+    from rich.console import Console
+
+    shown = [c for c in columns if c not in TERMINAL_HIDDEN]
+    headers = {c: {"clean_top1": "clean"}.get(c, c.removeprefix("top1_")) for c in shown}
+    table = _leaderboard_table(shown, headers, rows, title, "")
+    measure = Console(width=10_000, file=io.StringIO(), color_system=None)
+    if measure.measure(table).maximum <= width:
+        return table
+    short = short_headers([headers[c] for c in shown if c != "submission"])
+    legend = "; ".join(f"{abbreviation} = {name}" for name, abbreviation in short.items())
+    return _leaderboard_table(shown, {c: short.get(h, h) for c, h in headers.items()}, rows, title, legend)
+
+
+def _leaderboard_table(shown: list[str], headers: dict[str, str], rows: list[dict[str, object]], title: str,
+                       legend: str):
     from rich import box
     from rich.table import Table
 
-    shown = [c for c in columns if c not in TERMINAL_HIDDEN]
     isolations = sorted({str(row.get("isolation") or "?") for row in rows if row.get("status") == "scored"})
     caption = "top-1 accuracy (%) per perturbation category; score = their mean"
     if isolations:
         caption += f"; isolation: {', '.join(isolations)}"
+    if legend:
+        caption += f"; {legend}"
     table = Table(title=title, caption=caption,
                   box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True, padding=(0, 1))
     for column in shown:
         text = column in ("submission", "framework")
-        table.add_column({"clean_top1": "clean"}.get(column, column.removeprefix("top1_")),
-                         justify="left" if text else "right", no_wrap=column == "submission",
-                         min_width=None if text else 5)  # narrow terminals wrap headers, never numbers
+        table.add_column(headers[column], justify="left" if text else "right", overflow="fold",
+                         min_width=None if text else CELL_WIDTH)  # a cell too narrow folds, never "…"
     for row in rows:
         cells = []
         for column in shown:
@@ -117,4 +165,5 @@ def render_leaderboard(columns: list[str], rows: list[dict[str, object]], title:
 
 
 def failure_lines(rows: list[dict[str, object]]) -> list[str]:
-    return [f"{row['submission']}: {row['reason']}" for row in rows if row.get("status") != "scored"]
+    """"SUBMISSION: STATUS: REASON" for each row not scored."""
+    return [f"{row['submission']}: {row['status']}: {row['reason']}" for row in rows if row.get("status") != "scored"]

@@ -1,11 +1,13 @@
 """``harness score``: every submission trained and predicted in its own child process, scored here.
 
 The organiser's process alone reads labels and tags; it reads each submission's
-TOML only, never its code. Each child is started, watched and read back by
-:mod:`harness.scoring.child_run` (isolated, limited, logs capped). A crash,
-timeout, NaN output or wrong number of rows marks the submission failed with the
-reason; scoring goes on. Finished results go to the SQLite store in one transaction
-each; a rerun skips what is there.
+TOML only, never its code. What ``harness submission validate`` finds from the TOML
+alone (unknown profile, invalid TOML, unknown field or plugin name) is recorded as
+``invalid`` with the problem before any child starts (:func:`invalid_reason`). Each
+child is started, watched and read back by :mod:`harness.scoring.child_run`
+(isolated, limited, logs capped). A crash, timeout, NaN output or wrong number of
+rows marks the submission ``failed`` with the reason; scoring goes on. Finished
+results go to the SQLite store in one transaction each; a rerun skips what is there.
 """
 
 from __future__ import annotations
@@ -17,8 +19,9 @@ from typing import Any, Callable, Iterator
 import numpy as np
 
 from .. import __version__
-from ..errors import UsageError
-from ..submission import SUBMISSION_FILE
+from ..errors import UsageError, suggest
+from ..submission import SUBMISSION_FILE, content_hash
+from ..toml_schema import Problem
 from ..metrics import topk_correct
 from ..sandbox.choice import choose_isolation
 from ..sandbox.limits import default_limits
@@ -53,6 +56,33 @@ def score_metrics(logits: np.ndarray, split: HiddenSplit) -> dict[str, dict[str,
 
 
 EXECUTORS = ("local", "ray")
+
+
+def invalid_reason(entry: Entry, profile: str | None) -> str:
+    """The first problem ``harness submission validate`` finds without importing the submission's code, as one
+    line ("" when none). A submission with plugin modules of its own gets the TOML-only checks; the plugin
+    names its modules register are checked by its child."""
+    from ..submission import TOP_FIELDS, read_toml, submission_file, validate_submission
+    from ..submission_check import needs_sandbox
+    from ..toml_schema import check_modules, check_table
+
+    try:
+        data = read_toml(submission_file(entry.root))
+    except UsageError as exc:
+        return exc.message.split(": ", 1)[-1]  # the problem without the organiser's path
+    if needs_sandbox(entry.root):
+        problems = check_table(data, TOP_FIELDS)[1] + check_modules(data.get("plugins"), entry.root)
+    else:
+        problems = validate_submission(entry.root)
+    profiles = data.get("profiles")
+    profiles = profiles if isinstance(profiles, dict) else {}
+    if profile is not None and profile not in profiles:
+        problems.append(Problem("profiles", f"no profile '{profile}'.{suggest(profile, profiles)} "
+                                            f"Profiles: {', '.join(profiles) or 'none'}"))
+    if not problems:
+        return ""
+    more = f" (and {len(problems) - 1} more: run harness submission validate)" if len(problems) > 1 else ""
+    return f"{problems[0]}{more}"
 
 
 def local_runs(jobs: list[Job], split: HiddenSplit, settings: RunSettings,
@@ -95,7 +125,8 @@ def score_submissions(
     address space (default: the machine's memory without a GPU, none with one). ``executor``
     "local" runs the children here one after the other; "ray" runs them as Ray tasks
     (``ray_options``: a :class:`harness.scoring.ray_executor.RayOptions`). ``on_event(kind,
-    entry, detail)`` reports "cached", "skipped", "queued" (ray), "running", "scored" and "failed".
+    entry, detail)`` reports "cached", "skipped", "invalid", "queued" (ray), "running", "scored" and
+    "failed".
     """
     from .leaderboard import write_leaderboard
 
@@ -120,6 +151,9 @@ def score_submissions(
                 event("cached", entry, "already scored: kept")
             elif skip and entry.name in skip:
                 event("skipped", entry, skip[entry.name])
+            elif reason := invalid_reason(entry, profile):
+                store.add(_record(entry, split, profile_name, "invalid", reason))
+                event("invalid", entry, reason)
             else:
                 jobs.append(Job(entry, key, work_dir / f"{entry.name}-{key[:12]}"))
         if executor == "ray":
@@ -140,14 +174,7 @@ def score_submissions(
                     status = "scored"
                 except (UsageError, ValueError, OSError) as exc:
                     status, reason = "failed", getattr(exc, "message", str(exc))
-            record = ScoreRecord(
-                submission=entry.name, team=entry.team, framework=entry.framework, profile=profile_name,
-                content_hash=entry.content_hash, split_hash=split.split_hash, harness_version=__version__,
-                status=status, reason=reason, metrics=metrics,
-                train_seconds=timings.get("train_seconds"), predict_seconds=timings.get("predict_seconds"),
-                isolation=isolation,
-            )
-            store.add(record)
+            store.add(_record(entry, split, profile_name, status, reason, metrics, timings, isolation))
             event(status, entry, reason)
             if leaderboard is not None:
                 write_leaderboard(store.records(split.split_hash), leaderboard)
@@ -155,6 +182,20 @@ def score_submissions(
     if leaderboard is not None:
         write_leaderboard(records, leaderboard)
     return records
+
+
+def _record(entry: Entry, split: HiddenSplit, profile: str, status: str, reason: str,
+            metrics: dict[str, Any] | None = None, timings: dict[str, Any] | None = None,
+            isolation: str = "") -> ScoreRecord:
+    """The store record of ``entry``'s result on ``split``."""
+    timings = timings or {}
+    return ScoreRecord(
+        submission=entry.name, team=entry.team, framework=entry.framework, profile=profile,
+        content_hash=entry.content_hash, split_hash=split.split_hash, harness_version=__version__,
+        status=status, reason=reason, metrics=metrics or {},
+        train_seconds=timings.get("train_seconds"), predict_seconds=timings.get("predict_seconds"),
+        isolation=isolation,
+    )
 
 
 def entries_from_paths(paths: list[str | Path], artifacts: dict[str, Path] | None = None,
@@ -167,7 +208,11 @@ def entries_from_paths(paths: list[str | Path], artifacts: dict[str, Path] | Non
     artifacts = dict(artifacts or {})
     entries = []
     for folder in find_submissions(expand_archives(list(paths), unpack_to)):
-        entry = read_entry(folder)
+        try:
+            entry = read_entry(folder)
+        except UsageError:  # unreadable TOML: named after its folder, recorded invalid by score_submissions
+            entry = Entry(root=folder.resolve(), name=folder.name, team="?", framework="?",
+                          content_hash=content_hash(folder))
         if entry.name in artifacts:
             entry = read_entry(folder, artifacts.pop(entry.name).resolve())
         entries.append(entry)

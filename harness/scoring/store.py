@@ -1,8 +1,9 @@
 """The results store: SQLite, one row per (submission content, split, harness version, profile).
 
-A row is written in one transaction when a submission's scoring ends (scored or
-failed), so a killed organiser leaves finished rows intact and nothing half-done;
-a rerun skips every key already present.
+A row is written in one transaction when a submission's scoring ends, so a killed
+organiser leaves finished rows intact and nothing half-done; a rerun skips every key
+already present. The store keeps every result (the history, :func:`latest` picks the
+leaderboard's); its ``latest_results`` view holds each submission's latest row per split.
 """
 
 from __future__ import annotations
@@ -34,6 +35,18 @@ CREATE TABLE IF NOT EXISTS results (
     isolation TEXT NOT NULL DEFAULT ''
 );
 """
+#: each submission's latest result per split (what the leaderboard shows): sqlite3 results.sqlite
+#: "SELECT submission, status, reason FROM latest_results"
+VIEW = """
+CREATE VIEW IF NOT EXISTS latest_results AS
+SELECT * FROM results AS r WHERE NOT EXISTS (
+    SELECT 1 FROM results AS later WHERE later.split_hash = r.split_hash AND later.submission = r.submission
+    AND (later.finished_at > r.finished_at OR (later.finished_at = r.finished_at AND later.key > r.key)));
+"""
+#: a record's status: scored (metrics filled in); invalid (``harness submission validate`` found the problem in
+#: the reason before any child started: unknown profile, invalid TOML, unknown field or plugin name); failed (the
+#: child's own failure: "crashed: ...", "timeout: ...", unreadable, wrong-shaped or non-finite predictions)
+STATUSES = ("scored", "invalid", "failed")
 #: columns added since the first schema: (name, definition), added to older stores when opened
 ADDED_COLUMNS = (("isolation", "TEXT NOT NULL DEFAULT ''"),)
 
@@ -45,7 +58,7 @@ def result_key(content_hash: str, split_hash: str, harness_version: str, profile
 
 @dataclass
 class ScoreRecord:
-    """One finished scoring: status "scored" or "failed" (with the reason)."""
+    """One finished scoring: status "scored", "invalid" or "failed" (with the reason; see ``STATUSES``)."""
 
     submission: str
     team: str
@@ -83,6 +96,7 @@ class ResultStore:
         for name, definition in ADDED_COLUMNS:
             if name not in present:
                 self._connection.execute(f"ALTER TABLE results ADD COLUMN {name} {definition}")
+        self._connection.executescript(VIEW)
 
     def close(self) -> None:
         self._connection.close()
@@ -131,3 +145,14 @@ class ResultStore:
     def latest_split(self) -> str | None:
         row = self._connection.execute("SELECT split_hash FROM results ORDER BY finished_at DESC LIMIT 1").fetchone()
         return row[0] if row else None
+
+
+def latest(records: list[ScoreRecord]) -> list[ScoreRecord]:
+    """Each submission's latest record per split (by ``finished_at``), in the order of ``records``."""
+    chosen: dict[tuple[str, str], ScoreRecord] = {}
+    for record in records:
+        held = chosen.get((record.split_hash, record.submission))
+        if held is None or (record.finished_at, record.key) >= (held.finished_at, held.key):
+            chosen[(record.split_hash, record.submission)] = record
+    kept = {id(r) for r in chosen.values()}
+    return [r for r in records if id(r) in kept]

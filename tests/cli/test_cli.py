@@ -153,3 +153,12 @@ def test_errors_are_handled_once_at_the_root_for_every_command(monkeypatch):
     assert isinstance(result.exception, RuntimeError)
     result = invoke("plot", "curves", "--bogus")  # click's own usage errors pass through unchanged
     assert result.exit_code == 2 and "No such option" in result.output and "unexpected" not in result.output
+
+
+@pytest.mark.parametrize("args", [("plugins",), ("doctor",), ("data", "info"), ("data", "info", "digits")])
+def test_tables_fit_80_columns_without_ellipses(cache_dir, args):
+    if args[0] == "data":
+        assert runner.invoke(app, ["data", "prepare", "digits"]).exit_code == 0
+    result = runner.invoke(app, list(args), env={"COLUMNS": "80"})
+    assert result.exit_code == 0, result.output
+    assert "…" not in result.output and max(map(len, result.output.splitlines())) <= 80, result.output

@@ -87,6 +87,12 @@ def run_job(kill_at: int, folder: Path, args: list[str]) -> None:
 
 if __name__ == "__main__":
     import harness.cli.main  # noqa: F401 - every import done once, before the forks
+    from harness.registry import registry
+    from harness.specs import KINDS
+    from harness.training import TrainingConfig  # noqa: F401 - what scoring's TOML validation uses, loaded once
+
+    for kind in KINDS:
+        registry(kind)
 
     for kill_at, folder in json.loads(sys.argv[1]):
         folder = Path(folder)

@@ -114,7 +114,7 @@ def test_leaderboard_command_public_and_private(scored):
     public = runner.invoke(app, ["leaderboard", str(scored["board"])], env={"COLUMNS": "200"})
     assert public.exit_code == 0, public.output
     assert "public leaderboard" in public.output and "tiny" in public.output
-    assert "failed crash: crashed: RuntimeError" in public.output
+    assert "crash: failed: crashed: RuntimeError" in public.output
     private = runner.invoke(app, ["leaderboard", str(scored["db"]), "--private"], env={"COLUMNS": "200"})
     assert private.exit_code == 0 and "private leaderboard" in private.output
     missing = runner.invoke(app, ["leaderboard", "nowhere.csv"])
@@ -168,3 +168,33 @@ def test_a_given_artifact_of_a_submission_with_its_own_plugins_is_scored(hidden_
                       board, profile="cpu", timeout=120, work_dir=tmp_path / "work", threads=1)
     row = rows(board)["nan"]
     assert (row["status"], row["reason"]) == ("failed", "predictions contain 1200 NaN or infinite values")
+
+
+@pytest.mark.parametrize("name, edit, profile, reason", [
+    ("tiny", None, "gpu", "profiles: no profile 'gpu'. Did you mean 'cpu'? Profiles: cpu"),
+    ("crash", None, "gpu", "profiles: no profile 'gpu'."),  # with plugin modules of its own: the TOML-only checks
+    ("tiny", ("[defense]", "[defense\n"), "cpu", "not valid TOML"),
+    ("tiny", ('name = "standard"', 'name = "nonexistent"'), "cpu", "defense.name: "),
+    ("tiny", ("seed = 0", "seed = 0\nsede = 1"), "cpu", "sede: unknown field"),
+])
+def test_what_validate_finds_is_recorded_invalid_before_any_child(hidden_split, submissions_dir, tmp_path,
+                                                                  monkeypatch, name, edit, profile, reason):
+    import harness.scoring.scorer as scorer
+
+    def no_child(*args, **kwargs):
+        raise AssertionError("a child was started for an invalid submission")
+
+    monkeypatch.setattr(scorer, "run_child", no_child)
+    folder = tmp_path / name
+    shutil.copytree(submissions_dir / name, folder)
+    if edit:
+        toml = folder / "submission.toml"
+        toml.write_text(toml.read_text().replace(*edit))
+    events = []
+    records = score_submissions(entries_from_paths([folder]), hidden_split, tmp_path / "r.sqlite",
+                                tmp_path / "b.csv", profile=profile, work_dir=tmp_path / "work",
+                                on_event=lambda kind, entry, detail: events.append(kind))
+    assert [(r.submission, r.status) for r in records] == [(name, "invalid")] and events == ["invalid"]
+    assert reason in records[0].reason and str(tmp_path) not in records[0].reason
+    assert "\n" not in records[0].reason
+    assert not (tmp_path / "work").exists()

@@ -51,3 +51,65 @@ def test_sandbox_none_warns_before_anything_runs(tmp_path):
                                       "--sandbox", "none", "--db", str(tmp_path / "db.sqlite")])
     assert "Warning: --sandbox none: submission code runs unisolated" in result.output
     assert result.exit_code == 2 and not (tmp_path / "db.sqlite").exists()
+
+
+def category_record(name: str, status: str, finished_at: float, content: str = "") -> ScoreRecord:
+    """A record with long category names (the headers an 80-column table must abbreviate)."""
+    values = {"clean_top1": 0.9, "clean_top5": 1.0, "top1_frame-shift": 0.5, "top1_geometric": 0.25,
+              "top1_unseen-corruptions": 0.75, "top1_gaussian-noise": 0.6, "top1_fgsm": 0.3, "score": 0.48}
+    return ScoreRecord(submission=name, team="t", framework="torch", profile="cpu", content_hash=content or name * 4,
+                       split_hash="s" * 64, harness_version="0", status=status, finished_at=finished_at,
+                       reason="" if status == "scored" else "crashed: RuntimeError: boom",
+                       metrics={p: dict(values) for p in ("public", "private")} if status == "scored" else {})
+
+
+def test_the_leaderboard_shows_each_submissions_latest_result_and_the_store_keeps_the_history(tmp_path):
+    db = tmp_path / "results.sqlite"
+    with ResultStore(db) as store:
+        store.add(category_record("alpha", "failed", 1.0, "a1"))
+        store.add(category_record("alpha", "scored", 2.0, "a2"))
+        store.add(category_record("beta", "scored", 1.5))
+        records = store.records()
+    board = write_leaderboard(records, tmp_path / "board.csv")
+    with open(board, newline="") as handle:
+        public = [r for r in csv.DictReader(handle) if r["partition"] == "public"]
+    assert [(r["submission"], r["status"]) for r in public] == [("alpha", "scored"), ("beta", "scored")]
+    with sqlite3.connect(db) as connection:
+        assert sorted(connection.execute("SELECT submission, status FROM latest_results")) == [
+            ("alpha", "scored"), ("beta", "scored")]
+    runner = CliRunner()
+    shown = runner.invoke(app, ["leaderboard", str(db)], env={"COLUMNS": "200"})
+    assert shown.exit_code == 0, shown.output
+    assert shown.output.count("alpha") == 1 and "crashed" not in shown.output
+    history = runner.invoke(app, ["leaderboard", str(db), "--history"], env={"COLUMNS": "200"})
+    assert history.exit_code == 0, history.output
+    assert history.output.count("alpha") == 2 and "crashed: RuntimeError: boom" in history.output
+    refused = runner.invoke(app, ["leaderboard", str(board), "--history"])
+    assert refused.exit_code == 2 and "--history needs the SQLite results store" in refused.output
+
+
+def test_leaderboard_tables_fit_80_columns_with_abbreviated_headers_and_a_legend(tmp_path):
+    db = tmp_path / "results.sqlite"
+    with ResultStore(db) as store:
+        for i, name in enumerate(("a-rather-long-submission", "second", "third")):
+            store.add(category_record(name, "scored", float(i)))
+        store.add(category_record("broken", "invalid", 5.0))
+        write_leaderboard(store.records(), tmp_path / "board.csv")
+    runner = CliRunner()
+    for args in ([str(tmp_path / "board.csv")], [str(db)], [str(db), "--history"]):
+        shown = runner.invoke(app, ["leaderboard", *args], env={"COLUMNS": "80"})
+        assert shown.exit_code == 0, shown.output
+        assert "…" not in shown.output, shown.output
+        assert max(map(len, shown.output.splitlines())) <= 80, shown.output
+    table = runner.invoke(app, ["leaderboard", str(db)], env={"COLUMNS": "80"}).output
+    legend = " ".join(table.split())
+    assert "geom. = geometric" in legend and "un-co = unseen-corruptions" in legend, table
+    wide = runner.invoke(app, ["leaderboard", str(db)], env={"COLUMNS": "200"}).output
+    assert "unseen-corruptions" in wide and "un-co" not in wide  # full headers where they fit
+
+
+def test_short_headers_are_unique_and_only_for_long_names():
+    from harness.scoring.leaderboard import short_headers
+
+    assert short_headers(["rank", "score", "gaussian-blur", "gaussian-noise", "fgsm", "gaussian", "gaussian-nose"]) == {
+        "gaussian-blur": "ga-bl", "gaussian-noise": "ga-no", "gaussian": "gaus.", "gaussian-nose": "ga-n1"}

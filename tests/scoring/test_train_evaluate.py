@@ -50,8 +50,10 @@ def test_evaluate_table_and_csv(trained, submissions_dir):
     csv_path = trained / "eval.csv"
     result = CliRunner().invoke(app, ["evaluate", str(submissions_dir / "tiny"), "-P", "cpu", "--runs", str(trained),
                                       "--eps", "0.1", "--bim-steps", "3", "--limit", "100", "--csv", str(csv_path)],
-                                env={"COLUMNS": "200"})
+                                env={"COLUMNS": "80"})
     assert result.exit_code == 0, result.output
+    assert "…" not in result.output and max(map(len, result.output.splitlines())) <= 80, result.output
+    assert "bim-3 25.5/255" in result.output  # set names whole, one row each
     rows = list(csv.DictReader(csv_path.open()))
     assert [r["set"] for r in rows] == ["clean", "augmented", "fgsm 25.5/255", "bim-3 25.5/255"]
     top1 = {r["set"]: float(r["top1"]) for r in rows}
