@@ -23,13 +23,13 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-_START = time.perf_counter()  # elapsed times count from the start of the process (the import of harness)
+_START = time.perf_counter()  # elapsed times count from this module's import, early in every command
 _CONSOLE = Console(stderr=True)
 _LIVE: list[Progress] = []  # the one bar display while a stage draws on a terminal
 
 
 def elapsed() -> float:
-    """Seconds since the process started reporting."""
+    """Seconds since this module was imported (early in every command)."""
     return time.perf_counter() - _START
 
 
