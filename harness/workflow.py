@@ -190,17 +190,24 @@ def evaluation_sets(framework: str, eps: float, bim_steps: int, seed: int,
 
 def evaluate_model(loaded: LoadedModel, images: np.ndarray, labels: np.ndarray, *, eps: float = DEFAULT_EPS,
                    bim_steps: int = 10, seed: int = 0, batch_size: int = 256,
-                   attacks: Sequence[tuple[str, Mapping[str, Any]]] | None = None) -> dict[str, dict[str, float]]:
+                   attacks: Sequence[tuple[str, Mapping[str, Any]]] | None = None,
+                   progress: bool = True) -> dict[str, dict[str, float]]:
     """Top-1/top-5 on clean, augmented and attacked versions of ``images``: {set: {top1, top5, loss, count}}.
 
     ``attacks`` None: FGSM and BIM (``bim_steps``) at ``eps``; else (name, params) of registered attacks.
+    ``progress``: a bar on a terminal, else a line per set (:mod:`harness.progress`).
     """
+    from .progress import stage
+
     results = {}
     runtime, model = loaded.runtime, loaded.model
-    for name, perturbation in evaluation_sets(loaded.submission.framework, eps, bim_steps, seed, attacks).items():
-        if isinstance(perturbation, list):
-            augmented = runtime.augment_images(perturbation, images, seed=seed, batch_size=batch_size)
-            results[name] = runtime.accuracy(model, augmented, labels, batch_size=batch_size)
-        else:
-            results[name] = runtime.accuracy(model, images, labels, attack=perturbation, batch_size=batch_size)
+    sets = evaluation_sets(loaded.submission.framework, eps, bim_steps, seed, attacks)
+    with stage("evaluate", len(sets), enabled=progress) as report:
+        for name, perturbation in sets.items():
+            if isinstance(perturbation, list):
+                augmented = runtime.augment_images(perturbation, images, seed=seed, batch_size=batch_size)
+                results[name] = runtime.accuracy(model, augmented, labels, batch_size=batch_size)
+            else:
+                results[name] = runtime.accuracy(model, images, labels, attack=perturbation, batch_size=batch_size)
+            report.done(f"{name} done (top-1 {results[name]['top1']:.1%})")
     return results

@@ -51,9 +51,18 @@ def demo(
     submissions: Path = typer.Option(Path("submissions"), "--submissions", help="Folder of example submissions."),
     timeout: float = typer.Option(900.0, "--timeout", help="Seconds per submission (train + predict)."),
     fresh: bool = typer.Option(False, "--fresh", help="Rebuild the split and rescore everything."),
-    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
+    progress: bool = typer.Option(True, "--progress/--no-progress",
+                                  help="Progress bars on a terminal, a line per stage with elapsed time otherwise."),
 ) -> None:
     """Run the main job on the embedded digits: hidden split, score the examples, leaderboard."""
+    from ..progress import stage
+
+    with stage("demo", enabled=progress) as report:
+        _demo(out, submissions, timeout, fresh, progress, report)
+
+
+def _demo(out: Path, submissions: Path, timeout: float, fresh: bool, progress: bool, report) -> None:
+    """The demo's steps, each reported to the stage ``report``."""
     import shutil
 
     from ..data import prepare_dataset
@@ -72,6 +81,7 @@ def demo(
     if fresh and out.exists():
         shutil.rmtree(out)
     prepare_dataset("digits", progress=progress)
+    report.line("dataset digits ready")
     split_dir = out / "split"
     try:
         split_hash = verify_split(split_dir)
@@ -80,6 +90,7 @@ def demo(
         console.rule("1. hidden split")
         summary = build_split(load_recipe(recipe_path), split_dir, references=out / "references", progress=progress)
         console.print(split_table(summary))
+    report.line(f"hidden split ready ({split_dir})")
     entries = entries_from_paths([submissions])
     skip = skipped_on_this_machine([e.root for e in entries], PROFILE)
     console.rule(f"2. scoring {len(entries)} submissions ({PROFILE} profile)")
@@ -92,7 +103,8 @@ def demo(
     console.print(f"isolation: {isolation.kind} ({isolation.reason})", highlight=False, soft_wrap=True)
     records = score_submissions(entries, split_dir, out / "results.sqlite", out / "leaderboard.csv",
                                 profile=PROFILE, timeout=timeout, work_dir=out / "score", on_event=_printer,
-                                skip=skip, sandbox=isolation.kind)
+                                skip=skip, sandbox=isolation.kind, progress=progress)
+    report.line(f"{len(records)} submissions scored or failed")
     console.rule("3. leaderboard")
     show_leaderboard(out / "leaderboard.csv", private=False)
     for name, note in skip.items():

@@ -26,7 +26,7 @@ import numpy as np
 from .. import __version__
 from ..atomic import atomic_directory
 from ..errors import DataError
-from ..progress import progress_bar
+from ..progress import progress_bar, stage
 from .decode import BadImage, decode_image
 from .plan import ArraySplit, DatasetPlan
 
@@ -205,7 +205,8 @@ def build_cache(
     if len(plan.class_names) != len(plan.class_ids):
         raise DataError(f"dataset '{dataset}': {len(plan.class_ids)} class ids but {len(plan.class_names)} names")
     started = time.time()
-    with atomic_directory(target) as folder:
+    with stage(f"data prepare {dataset}", len(plan.splits), enabled=progress) as report, \
+            atomic_directory(target) as folder:
         splits: dict[str, Any] = {}
         for name, content in plan.splits.items():
             if isinstance(content, ArraySplit):
@@ -219,6 +220,7 @@ def build_cache(
                 for kind in ("images", "labels")
             }
             splits[name] = {"count": count, "files": files, "skipped": skipped}
+            report.done(f"split {name}: {count} images" + (f", {len(skipped)} skipped" if skipped else ""))
         manifest = {
             "format": FORMAT_VERSION,
             "dataset": dataset,

@@ -207,6 +207,7 @@ def corruption_accuracy(
     baseline_name: str | None = None,
     csv_path: str | Path | None = None,
     clean: bool = True,
+    progress: bool = False,
 ) -> CorruptionResult:
     """Accuracy of ``predict_fn`` on every (corruption, severity) of uint8 NHWC ``images``.
 
@@ -216,8 +217,11 @@ def corruption_accuracy(
     own seed derived from ``seed``, so a cell's images do not depend on which others
     run. ``baseline``: errors (corruption -> severity -> error) or the path of a CSV
     this function wrote for the baseline submission; gives CE per corruption and mCE.
-    ``csv_path``: where to write the table (atomically).
+    ``csv_path``: where to write the table (atomically). ``progress``: a bar on a terminal, else
+    a line per corruption (:mod:`harness.progress`).
     """
+    from ..progress import stage
+
     images = np.asarray(images)
     labels = np.asarray(labels).astype(np.int64)
     if len(images) != len(labels):
@@ -226,14 +230,18 @@ def corruption_accuracy(
     severities = tuple(check_severity(s) for s in severities)
     count = len(labels)
     rows = []
-    for name in names:
-        index = ALL_CORRUPTIONS.index(name)
-        for severity in severities:
-            cell_seed = int(np.random.SeedSequence([int(seed), index, severity]).generate_state(1)[0])
-            corrupted = create_corruption(name, severity)(images, generator=np.random.default_rng(cell_seed))
-            accuracy = float(np.mean(_predictions(predict_fn, corrupted) == labels)) if count else 0.0
-            rows.append({"corruption": name, "group": corruption_group(name), "severity": severity,
-                         "accuracy": accuracy, "error": 1.0 - accuracy, "count": count})
+    with stage("corruptions", len(names), enabled=progress) as report:
+        for name in names:
+            index = ALL_CORRUPTIONS.index(name)
+            for severity in severities:
+                cell_seed = int(np.random.SeedSequence([int(seed), index, severity]).generate_state(1)[0])
+                corrupted = create_corruption(name, severity)(images, generator=np.random.default_rng(cell_seed))
+                accuracy = float(np.mean(_predictions(predict_fn, corrupted) == labels)) if count else 0.0
+                rows.append({"corruption": name, "group": corruption_group(name), "severity": severity,
+                             "accuracy": accuracy, "error": 1.0 - accuracy, "count": count})
+            cells = [row["accuracy"] for row in rows[-len(severities):]] if severities else []
+            report.done(f"{name} done (accuracy {np.mean(cells) if cells else 0.0:.1%} over "
+                        f"{len(severities)} severities)")
     clean_accuracy = None
     if clean and count:
         clean_accuracy = float(np.mean(_predictions(predict_fn, images) == labels))

@@ -202,6 +202,10 @@ def _seed(*parts: int) -> int:
     return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(1)[0])
 
 
+def _eps_text(eps: float) -> str:
+    return f"{eps * 255:.3g}/255"
+
+
 def _failure(eps: float, exc: Exception) -> str:
     return f"eps {eps * 255:.3g}/255: {type(exc).__name__}: {exc}".splitlines()[0]
 
@@ -243,6 +247,7 @@ def evaluate_robustness(
     batch_size: int = 256,
     num_classes: int | None = None,
     tolerance: float = C.TOLERANCE,
+    progress: bool = True,
 ) -> RobustnessReport:
     """White-box, transfer and corruption robustness of ``model`` with every sanity check.
 
@@ -256,7 +261,18 @@ def evaluate_robustness(
     - ``corruptions``: None (skip), "benchmark" (15 x severities), "holdout", "all" or names;
       ``corruption_baseline`` (errors or a corruptions.csv) gives mCE.
     - ``seed`` fixes every random step; ``out_dir`` writes the files (see module doc).
+    - ``progress``: a bar on a terminal, else a line per attack x eps and stage (:mod:`harness.progress`).
     """
+    from ..progress import stage
+
+    with stage("evaluate --robust", enabled=progress) as report:
+        return _evaluate(runtime, model, images, labels, eps, extra_eps, attacks, reference, corruptions, severities,
+                         corruption_baseline, seed, out_dir, batch_size, num_classes, tolerance, report)
+
+
+def _evaluate(runtime, model, images, labels, eps, extra_eps, attacks, reference, corruptions, severities,
+              corruption_baseline, seed, out_dir, batch_size, num_classes, tolerance, report) -> RobustnessReport:
+    """The body of :func:`evaluate_robustness`, reporting to the stage ``report``."""
     from ..frameworks import get_runtime
 
     runtime = get_runtime(runtime) if isinstance(runtime, str) else runtime
@@ -274,6 +290,9 @@ def evaluate_robustness(
     clean_correct = logits.argmax(axis=1) == labels
     count = len(labels)
     idx = np.flatnonzero(clean_correct)
+    report.line(f"clean accuracy {clean_correct.mean():.1%} on {count} images; "
+                f"{len(members)} attacks x {len(eps_values)} eps")
+    report.bar("attacks", len(members) * len(eps_values))
 
     # ---- the ensemble, on the examples the model gets right
     survived = {m.name: {} for m in members}
@@ -287,6 +306,7 @@ def evaluate_robustness(
             params[member.name][e] = member.hyperparameters(attack, runtime.name)
             kinds[member.name] = kind(attack)
             alive = np.zeros(count, dtype=bool)
+            before = len(errors[member.name])
             if len(idx):
                 try:
                     adversarial, bad = target.attack(attack, images[idx], x[idx], labels[idx], e)
@@ -296,6 +316,8 @@ def evaluate_robustness(
                 violations[member.name][e] = bad
                 alive[idx] = target.predict(adversarial) == labels[idx]
             survived[member.name][e] = alive
+            failed = " (attack failed)" if len(errors[member.name]) > before else ""
+            report.done(f"{member.name} eps {_eps_text(e)} done (robust {alive.mean():.1%}){failed}")
     attack_accuracy = {name: {e: float(a.mean()) for e, a in by_eps.items()} for name, by_eps in survived.items()}
     robust = {e: float(np.logical_and.reduce([survived[m.name][e] for m in members]).mean()) for e in eps_values}
     whitebox_members = [m for m in members if kinds[m.name] == "white-box"]
@@ -308,6 +330,7 @@ def evaluate_robustness(
     if pgd is not None:
         pgd_steps = params["pgd"][eps_values[0]]["steps"]
         by_steps[pgd_steps] = survived[pgd.name]
+        report.line(f"pgd at fewer steps ({', '.join(str(s) for s in STEP_LADDER if s < pgd_steps) or 'none'})")
         for steps in (s for s in STEP_LADDER if s < pgd_steps):
             member = Member("pgd", {"steps": steps, "restarts": 1})
             by_steps[steps] = {}
@@ -326,6 +349,7 @@ def evaluate_robustness(
     # ---- transfer from the reference model
     transfer_accuracy, transfer_info = None, None
     if reference is not None:
+        report.line("transfer from the reference model")
         if isinstance(reference, Reference):
             ref_runtime = runtime if reference.runtime is None else reference.runtime
             examples = transfer_examples(ref_runtime, reference.model, images, labels, eps_values,
@@ -344,6 +368,7 @@ def evaluate_robustness(
                 transfer_accuracy[e] = float(np.mean(target.predict(adversarial) == labels))
 
     # ---- model checks on a subset
+    report.line("sanity checks")
     subset = images[:CHECK_EXAMPLES]
     passes = [logits[: len(subset)]] + [runtime.predict_logits(model, subset, batch_size=batch_size)
                                         for _ in range(C.DETERMINISM_PASSES - 1)]
@@ -370,9 +395,9 @@ def evaluate_robustness(
     if corruptions is not None:
         corruption = corruption_accuracy(lambda batch: runtime.predict_logits(model, batch, batch_size=batch_size),
                                          images, labels, corruptions, severities, seed,
-                                         baseline=corruption_baseline)
+                                         baseline=corruption_baseline, progress=report.mode != "off")
 
-    report = RobustnessReport(
+    result = RobustnessReport(
         framework=runtime.name, count=count, num_classes=num_classes, seed=int(seed),
         clean_accuracy=float(clean_correct.mean()), eps=eps_values, robust_accuracy=robust,
         attack_accuracy=attack_accuracy, attack_params=params,
@@ -381,5 +406,5 @@ def evaluate_robustness(
         whitebox_accuracy=whitebox, survival=series,
     )
     if out_dir is not None:
-        report.write(out_dir)
-    return report
+        result.write(out_dir)
+    return result

@@ -114,6 +114,7 @@ def score_submissions(
     on_event: Callable[[str, Entry, str], None] | None = None,
     executor: str = "local",
     ray_options: Any = None,
+    progress: bool = True,
 ) -> list[ScoreRecord]:
     """Score ``entries`` on the split (verified first); return every record of this split.
 
@@ -126,8 +127,10 @@ def score_submissions(
     "local" runs the children here one after the other; "ray" runs them as Ray tasks
     (``ray_options``: a :class:`harness.scoring.ray_executor.RayOptions`). ``on_event(kind,
     entry, detail)`` reports "cached", "skipped", "invalid", "queued" (ray), "running", "scored" and
-    "failed".
+    "failed". ``progress``: a bar on a terminal, else a line per submission with elapsed time
+    (:mod:`harness.progress`).
     """
+    from ..progress import stage
     from .leaderboard import write_leaderboard
 
     if executor not in EXECUTORS:
@@ -141,7 +144,7 @@ def score_submissions(
     work_dir = Path(work_dir)
     settings = RunSettings(profile, timeout, threads, sandbox, memory_gb,
                            (split.summary.get("dataset"), split.summary.get("source")))
-    with ResultStore(db) as store:
+    with ResultStore(db) as store, stage("score", enabled=progress) as report:
         jobs = []
         for entry in entries:
             key = result_key(entry.content_hash, split.split_hash, __version__, profile_name)
@@ -162,6 +165,8 @@ def score_submissions(
             runs = ray_runs(jobs, split, settings, ray_options, event)
         else:
             runs = local_runs(jobs, split, settings, event)
+        report.bar("scoring", len(jobs))
+        report.line(f"{len(jobs)} to run, {len(entries) - len(jobs)} cached, skipped or invalid")
         for job, status, reason, isolation in runs:
             entry = job.entry
             metrics: dict[str, Any] = {}
@@ -175,6 +180,7 @@ def score_submissions(
                 except (UsageError, ValueError, OSError) as exc:
                     status, reason = "failed", getattr(exc, "message", str(exc))
             store.add(_record(entry, split, profile_name, status, reason, metrics, timings, isolation))
+            report.done(f"{entry.name} {status}" + (f" ({reason})" if reason else ""))
             event(status, entry, reason)
             if leaderboard is not None:
                 write_leaderboard(store.records(split.split_hash), leaderboard)

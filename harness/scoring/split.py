@@ -301,7 +301,7 @@ def build_split(recipe: Recipe, out: str | Path, *, references: str | Path = "ru
 
 def _build_split(recipe: Recipe, out: Path, references: Path, runs: Path | None, progress: bool) -> dict[str, Any]:
     from ..data import load_dataset
-    from ..progress import progress_bar
+    from ..progress import stage
 
     dataset = load_dataset(recipe.dataset, progress=progress, **dict(recipe.dataset_params))
     if recipe.source not in dataset.splits:
@@ -320,10 +320,10 @@ def _build_split(recipe: Recipe, out: Path, references: Path, runs: Path | None,
     perturbed = images.copy()
     seeds = rng.integers(0, 2**31 - 1, size=len(recipe.perturbations))
     used: dict[str, str] = {}
-    with progress_bar(len(recipe.perturbations), "perturbing", enabled=progress) as advance:
+    with stage("split build: perturbing", len(recipe.perturbations), enabled=progress) as report:
         for index, perturbation in enumerate(recipe.perturbations):
             members = np.flatnonzero(assignment == index)
-            advance(0, perturbation.tag)
+            report.advance(0, perturbation.tag)
             if len(members) and perturbation.kind == "augmentation":
                 perturbed[members] = _checked(perturbation, _augment(perturbation, images[members],
                                                                      int(seeds[index])), images[members])
@@ -332,7 +332,7 @@ def _build_split(recipe: Recipe, out: Path, references: Path, runs: Path | None,
                     perturbation, images[members], labels[members], int(seeds[index]), references, runs,
                     dataset.class_names, progress)
                 perturbed[members] = _checked(perturbation, attacked, images[members])
-            advance(1)
+            report.done(f"{perturbation.category}: {perturbation.tag} done ({len(members)} images)")
     order = rng.permutation(count)  # hide the source order and the grouping by perturbation
     perturbed, labels, assignment = perturbed[order], labels[order], assignment[order]
     public = np.zeros(count, dtype=bool)

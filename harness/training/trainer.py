@@ -159,12 +159,12 @@ class TrainerBase(ABC):
         """The epoch loop: learning rate (schedule or progressive unfreezing), a progress bar per epoch,
         train + validation metrics into ``history``, the next stage opened on a plateau, the outputs
         and checkpoint written to ``out_dir`` after each epoch."""
-        from ..progress import make_progress
+        from ..progress import stage
 
         cfg = self.config
         images, labels = train
         stage_names = [stage[0] for stage in run.stages]
-        with make_progress(disable=not cfg.progress, transient=False) as progress:
+        with stage(f"train {self.name}", enabled=cfg.progress) as progress:
             for epoch in range(start_epoch, cfg.epochs):
                 lr = schedule.lr if schedule else scheduled_lr(
                     epoch, cfg.lr, cfg.schedule, cfg.epochs, cfg.step_size, cfg.gamma, cfg.min_lr)
@@ -173,11 +173,10 @@ class TrainerBase(ABC):
                 event = epoch_event(history, stage, stage_name, lr, schedule is not None)
 
                 started = time.perf_counter()
-                task = progress.add_task(f"{self.name} epoch {epoch + 1}/{cfg.epochs}",
-                                         total=len(batch_indices(np.arange(len(labels)), cfg.batch_size)),
-                                         status="")
+                progress.bar(f"{self.name} epoch {epoch + 1}/{cfg.epochs}",
+                             len(batch_indices(np.arange(len(labels)), cfg.batch_size)))
                 train_loss, train_top1, train_top5 = self._train_epoch(
-                    run, images, labels, epoch, lr, lambda status: progress.update(task, advance=1, status=status))
+                    run, images, labels, epoch, lr, lambda status: progress.advance(1, status))
                 val_metrics = self.evaluate(run.model, *val) if val is not None else {}
                 history.append(EpochMetrics(
                     epoch=epoch + 1, train_loss=train_loss, train_top1=train_top1, train_top5=train_top5,
@@ -188,7 +187,8 @@ class TrainerBase(ABC):
                 status = f"loss {train_loss:.4f} acc {train_top1:.1%}"
                 if val_metrics:
                     status += f" | val loss {val_metrics['loss']:.4f} acc {val_metrics['top1']:.1%}"
-                progress.update(task, status=status)
+                progress.done(f"epoch {epoch + 1}/{cfg.epochs} {status} "
+                              f"({time.perf_counter() - started:.1f}s)", n=0)
 
                 if schedule is not None and schedule.update(train_loss) and schedule.stage + 1 > self._open_stages:
                     self._unfreeze(run, schedule.stage + 1)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 
 import numpy as np
 import pytest
@@ -19,10 +20,19 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def trained(submissions_dir, tmp_path_factory):
     runs = tmp_path_factory.mktemp("runs")
-    result = CliRunner().invoke(app, ["train", str(submissions_dir / "tiny"), "-P", "cpu", "--runs", str(runs),
-                                      "--no-progress"])
+    result = CliRunner().invoke(app, ["train", str(submissions_dir / "tiny"), "-P", "cpu", "--runs", str(runs)])
     assert result.exit_code == 0, result.output
+    (runs / "train-output.txt").write_text(result.output)  # CliRunner is no terminal: progress lines
     return runs
+
+
+PROGRESS_LINE = re.compile(r"^\[ *\d+\.\ds\] ")
+
+
+def progress_lines(output: str, stage: str) -> list[str]:
+    """The progress lines of ``stage`` in ``output``, without their elapsed-time prefix."""
+    return [PROGRESS_LINE.sub("", line)[len(stage) + 2:] for line in output.splitlines()
+            if PROGRESS_LINE.match(line) and PROGRESS_LINE.sub("", line).startswith(f"{stage}: ")]
 
 
 def test_train_writes_the_artifact(trained, submissions_dir):
@@ -33,6 +43,14 @@ def test_train_writes_the_artifact(trained, submissions_dir):
     assert info["submission"]["name"] == "tiny" and info["submission"]["profile"] == "cpu"
     assert info["num_classes"] == 10 and info["input_shape"] == [8, 8, 1]
     assert len(json.loads((folder / "metrics.json").read_text())["epochs"]) == 4
+
+
+def test_training_prints_a_line_per_epoch_when_not_a_terminal(trained):
+    lines = progress_lines((trained / "train-output.txt").read_text(), "train standard")
+    assert lines[0] == "started" and lines[-1].startswith("finished in ")
+    epochs = [line for line in lines if line.startswith("epoch ")]
+    assert [line.split()[1] for line in epochs] == ["1/4", "2/4", "3/4", "4/4"]
+    assert all(re.search(r"loss \d+\.\d+ acc .* \(\d+\.\ds\)$", line) for line in epochs)
 
 
 def test_reloaded_model_predicts_like_the_trained_one(trained, cache_dir):
@@ -90,6 +108,14 @@ def test_evaluate_robust_runs_the_ensemble_with_sanity_checks(trained, submissio
     assert (folder / "robustness.png").read_bytes().startswith(b"\x89PNG")
     assert (folder / "corruptions.csv").is_file()
     assert "ensemble (worst case)" in result.output and "sanity flags:" in result.output
+    lines = progress_lines(result.output, "evaluate --robust")  # not a terminal: a line per attack x eps
+    for attack in ("pgd", "apgd-ce", "apgd-t", "square"):
+        for eps in ("2/255", "4/255", "8/255", "25.5/255"):
+            assert any(re.fullmatch(rf"{attack} eps {eps} done \(robust \d+\.\d%\)", line) for line in lines), \
+                (attack, eps, lines)
+    assert lines[-1].startswith("finished in ")
+    corruptions = progress_lines(result.output, "corruptions")
+    assert len([line for line in corruptions if " done (accuracy " in line]) == 4  # the holdout suite
 
 
 def test_evaluate_runs_the_chosen_registered_attacks(trained, submissions_dir):
