@@ -55,7 +55,8 @@ def prepare(
     skip_bad: bool = typer.Option(False, "--skip-bad", help="Skip and count bad images instead of stopping."),
     force: bool = typer.Option(False, "--force", help="Rebuild the cache even if it exists."),
     cache_dir: Optional[Path] = CACHE_OPTION,
-    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
+    progress: bool = typer.Option(True, "--progress/--no-progress",
+                                  help="Progress: bars on a terminal, a timed line per stage when piped."),
 ) -> None:
     """Convert a dataset once to a checksummed, memory-mapped cache (recorded: the name alone finds it)."""
     from ..data import prepare_dataset

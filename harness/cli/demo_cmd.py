@@ -68,6 +68,7 @@ def _demo(out: Path, submissions: Path, timeout: float, fresh: bool, progress: b
     from ..data import prepare_dataset
     from ..errors import UsageError
     from ..plots import leaderboard_chart
+    from ..scoring.store import latest
     from ..sandbox.choice import choose_isolation
     from ..scoring.scorer import entries_from_paths, score_submissions
     from ..scoring.split import build_split, load_recipe, verify_split
@@ -109,5 +110,5 @@ def _demo(out: Path, submissions: Path, timeout: float, fresh: bool, progress: b
     show_leaderboard(out / "leaderboard.csv", private=False)
     for name, note in skip.items():
         console.print(f"[yellow]note:[/] {name} {note}", highlight=False)
-    chart = leaderboard_chart(records, out / "leaderboard.png")
+    chart = leaderboard_chart(latest(records), out / "leaderboard.png")  # one bar group per submission
     console.print(f"leaderboard CSV {out / 'leaderboard.csv'}, chart {chart}, results store {out / 'results.sqlite'}")

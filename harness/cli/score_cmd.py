@@ -130,7 +130,7 @@ def score(
             records = score_submissions(entries, split, db, leaderboard, profile=profile, timeout=timeout,
                                         work_dir=work_dir, threads=threads, retry_failed=retry_failed,
                                         sandbox=sandbox, memory_gb=memory_gb, on_event=view,
-                                        executor="ray", ray_options=options)
+                                        executor="ray", ray_options=options, progress=False)  # the live view
         console.print()
     show_leaderboard(leaderboard, private=False)
     from ..scoring.store import STATUSES, latest

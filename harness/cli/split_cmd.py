@@ -21,7 +21,8 @@ def split_build(
     runs: Path = typer.Option(Path("runs"), "--runs",
                               help="Where harness train wrote its models: a reference trained there with the same "
                                    "content hash (runs/NAME/PROFILE) is reused, not retrained."),
-    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
+    progress: bool = typer.Option(True, "--progress/--no-progress",
+                                  help="Progress: bars on a terminal, a timed line per stage when piped."),
 ) -> None:
     """Write OUT/images (for participants), OUT/organiser (labels, tags, recipe) and OUT/manifest.json."""
     from ..scoring.split import build_split, load_recipe

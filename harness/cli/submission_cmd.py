@@ -97,7 +97,8 @@ def train(
     runs: Path = RUNS_OPTION,
     out: Optional[Path] = typer.Option(None, "--out", help="Model folder (default: RUNS/<submission>/<profile>)."),
     resume: bool = typer.Option(False, "--resume", help="Continue from the folder's checkpoint."),
-    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
+    progress: bool = typer.Option(True, "--progress/--no-progress",
+                                  help="Progress: bars on a terminal, a timed line per stage when piped."),
 ) -> None:
     """Train a submission: model artifact (weights + spec), metrics.json, training_curves.png."""
     from ..submission import load_submission
