@@ -42,7 +42,7 @@ def test_walkthrough_runs_in_order(tmp_path):
     script = "set -e\n" + "\n".join(walkthrough_blocks())
     done = subprocess.run(["bash", "-c", script], cwd=work, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    assert "1 scored, 0 failed" in done.stdout
+    assert "1 scored, 0 invalid, 0 failed" in done.stdout
     archives = list(work.glob("my-team-*.tar.gz"))
     assert len(archives) == 1 and re.fullmatch(r"my-team-[0-9a-f]{12}\.tar\.gz", archives[0].name)
     assert (work / "runs" / "my-team" / "cpu" / "model.json").is_file()
