@@ -33,12 +33,8 @@ def curves(
     from ..plots import plot_curves
     from ..training import TrainingHistory
 
-    histories = {}
-    for path in metrics:
-        data = read_json(path)
-        if "epochs" not in data:
-            raise UsageError(f"{path}: not a metrics.json (no 'epochs' field)")
-        histories[run_label(path)] = TrainingHistory.from_dict(data)
+    histories = {run_label(path): TrainingHistory.from_dict(read_json(path, ("epochs",), "metrics.json"))
+                 for path in metrics}
     _done(plot_curves(histories, out or metrics[0].parent / "curves.png"))
 
 
@@ -50,12 +46,8 @@ def robustness(
     """Robust (worst-case) accuracy vs eps, several models on one chart."""
     from ..plots import plot_robustness
 
-    results = {}
-    for path in reports:
-        data = read_json(path)
-        if "robust_accuracy" not in data or "clean_accuracy" not in data:
-            raise UsageError(f"{path}: not a robustness.json (no 'robust_accuracy' field)")
-        results[run_label(path)] = data
+    results = {run_label(path): read_json(path, ("robust_accuracy", "clean_accuracy"), "robustness.json")
+               for path in reports}
     _done(plot_robustness(results, out or reports[0].parent / "robustness_vs_eps.png"))
 
 
@@ -103,8 +95,9 @@ def run_label(path: Path) -> str:
     return f"{folder.parent.name}/{folder.name}" if folder.parent.name else folder.name
 
 
-def read_json(path: Path) -> dict[str, Any]:
-    """A JSON object from ``path``; missing, unreadable or not an object: a UsageError naming the file."""
+def read_json(path: Path, needs: Sequence[str] = (), kind: str = "JSON file") -> dict[str, Any]:
+    """A JSON object from ``path`` with (at least) the fields ``needs``; missing, unreadable, not an object or
+    without a needed field (then it is not a ``kind``): a UsageError naming the file."""
     if not path.is_file():
         raise UsageError(f"{path}: no such file")
     try:
@@ -113,6 +106,9 @@ def read_json(path: Path) -> dict[str, Any]:
         raise UsageError(f"{path}: unreadable JSON: {exc}") from None
     if not isinstance(data, dict):
         raise UsageError(f"{path}: expected a JSON object")
+    missing = [field for field in needs if field not in data]
+    if missing:
+        raise UsageError(f"{path}: not a {kind} (no '{missing[0]}' field)")
     return data
 
 

@@ -63,14 +63,13 @@ def invalid_reason(entry: Entry, profile: str | None) -> str:
     line ("" when none). A submission with plugin modules of its own gets the TOML-only checks; the plugin
     names its modules register are checked by its child."""
     from ..submission import TOP_FIELDS, read_toml, submission_file, validate_submission
-    from ..submission_check import needs_sandbox
     from ..toml_schema import check_modules, check_table
 
     try:
         data = read_toml(submission_file(entry.root))
     except UsageError as exc:
         return exc.message.split(": ", 1)[-1]  # the problem without the organiser's path
-    if needs_sandbox(entry.root):
+    if data.get("plugins"):  # its own modules (what needs_sandbox asks, on the TOML already read)
         problems = check_table(data, TOP_FIELDS)[1] + check_modules(data.get("plugins"), entry.root)
     else:
         problems = validate_submission(entry.root)
