@@ -149,11 +149,20 @@ def warn_unisolated() -> None:
 
 
 def show_leaderboard(path: Path, private: bool) -> None:
-    from ..scoring.leaderboard import failure_lines, read_leaderboard, render_leaderboard
+    from ..scoring.leaderboard import read_leaderboard
 
     partition = "private" if private else "public"
     columns, rows = read_leaderboard(path, partition)
-    console.print(render_leaderboard(columns, rows, f"{partition} leaderboard ({path})", console.width))
+    print_leaderboard(columns, rows, f"{partition} leaderboard ({path})")
+
+
+def print_leaderboard(columns, rows, title: str) -> None:
+    """The table, then what its flag marks stand for (yellow) and the rows not scored (red)."""
+    from ..scoring.leaderboard import failure_lines, flag_lines, render_leaderboard
+
+    console.print(render_leaderboard(columns, rows, title, console.width))
+    for line in flag_lines(rows):
+        console.print(line, style="yellow", highlight=False, soft_wrap=True)
     for line in failure_lines(rows):
         console.print(line, style="red", highlight=False, soft_wrap=True)
 
@@ -168,9 +177,7 @@ def leaderboard(
     """Show the leaderboard (each submission's latest result): public partition by default, --private for
     organisers; --history lists every stored result."""
     from ..errors import UsageError
-    from ..scoring.leaderboard import (
-        PARTITIONS, category_columns, failure_lines, leaderboard_rows, render_leaderboard, FIXED_BACK, FIXED_FRONT,
-    )
+    from ..scoring.leaderboard import PARTITIONS, leaderboard_columns, leaderboard_rows
     from ..scoring.store import ResultStore
 
     if not source.exists():
@@ -187,11 +194,8 @@ def leaderboard(
                                                           f"({source})"))
             return
         partition = PARTITIONS[1] if private else PARTITIONS[0]
-        rows = leaderboard_rows(records, partition)
-        columns = FIXED_FRONT + category_columns(records) + FIXED_BACK
-        console.print(render_leaderboard(columns, rows, f"{partition} leaderboard ({source})", console.width))
-        for line in failure_lines(rows):
-            console.print(line, style="red", highlight=False, soft_wrap=True)
+        print_leaderboard(leaderboard_columns(records), leaderboard_rows(records, partition),
+                          f"{partition} leaderboard ({source})")
         return
     if history:
         raise UsageError(f"{source}: --history needs the SQLite results store (e.g. runs/results.sqlite)")

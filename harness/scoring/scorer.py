@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Mapping
 
 import numpy as np
 
@@ -22,37 +22,69 @@ from .. import __version__
 from ..errors import UsageError, suggest
 from ..submission import SUBMISSION_FILE, content_hash
 from ..toml_schema import Problem
-from ..metrics import topk_correct
 from ..sandbox.choice import choose_isolation
 from ..sandbox.limits import default_limits
 from .child_run import Entry, Job, RunSettings, check_predictions, read_entry, run_child
 from .split import HiddenSplit, open_split
+from .stats import pack_bits, score_interval, seed_from, wilson_interval
 from .store import ResultStore, ScoreRecord, result_key
 
 DEFAULT_TIMEOUT = 3600.0
 
 
-def score_metrics(logits: np.ndarray, split: HiddenSplit) -> dict[str, dict[str, float]]:
-    """Per partition: clean top-1/top-5, top-1 per perturbation category, and the score (their mean)."""
+def score_metrics(top1: np.ndarray, split: HiddenSplit, *, top5_clean: np.ndarray | None = None,
+                  unscored: Mapping[str, str] = {}, seed: int = 0) -> tuple[dict[str, dict[str, Any]],
+                                                                         dict[str, dict[str, str]]]:
+    """(metrics, correct) per partition from per-image top-1 correctness ``top1`` (split order; for adaptive
+    images the organiser passes robust correctness). Metrics: clean top-1 (and top-5 from ``top5_clean``, per
+    image), ``top1_<category>`` with its Wilson interval ``<category>_ci_low``/``_ci_high``, and the score (the
+    mean of the category accuracies) with its stratified bootstrap interval ``score_ci_low``/``_ci_high``
+    (seeded by ``seed`` and the partition: :mod:`harness.scoring.stats`). A category of ``unscored``
+    ({category: reason}) could not be measured: it counts 0 in the score, its reason is kept in
+    ``values["unscored"]``. ``correct``: {partition: {category: packed per-image correctness}} (unscored: all
+    wrong, as the score counts them), for paired tests between stored records."""
+    top1 = np.asarray(top1, dtype=bool).reshape(-1)
+    if len(top1) != len(split.ids):
+        raise ValueError(f"top-1 correctness has {len(top1)} values, expected {len(split.ids)} (one per image)")
     categories = list(split.summary.get("categories") or dict.fromkeys(split.categories))  # recipe order
     category_of = np.asarray(split.categories)
-    metrics = {}
-    for partition, mask in (("public", split.public), ("private", ~split.public)):
-        values: dict[str, float] = {}
+    metrics: dict[str, dict[str, Any]] = {}
+    correct: dict[str, dict[str, str]] = {}
+    for number, (partition, mask) in enumerate((("public", split.public), ("private", ~split.public))):
+        values: dict[str, Any] = {}
         clean = mask & (category_of == "clean")
         if clean.any():
-            values["clean_top1"] = topk_correct(logits[clean], split.labels[clean], 1) / int(clean.sum())
-            values["clean_top5"] = topk_correct(logits[clean], split.labels[clean], 5) / int(clean.sum())
-        per_category = []
+            values["clean_top1"] = float(top1[clean].mean())
+            if top5_clean is not None:
+                values["clean_top5"] = float(np.asarray(top5_clean, dtype=bool).reshape(-1)[clean].mean())
+        counts, lost, packed = [], {}, {}
         for category in categories:
             chosen = mask & (category_of == category)
-            if chosen.any():
-                value = topk_correct(logits[chosen], split.labels[chosen], 1) / int(chosen.sum())
-                values[f"top1_{category}"] = value
-                per_category.append(value)
-        values["score"] = float(np.mean(per_category)) if per_category else 0.0
-        metrics[partition] = values
-    return metrics
+            if not chosen.any():
+                continue
+            hits = top1[chosen] & (category not in unscored)
+            packed[category] = pack_bits(hits)
+            values[f"top1_{category}"] = float(hits.mean())
+            if category in unscored:
+                lost[category] = str(unscored[category])
+                continue
+            counts.append((int(hits.sum()), len(hits)))
+            values[f"{category}_ci_low"], values[f"{category}_ci_high"] = wilson_interval(*counts[-1])
+        values["score"] = float(np.mean([values[f"top1_{c}"] for c in packed])) if packed else 0.0
+        if packed:
+            values["score_ci_low"], values["score_ci_high"] = score_interval(counts, len(lost), seed=seed + number)
+        if lost:
+            values["unscored"] = lost
+        metrics[partition], correct[partition] = values, packed
+    return metrics, correct
+
+
+def correctness(logits: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
+    """Per image: is its label among the ``k`` highest logits."""
+    if k >= logits.shape[1]:
+        return np.ones(len(labels), dtype=bool)
+    top = np.argpartition(-logits, k - 1, axis=1)[:, :k]
+    return (top == np.asarray(labels).reshape(-1, 1)).any(axis=1)
 
 
 EXECUTORS = ("local", "ray")
@@ -170,15 +202,18 @@ def score_submissions(
             entry = job.entry
             metrics: dict[str, Any] = {}
             timings: dict[str, Any] = {}
+            correct: dict[str, Any] = {}
             if status == "ok":
                 try:
                     logits = check_predictions(job.scratch / "work" / "predictions.npy", len(split.ids), num_classes)
-                    metrics = score_metrics(logits, split)
+                    metrics, correct = score_metrics(
+                        correctness(logits, split.labels, 1), split,
+                        top5_clean=correctness(logits, split.labels, 5), seed=seed_from(split.split_hash))
                     timings = json.loads((job.scratch / "work" / "result.json").read_text())
                     status = "scored"
                 except (UsageError, ValueError, OSError) as exc:
                     status, reason = "failed", getattr(exc, "message", str(exc))
-            store.add(_record(entry, split, profile_name, status, reason, metrics, timings, isolation))
+            store.add(_record(entry, split, profile_name, status, reason, metrics, timings, isolation, correct))
             report.done(f"{entry.name} {status}" + (f" ({reason})" if reason else ""))
             event(status, entry, reason)
             if leaderboard is not None:
@@ -191,7 +226,7 @@ def score_submissions(
 
 def _record(entry: Entry, split: HiddenSplit, profile: str, status: str, reason: str,
             metrics: dict[str, Any] | None = None, timings: dict[str, Any] | None = None,
-            isolation: str = "") -> ScoreRecord:
+            isolation: str = "", correct: dict[str, Any] | None = None) -> ScoreRecord:
     """The store record of ``entry``'s result on ``split``."""
     timings = timings or {}
     return ScoreRecord(
@@ -199,7 +234,7 @@ def _record(entry: Entry, split: HiddenSplit, profile: str, status: str, reason:
         content_hash=entry.content_hash, split_hash=split.split_hash, harness_version=__version__,
         status=status, reason=reason, metrics=metrics or {},
         train_seconds=timings.get("train_seconds"), predict_seconds=timings.get("predict_seconds"),
-        isolation=isolation,
+        isolation=isolation, correct=correct or {},
     )
 
 

@@ -335,8 +335,11 @@ def _build_split(recipe: Recipe, out: Path, references: Path, runs: Path | None,
             report.done(f"{perturbation.category}: {perturbation.tag} done ({len(members)} images)")
     order = rng.permutation(count)  # hide the source order and the grouping by perturbation
     perturbed, labels, assignment = perturbed[order], labels[order], assignment[order]
+    category_of = np.asarray([recipe.perturbations[a].category for a in assignment], dtype=object)
     public = np.zeros(count, dtype=bool)
-    public[rng.permutation(count)[: int(round(recipe.public_fraction * count))]] = True
+    for category in dict.fromkeys(p.category for p in recipe.perturbations):  # stratified: each its share
+        members = np.flatnonzero(category_of == category)
+        public[rng.permutation(members)[: int(round(recipe.public_fraction * len(members)))]] = True
     ids = [f"img-{i:05d}" for i in range(count)]
 
     summary = {

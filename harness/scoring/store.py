@@ -32,7 +32,10 @@ CREATE TABLE IF NOT EXISTS results (
     train_seconds REAL,
     predict_seconds REAL,
     finished_at REAL NOT NULL,
-    isolation TEXT NOT NULL DEFAULT ''
+    isolation TEXT NOT NULL DEFAULT '',
+    flags TEXT NOT NULL DEFAULT '[]',
+    details TEXT NOT NULL DEFAULT '{}',
+    correct TEXT NOT NULL DEFAULT '{}'
 );
 """
 #: each submission's latest result per split (what the leaderboard shows): sqlite3 results.sqlite
@@ -48,7 +51,10 @@ SELECT * FROM results AS r WHERE NOT EXISTS (
 #: child's own failure: "crashed: ...", "timeout: ...", unreadable, wrong-shaped or non-finite predictions)
 STATUSES = ("scored", "invalid", "failed")
 #: columns added since the first schema: (name, definition), added to older stores when opened
-ADDED_COLUMNS = (("isolation", "TEXT NOT NULL DEFAULT ''"),)
+ADDED_COLUMNS = (("isolation", "TEXT NOT NULL DEFAULT ''"), ("flags", "TEXT NOT NULL DEFAULT '[]'"),
+                 ("details", "TEXT NOT NULL DEFAULT '{}'"), ("correct", "TEXT NOT NULL DEFAULT '{}'"))
+#: columns holding JSON
+JSON_COLUMNS = ("metrics", "flags", "details", "correct")
 
 
 def result_key(content_hash: str, split_hash: str, harness_version: str, profile: str) -> str:
@@ -69,13 +75,21 @@ class ScoreRecord:
     harness_version: str
     status: str
     reason: str = ""
-    #: {"public": {"clean_top1": .., "clean_top5": .., "top1_<category>": .., "score": ..}, "private": {...}}
+    #: {"public": {"clean_top1": .., "clean_top5": .., "top1_<category>": .., "<category>_ci_low": .., "_ci_high",
+    #: "score": .., "score_ci_low": .., "score_ci_high": .., "unscored": {category: reason}}, "private": {...}}
     metrics: dict[str, Any] = field(default_factory=dict)
     train_seconds: float | None = None
     predict_seconds: float | None = None
     finished_at: float = field(default_factory=time.time)
     #: how the child was isolated: bwrap, ns, landlock or none ("" in stores older than the column)
     isolation: str = ""
+    #: sanity checks that fired while it was scored (names of :data:`harness.robustness.FLAGS`)
+    flags: list[str] = field(default_factory=list)
+    #: how the result was obtained: isolation, attack settings, seeds, export
+    details: dict[str, Any] = field(default_factory=dict)
+    #: {"public": {category: packed per-image top-1 correctness}, "private": ...}: :func:`stats.pack_bits`, in
+    #: split order within the partition; what the paired test compares ({} in stores older than the column)
+    correct: dict[str, dict[str, str]] = field(default_factory=dict)
 
     @property
     def key(self) -> str:
@@ -113,7 +127,8 @@ class ResultStore:
     def add(self, record: ScoreRecord) -> bool:
         """Insert ``record`` in one transaction; False when its key was already there (never duplicated)."""
         data = asdict(record)
-        data["metrics"] = json.dumps(record.metrics)  # key order = the split's category order
+        for name in JSON_COLUMNS:
+            data[name] = json.dumps(data[name])  # key order = the split's category order
         columns = ", ".join(["key", *data])
         placeholders = ", ".join("?" * (len(data) + 1))
         with self._connection:
@@ -139,7 +154,8 @@ class ResultStore:
         for row in rows:
             data = dict(zip(names, row))
             data.pop("key")
-            data["metrics"] = json.loads(data["metrics"])
+            for name in JSON_COLUMNS:
+                data[name] = json.loads(data[name])
             yield ScoreRecord(**data)
 
     def latest_split(self) -> str | None:
