@@ -52,8 +52,11 @@ def test_honest_submission_is_scored(scored):
         assert tiny[column] != ""
     header = next(csv.reader(open(scored["board"])))
     assert header == ["rank", "submission", "team", "framework", "clean_top1", "clean_top5", "top1_clean",
-                      "top1_noise", "top1_fgsm", "score", "partition", "train_seconds", "predict_seconds",
-                      "status", "reason", "isolation", "split_hash", "harness_version"]
+                      "clean_ci_low", "clean_ci_high", "top1_noise", "noise_ci_low", "noise_ci_high", "top1_fgsm",
+                      "fgsm_ci_low", "fgsm_ci_high", "score", "score_ci_low", "score_ci_high", "partition",
+                      "train_seconds", "predict_seconds", "status", "reason", "flags", "isolation", "split_hash",
+                      "harness_version"]
+    assert float(tiny["score_ci_low"]) <= float(tiny["score"]) <= float(tiny["score_ci_high"])
     assert tiny["isolation"] == choose_isolation("auto").kind  # how it was scored, in the published table
 
 

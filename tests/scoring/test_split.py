@@ -24,8 +24,11 @@ def test_layout_partition_and_tags(hidden_split):
     split = open_split(hidden_split)
     images = np.load(split.images_path)
     assert images.shape == (120, 8, 8, 1) and images.dtype == np.uint8
-    assert split.public.sum() == 36  # 30% of 120
+    assert split.public.sum() == split.summary["public_count"] == 36  # 30% of 120
     assert split.summary["categories"] == {"clean": 60, "noise": 30, "fgsm": 30}
+    categories = np.asarray(split.categories)  # stratified: 30% of each category is public
+    assert {c: int(split.public[categories == c].sum()) for c in ("clean", "noise", "fgsm")} == {
+        "clean": 18, "noise": 9, "fgsm": 9}
     with open(hidden_split / "organiser" / "tags.csv") as handle:
         tags = {row["perturbation"] for row in csv.DictReader(handle)}
     assert tags == {"clean", "augmentation:gaussian-noise@3", "attack:fgsm{eps=0.1}"}
