@@ -28,6 +28,7 @@ import numpy as np
 
 from ..atomic import atomic_path, write_json
 from ..errors import UsageError
+from ..robustness.checks import FLAGS
 from ..sandbox.choice import Isolation
 from ..sandbox.limits import Limits
 from .child_run import check_predictions, run_harness_child
@@ -168,19 +169,19 @@ def _run_category(export_dir: Path, category: AdaptiveCategory, clean: np.ndarra
         return CategoryOutcome("failed", f"attack child {reason}", details=details)
     work = folder / "attack" / "work"
     try:
-        adversarial = np.load(work / "adversarial.npy", allow_pickle=False)
+        adversarial = np.load(work / "adversarial.npy", mmap_mode="r", allow_pickle=False)  # shape checked first
         report = json.loads((work / "attack.json").read_text())
-        flags = [str(f) for f in report["flags"]]
+        flags = [f for f in report["flags"] if f in FLAGS]
     except (OSError, ValueError, KeyError, TypeError) as exc:
         return CategoryOutcome("failed", f"attack child wrote no readable result: {exc}", details=details)
     details.update({k: report.get(k) for k in ("eps_ladder", "hyperparameters", "checks", "projected", "device")})
     details["seconds"]["attack"] = report.get("seconds")
-    details["projected_images"] = sum(int(v.get("outside_budget", 0)) + int(v.get("outside_box", 0))
+    details["projections"] = sum(int(v.get("outside_budget", 0)) + int(v.get("outside_box", 0))
                                       + int(v.get("not_finite", 0)) for v in details.get("projected") or [])
     problem = check_adversarial(adversarial, clean, category.eps, category.norm)
     if problem:
         return CategoryOutcome("failed", f"adversarial images rejected: {problem}", flags=flags, details=details)
-    np.save(folder / "adversarial.npy", adversarial.astype(np.float32))
+    np.save(folder / "adversarial.npy", np.asarray(adversarial, dtype=np.float32))
     started = time.perf_counter()
     status, reason = run_harness_child(
         "harness.scoring.exported_worker", ["predict"],

@@ -82,7 +82,7 @@ def test_phase_attacks_the_exported_model_within_budget(phases, hidden_split):
     assert changed.mean() > 0.3  # the attack works on this undefended model
     details = result.details
     assert details["eps_ladder"] == [0.05, 0.1] and details["seed"] == 7
-    assert details["hyperparameters"]["pgd"][-1]["steps"] == 5 and details["projected_images"] == 0
+    assert details["hyperparameters"]["pgd"][-1]["steps"] == 5 and details["projections"] == 0
     assert set(details["seconds"]) >= {"attack_child", "predict_child", "attack"}
     again = read_adaptive_outcome(scratch).categories["pgd"]
     assert again.status == "ok" and np.array_equal(again.adversarial_logits, result.adversarial_logits)
