@@ -56,6 +56,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import math
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -234,7 +235,7 @@ def _check_adaptive(path: Path, where: str, item: Mapping[str, Any]) -> None:
     if extra:
         raise _field_error(path, f"{where}.{extra}", "adaptive entries take no "
                            f"{extra}: they are attacked per submission, on its own exported model")
-    if item.get("eps") is None or item["eps"] <= 0:
+    if item.get("eps") is None or not 0 < item["eps"] < math.inf:
         raise _field_error(path, f"{where}.eps", f"missing or not > 0: the attack budget in pixel space "
                                                  f"(e.g. 0.1), got {item.get('eps')!r}")
     norm = item.get("norm", "linf")
@@ -251,6 +252,7 @@ def _check_adaptive(path: Path, where: str, item: Mapping[str, Any]) -> None:
         if "members" in item:
             raise _field_error(path, f"{where}.members", f"only name = \"{ENSEMBLE}\" takes members")
         members = [{"name": name, "params": item.get("params", {})}]
+    seen: set[str] = set()
     for i, member in enumerate(members or ()):
         field_name = f"{where}.members[{i}]" if name == ENSEMBLE else f"{where}.name"
         if isinstance(member, dict):
@@ -268,6 +270,12 @@ def _check_adaptive(path: Path, where: str, item: Mapping[str, Any]) -> None:
         except UsageError as exc:
             raise _field_error(path, field_name, f"{exc.message} (adaptive attacks must be built-in or "
                                                  "installed: the attacking child loads no recipe plugins)") from None
+        if "eps" not in spec.params:
+            raise _field_error(path, field_name, f"attack '{member_name}' has no eps parameter: it cannot be given "
+                                                 "the category's budget")
+        if member_name in seen:
+            raise _field_error(path, field_name, f"attack '{member_name}' is a member twice")
+        seen.add(member_name)
         if norm != "linf" and "norm" not in spec.params:
             raise _field_error(path, f"{where}.norm", f"attack '{member_name}' has no norm parameter: "
                                                       "it attacks in linf only")

@@ -49,6 +49,8 @@ def recipe(tmp_path, entry: str):
     ('kind = "adaptive"\nname = "ensemble"\neps = 0.1\nmembers = ["pgd", { name = "square", params = { itr = 1 } }]',
      "members[1]", "attack 'square' has no parameter 'itr'"),
     ('kind = "adaptive"\nname = "ensemble"\neps = 0.1\nmembers = [3]', "members[0]", "an attack name or a table"),
+    ('kind = "adaptive"\nname = "ensemble"\neps = 0.1\nmembers = ["pgd", "pgd"]', "members[1]", "a member twice"),
+    ('kind = "adaptive"\nname = "pgd"\neps = nan', "eps", "missing or not > 0"),
     ('kind = "augmentation"\nname = "gaussian-noise"\neps = 0.1', "eps", "only adaptive entries"),
 ])
 def test_recipe_errors_name_file_and_field(tmp_path, entry, field, message):
