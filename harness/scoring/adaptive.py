@@ -72,6 +72,14 @@ class CategoryOutcome:
     flags: list[str] = field(default_factory=list)
     details: dict[str, Any] = field(default_factory=dict)
 
+    def robust_correct(self, labels: np.ndarray) -> np.ndarray:
+        """Per image of the category (``labels`` in the same order): both its clean and its adversarial
+        prediction equal its label; all False when the category failed (it counts 0)."""
+        labels = np.asarray(labels)
+        if self.status != "ok" or self.clean_logits is None or self.adversarial_logits is None:
+            return np.zeros(len(labels), dtype=bool)
+        return (self.clean_logits.argmax(axis=1) == labels) & (self.adversarial_logits.argmax(axis=1) == labels)
+
 
 @dataclass
 class AdaptiveOutcome:

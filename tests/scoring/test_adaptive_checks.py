@@ -50,3 +50,12 @@ def test_outcome_round_trip_and_unreadable(tmp_path):
     assert back.categories["b"].clean_logits is None and back.categories["b"].reason == "attack child crashed: boom"
     with pytest.raises(UsageError, match="unreadable adaptive outcome"):
         read_adaptive_outcome(tmp_path / "nowhere")
+
+
+def test_robust_correct_needs_both_predictions_right_and_a_failed_category_counts_zero():
+    clean = np.eye(3, dtype=np.float32)[[0, 1, 2, 0]]
+    adversarial = np.eye(3, dtype=np.float32)[[0, 2, 2, 1]]
+    labels = np.array([0, 1, 1, 0])
+    assert CategoryOutcome("ok", "", clean, adversarial).robust_correct(labels).tolist() == [True, False, False, False]
+    failed = CategoryOutcome("failed", "not exportable: no export")
+    assert failed.robust_correct(labels).tolist() == [False] * 4
