@@ -10,7 +10,6 @@ import os
 import random
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -72,7 +71,8 @@ def test_unexportable_model_raises_one_line_reason_and_writes_nothing(kind, caus
 def test_load_exported_names_the_file_and_field(tmp_path):
     with pytest.raises(UsageError, match=f"no {INFO_FILE}"):
         load_exported(tmp_path)
-    info = {"format": "torch.export", "framework": "torch", "num_classes": 3, "input_shape": [8, 8], "file": "model.pt2"}
+    info = {"format": "torch.export", "framework": "torch", "num_classes": 3, "input_shape": [8, 8],
+            "file": "model.pt2"}
     (tmp_path / INFO_FILE).write_text(json.dumps(info))
     with pytest.raises(UsageError, match=r"export\.json: field 'input_shape'"):
         load_exported(tmp_path)
@@ -168,14 +168,15 @@ def test_loading_an_export_imports_no_submission_code(tmp_path):
             runtime = get_runtime(fw)
             model = registry.create_backbone("probe-net", framework=fw, num_classes=4, input_shape=(8, 8, 3))
             assert framework_of(model) == fw
-            export_model(SimpleNamespace(model=model, runtime=runtime, info={"num_classes": 4, "input_shape": [8, 8, 3]}),
-                         tmp_path / "export" / fw)
+            info = {"num_classes": 4, "input_shape": [8, 8, 3]}
+            export_model(SimpleNamespace(model=model, runtime=runtime, info=info), tmp_path / "export" / fw)
             expected[fw] = runtime.predict_logits(model, images)
     shutil.rmtree(submission)
     env = {**os.environ, "HARNESS_DISABLE_PLUGIN_AUTOLOAD": "1", "PYTHONPATH": f"{REPO}{os.pathsep}{REPO / 'plugins'}"}
     env.pop("HARNESS_PLUGINS", None)
-    result = subprocess.run([sys.executable, "-c", LOADER, str(tmp_path / "images.npy"), str(tmp_path / "export"),
-                             str(submission), *frameworks], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
+    command = [sys.executable, "-c", LOADER, str(tmp_path / "images.npy"), str(tmp_path / "export"), str(submission),
+               *frameworks]
+    result = subprocess.run(command, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report["leaked"] == [] and report["plugin_manager"] is False
