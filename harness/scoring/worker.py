@@ -10,6 +10,7 @@ Then, best effort, it exports the model code-free into ``--out``/export
 (:mod:`harness.export`) for the white-box phase and adds ``"export": {"status":
 "exported" | "not exportable", "reason", "seconds", "format"}`` to ``result.json``
 (written again, atomically); a failed export is recorded, never fatal.
+``--no-export`` skips it (no white-box phase to feed: no ``export`` key).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ EXIT_FAILED = 3
 
 
 def run(submission: Path, profile: str | None, images: Path, out: Path, artifact: Path | None,
-        threads: int | None) -> dict:
+        threads: int | None, export: bool = True) -> dict:
     import numpy as np
 
     from ..atomic import write_text
@@ -50,7 +51,8 @@ def run(submission: Path, profile: str | None, images: Path, out: Path, artifact
         result = {"train_seconds": round(train_seconds, 3), "predict_seconds": round(predict_seconds, 3),
                   "device": loaded.runtime.device_name(), "rows": int(logits.shape[0])}
         write_text(out / "result.json", json.dumps(result) + "\n")  # the predictions count even if exporting dies
-        result["export"] = export_step(loaded, out / "export")
+        if export:
+            result["export"] = export_step(loaded, out / "export")
     write_text(out / "result.json", json.dumps(result) + "\n")
     return result
 
@@ -85,9 +87,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--artifact", type=Path, default=None)
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--no-export", dest="export", action="store_false",
+                        help="skip the code-free export after predicting")
     args = parser.parse_args(argv)
     try:
-        run(args.submission, args.profile, args.images, args.out, args.artifact, args.threads)
+        run(args.submission, args.profile, args.images, args.out, args.artifact, args.threads, args.export)
     except Exception as exc:  # noqa: BLE001 - the scorer records one line as the reason
         print(f"worker failed: {_one_line(exc)}"[:2000], file=sys.stderr, flush=True)
         return EXIT_FAILED

@@ -27,6 +27,10 @@ def test_worker_exports_after_predicting(torch_artifact, tmp_path):
     exported = load_exported(out / "export", threads=1)
     np.testing.assert_allclose(exported.predict_logits(images), np.load(out / "predictions.npy"), atol=1e-4)
 
+    skipped = worker.run(TEST_SUBMISSIONS / "tiny", None, tmp_path / "images.npy", tmp_path / "skipped", torch_artifact,
+                         threads=1, export=False)
+    assert "export" not in skipped and not (tmp_path / "skipped" / "export").exists()
+
 
 def test_a_failed_export_is_recorded_not_raised(tmp_path, monkeypatch):
     pytest.importorskip("torch")
