@@ -41,10 +41,13 @@ class NotExportable(HarnessError):
 
 
 def _one_line(exc: BaseException) -> str:
-    """``Type: first line of the message`` (framework errors span pages), at most 300 characters."""
-    text = next((line.strip() for line in str(exc).splitlines() if line.strip()), "")
+    """``Type: first line of the message`` plus its first ``- `` detail line (framework errors span pages, the
+    cause often in a bullet below), at most 400 characters."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    detail = next((line[2:] for line in lines[1:] if line.startswith("- ")), "")
+    text = " ".join(filter(None, (lines[0] if lines else "", detail)))
     line = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-    return line if len(line) <= 300 else line[:297] + "..."
+    return line if len(line) <= 400 else line[:397] + "..."
 
 
 def export_model(loaded: Any, out: Path) -> dict[str, Any]:
