@@ -41,10 +41,13 @@ class NotExportable(HarnessError):
 
 
 def _one_line(exc: BaseException) -> str:
-    """``Type: first line of the message`` (framework errors span pages), at most 300 characters."""
-    text = next((line.strip() for line in str(exc).splitlines() if line.strip()), "")
+    """``Type: first line of the message`` plus its first ``- `` detail line (framework errors span pages, the
+    cause often in a bullet below), at most 400 characters."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    detail = next((line[2:] for line in lines[1:] if line.startswith("- ")), "")
+    text = " ".join(filter(None, (lines[0] if lines else "", detail)))
     line = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-    return line if len(line) <= 300 else line[:297] + "..."
+    return line if len(line) <= 400 else line[:397] + "..."
 
 
 def export_model(loaded: Any, out: Path) -> dict[str, Any]:
@@ -77,14 +80,16 @@ def export_model(loaded: Any, out: Path) -> dict[str, Any]:
 
 
 def _check_logits(expected: np.ndarray, got: np.ndarray, num_classes: int) -> float:
-    """The largest difference between the model's and the export's probe logits; NotExportable beyond tolerance."""
+    """The largest difference between the model's and the export's probe logits (non-finite ones must sit in
+    the same places); NotExportable beyond tolerance."""
     if got.shape != (PROBE_BATCH, num_classes) or expected.shape != got.shape:
         raise NotExportable(f"exported model gives logits of shape {tuple(got.shape)} for {PROBE_BATCH} images, "
                             f"the model {tuple(expected.shape)}; expected ({PROBE_BATCH}, {num_classes})")
-    if not np.isfinite(got).all():
-        raise NotExportable("exported model gives non-finite logits on the probe batch")
-    diff = float(np.max(np.abs(expected - got))) if got.size else 0.0
-    scale = max(1.0, float(np.max(np.abs(expected))) if expected.size else 1.0)
+    finite = np.isfinite(expected)
+    if (finite != np.isfinite(got)).any():
+        raise NotExportable("exported model's logits are non-finite where the model's are not (or the reverse)")
+    diff = float(np.max(np.abs(expected - got)[finite])) if finite.any() else 0.0
+    scale = max(1.0, float(np.max(np.abs(expected[finite]))) if finite.any() else 1.0)
     if diff > TOLERANCE * scale:
         raise NotExportable(f"exported model's logits differ from the model's by {diff:.3g} on the probe batch "
                             "(randomness or Python-side state in the forward pass?)")
@@ -158,7 +163,8 @@ def _export_tf(model: Any, shape: tuple[int, ...], path: Path, probe: np.ndarray
     """SavedModel of ``model``'s inference call (float32 N,H,W,C -> logits) at ``path``; the model's and the
     saved function's logits on ``probe``.
 
-    Only the call and the variables are saved, not the Keras object (no submission class in the file)."""
+    Only the traced call and the variables are saved, not the Keras object (no submission class in the file);
+    custom gradients in the graph (e.g. Keras's swish) are saved with it."""
     import tensorflow as tf
 
     expected = np.asarray(model(tf.constant(probe), training=False), dtype=np.float32)
