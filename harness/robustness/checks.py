@@ -186,9 +186,10 @@ def check_gradients(gradients: np.ndarray) -> SanityCheck:
                         "mean_abs": float(np.mean(np.abs(flat[finite]))) if finite.any() else None})
 
 
-def project_adversarial(adversarial: np.ndarray, clean: np.ndarray, eps: float,
-                        atol: float = BUDGET_ATOL) -> tuple[np.ndarray, dict[str, int]]:
-    """``adversarial`` made valid (NaN -> clean, clipped into the eps ball and [0, 1]) and counts of what was wrong."""
+def project_adversarial(adversarial: np.ndarray, clean: np.ndarray, eps: float, atol: float = BUDGET_ATOL,
+                        norm: str = "linf") -> tuple[np.ndarray, dict[str, int]]:
+    """``adversarial`` made valid (NaN -> clean, projected into the eps ball of ``norm`` (linf or l2), clipped
+    into [0, 1]) and counts of what was wrong."""
     adversarial = np.asarray(adversarial, dtype=np.float32)
     clean = np.asarray(clean, dtype=np.float32)
     if adversarial.shape != clean.shape:
@@ -197,8 +198,14 @@ def project_adversarial(adversarial: np.ndarray, clean: np.ndarray, eps: float,
     nan = ~np.isfinite(adversarial).all(axis=axes)
     fixed = np.where(np.isfinite(adversarial), adversarial, clean)
     box = ((fixed < -atol) | (fixed > 1 + atol)).any(axis=axes)
-    budget = (np.abs(fixed - clean) > eps + atol).any(axis=axes)
-    fixed = np.clip(np.clip(fixed, clean - eps, clean + eps), 0.0, 1.0)
+    if norm == "l2":
+        size = np.sqrt(np.sum(np.square(fixed - clean, dtype=np.float64), axis=axes, keepdims=True))
+        budget = (size > eps * (1 + atol) + atol).reshape(-1)
+        fixed = clean + (fixed - clean) * np.minimum(1.0, eps / np.maximum(size, 1e-12)).astype(np.float32)
+    else:
+        budget = (np.abs(fixed - clean) > eps + atol).any(axis=axes)
+        fixed = np.clip(fixed, clean - eps, clean + eps)
+    fixed = np.clip(fixed, 0.0, 1.0)  # only shrinks the perturbation: it stays inside either ball
     return fixed, {"not_finite": int(nan.sum()), "outside_box": int(box.sum()), "outside_budget": int(budget.sum())}
 
 

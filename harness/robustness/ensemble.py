@@ -40,19 +40,23 @@ class Member:
     name: str
     params: Mapping[str, Any] = field(default_factory=dict)
 
-    def create(self, framework: str, eps: float, seed: int) -> Any:
-        """The attack at budget ``eps`` (L-inf), seeded with ``seed`` when it takes a seed."""
+    def create(self, framework: str, eps: float, seed: int, norm: str = "linf") -> Any:
+        """The attack at budget ``eps`` under ``norm`` (L-inf unless the attack has a ``norm`` parameter
+        and l2 is asked), seeded with ``seed`` when it takes a seed."""
         from ..registry import create_attack, get_attack
 
         spec = get_attack(self.name, framework=framework)
         if "eps" not in spec.params:
             raise UsageError(f"ensemble attack '{self.name}' has no 'eps' parameter: the ensemble sets the budget")
+        if norm != "linf" and "norm" not in spec.params:
+            raise UsageError(f"ensemble attack '{self.name}' has no 'norm' parameter: it attacks in linf only")
         seeded = {"seed": int(seed)} if "seed" in spec.params else {}
-        attack = create_attack(self.name, framework=framework, eps=float(eps), **seeded, **dict(self.params))
+        normed = {"norm": norm} if norm != "linf" else {}
+        attack = create_attack(self.name, framework=framework, **{"eps": float(eps), **seeded, **normed, **self.params})
         config = getattr(attack, "config", None)
-        if config is None or getattr(config, "norm", None) != "linf" or getattr(config, "eps", None) != float(eps):
+        if config is None or getattr(config, "norm", None) != norm or getattr(config, "eps", None) != float(eps):
             raise UsageError(f"ensemble attack '{self.name}' must have config.eps == {float(eps):.6g} and "
-                             f"config.norm == 'linf' (the ensemble's budget)")
+                             f"config.norm == '{norm}' (the ensemble's budget)")
         return attack
 
     def hyperparameters(self, attack: Any, framework: str) -> dict[str, Any]:

@@ -101,6 +101,9 @@ class RobustnessReport:
     files: dict[str, str] = field(default_factory=dict)
     #: attack (and "ensemble") -> eps -> per-example bool: still correct (not in the JSON)
     survival: dict[str, dict[float, np.ndarray]] = field(default_factory=dict, repr=False)
+    #: with ``keep_adversarial``: eps -> float32 N,H,W,C worst-case images (not in the JSON): per example the
+    #: first member's image that changed the prediction, else the last member's (clean where not attacked)
+    adversarial: dict[float, np.ndarray] = field(default_factory=dict, repr=False)
 
     @property
     def flags(self) -> list[str]:
@@ -217,6 +220,7 @@ class _Target:
     runtime: Any
     model: Any
     batch_size: int
+    norm: str = "linf"
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         """Top class of float32 N,H,W,C images in [0, 1]."""
@@ -226,7 +230,7 @@ class _Target:
                ) -> tuple[np.ndarray, dict[str, int]]:
         """Adversarial images of one attack, projected back into the valid set, and what was wrong with them."""
         adversarial = run_member(self.runtime, self.model, attack, images, labels, self.batch_size)
-        return C.project_adversarial(adversarial, x, eps)
+        return C.project_adversarial(adversarial, x, eps, norm=self.norm)
 
 
 def evaluate_robustness(
@@ -248,6 +252,8 @@ def evaluate_robustness(
     num_classes: int | None = None,
     tolerance: float = C.TOLERANCE,
     progress: bool = True,
+    norm: str = "linf",
+    keep_adversarial: bool = False,
 ) -> RobustnessReport:
     """White-box, transfer and corruption robustness of ``model`` with every sanity check.
 
@@ -262,16 +268,20 @@ def evaluate_robustness(
       ``corruption_baseline`` (errors or a corruptions.csv) gives mCE.
     - ``seed`` fixes every random step; ``out_dir`` writes the files (see module doc).
     - ``progress``: a bar on a terminal, else a line per attack x eps and stage (:mod:`harness.progress`).
+    - ``norm``: the budgets' norm, "linf" or "l2" (every member needs a ``norm`` parameter; no ``reference``).
+    - ``keep_adversarial``: keep each example's worst-case image per eps in ``report.adversarial``.
     """
     from ..progress import stage
 
     with stage("evaluate --robust", enabled=progress) as report:
         return _evaluate(runtime, model, images, labels, eps, extra_eps, attacks, reference, corruptions, severities,
-                         corruption_baseline, seed, out_dir, batch_size, num_classes, tolerance, report)
+                         corruption_baseline, seed, out_dir, batch_size, num_classes, tolerance, report, norm,
+                         keep_adversarial)
 
 
 def _evaluate(runtime, model, images, labels, eps, extra_eps, attacks, reference, corruptions, severities,
-              corruption_baseline, seed, out_dir, batch_size, num_classes, tolerance, report) -> RobustnessReport:
+              corruption_baseline, seed, out_dir, batch_size, num_classes, tolerance, report, norm="linf",
+              keep_adversarial=False) -> RobustnessReport:
     """The body of :func:`evaluate_robustness`, reporting to the stage ``report``."""
     from ..frameworks import get_runtime
 
@@ -280,13 +290,17 @@ def _evaluate(runtime, model, images, labels, eps, extra_eps, attacks, reference
     if len(images) == 0:
         raise UsageError("evaluate_robustness needs at least one image")
     eps_values = _eps_list(eps, extra_eps)
+    if norm not in ("linf", "l2"):
+        raise UsageError(f"norm must be linf or l2, got {norm!r}")
+    if norm != "linf" and reference is not None:
+        raise UsageError("transfer examples are linf only: no reference with norm l2")
     members = build_ensemble(attacks, framework=runtime.name)
     for i, member in enumerate(members):  # bad parameters fail here, before anything runs
-        member.create(runtime.name, eps_values[0], _seed(seed, i, 0))
+        member.create(runtime.name, eps_values[0], _seed(seed, i, 0), norm)
     x = images.astype(np.float32) / 255.0
     logits = runtime.predict_logits(model, images, batch_size=batch_size)
     num_classes = int(num_classes or logits.shape[1])
-    target = _Target(runtime, model, batch_size)
+    target = _Target(runtime, model, batch_size, norm)
     clean_correct = logits.argmax(axis=1) == labels
     count = len(labels)
     idx = np.flatnonzero(clean_correct)
@@ -300,9 +314,13 @@ def _evaluate(runtime, model, images, labels, eps, extra_eps, attacks, reference
     violations: dict[str, dict[float, dict[str, int]]] = {m.name: {} for m in members}
     errors: dict[str, list[str]] = {m.name: [] for m in members}
     kinds: dict[str, str] = {}
+    kept: dict[float, np.ndarray] = {}
     for j, e in enumerate(eps_values):
+        taken = np.zeros(len(idx), dtype=bool)  # examples whose kept image already changed the prediction
+        if keep_adversarial:
+            kept[e] = x.copy()
         for i, member in enumerate(members):
-            attack = member.create(runtime.name, e, _seed(seed, i, j))
+            attack = member.create(runtime.name, e, _seed(seed, i, j), norm)
             params[member.name][e] = member.hyperparameters(attack, runtime.name)
             kinds[member.name] = kind(attack)
             alive = np.zeros(count, dtype=bool)
@@ -315,6 +333,10 @@ def _evaluate(runtime, model, images, labels, eps, extra_eps, attacks, reference
                     adversarial, bad = x[idx], {}
                 violations[member.name][e] = bad
                 alive[idx] = target.predict(adversarial) == labels[idx]
+                if keep_adversarial:
+                    chosen = ~taken & (~alive[idx] | (i == len(members) - 1))
+                    kept[e][idx[chosen]] = adversarial[chosen]
+                    taken |= ~alive[idx]
             survived[member.name][e] = alive
             failed = " (attack failed)" if len(errors[member.name]) > before else ""
             report.done(f"{member.name} eps {_eps_text(e)} done (robust {alive.mean():.1%}){failed}")
@@ -338,7 +360,7 @@ def _evaluate(runtime, model, images, labels, eps, extra_eps, attacks, reference
                 alive = np.zeros(count, dtype=bool)
                 if len(idx):
                     try:
-                        attack = member.create(runtime.name, e, _seed(seed, 1000 + steps, j))
+                        attack = member.create(runtime.name, e, _seed(seed, 1000 + steps, j), norm)
                         adversarial, _ = target.attack(attack, images[idx], x[idx], labels[idx], e)
                     except Exception as exc:  # noqa: BLE001 - the same failure as the pgd member's, recorded
                         errors.setdefault(f"pgd-{steps}-steps", []).append(_failure(e, exc))
@@ -403,7 +425,7 @@ def _evaluate(runtime, model, images, labels, eps, extra_eps, attacks, reference
         attack_accuracy=attack_accuracy, attack_params=params,
         pgd_steps_accuracy={k: {e: float(v.mean()) for e, v in by_eps.items()} for k, by_eps in by_steps.items()},
         transfer_accuracy=transfer_accuracy, transfer=transfer_info, checks=report_checks, corruption=corruption,
-        whitebox_accuracy=whitebox, survival=series,
+        whitebox_accuracy=whitebox, survival=series, adversarial=kept,
     )
     if out_dir is not None:
         result.write(out_dir)

@@ -1,5 +1,6 @@
 """One scoring child: what it is given (:class:`Entry`, :class:`Job`, :class:`RunSettings`), how it is started
-and watched (:func:`run_child`) and how its output is read back (:func:`check_predictions`).
+and watched (:func:`run_child`; every harness child, the exported-model ones of :mod:`harness.scoring.adaptive`
+included, through :func:`run_harness_child`) and how its output is read back (:func:`check_predictions`).
 
 Both executors use this module: the local one in :mod:`harness.scoring.scorer` and the Ray one in
 :mod:`harness.scoring.ray_executor` (on the worker). The child gets a scratch folder with copies of the
@@ -15,6 +16,7 @@ import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -85,13 +87,11 @@ def child_env(threads: int | None) -> dict[str, str]:
     return env
 
 
-def worker_view(entry: Entry, scratch: Path, cache: Path | None, withhold: tuple[str, str] | None) -> View:
-    """What the scoring child sees: code, its copy of the submission and of the images (read-only), its work
-    folder and /tmp (writable), the dataset cache without the held-out split (read-only)."""
-    binds = [Bind(str(scratch / "submission"), str(INSIDE / "submission")),
-             Bind(str(scratch / "images.npy"), str(INSIDE / "images.npy"))]
-    if entry.artifact is not None:
-        binds.append(Bind(str(scratch / "artifact"), str(INSIDE / "artifact")))
+def harness_view(inputs: Mapping[str, Path], scratch: Path, cache: Path | None,
+                 withhold: tuple[str, str] | None) -> View:
+    """What a harness child sees: its inputs (scratch copies, read-only) under /sandbox by name, its work folder
+    and /tmp (writable), and with ``cache`` the dataset cache without the held-out split (read-only)."""
+    binds = [Bind(str(scratch / name), str(INSIDE / name)) for name in inputs]
     aliases = {}
     if cache is not None and cache.is_dir():
         more, aliases = cache_binds(cache.resolve(), withhold, scratch / "view", INSIDE / "cache")
@@ -99,36 +99,36 @@ def worker_view(entry: Entry, scratch: Path, cache: Path | None, withhold: tuple
     return child_view(scratch, binds, aliases=aliases)
 
 
-def run_child(entry: Entry, profile: str | None, images: Path, scratch: Path, timeout: float,
-              threads: int | None, isolation: Isolation | None = None, limits: Limits | None = None,
-              withhold: tuple[str, str] | None = None, cache: Path | None = None) -> tuple[str, str]:
-    """Run the worker for ``entry`` (isolated, limited); ("ok", "") or ("failed", reason).
+def run_harness_child(module: str, arguments: Sequence[str], inputs: Mapping[str, Path], scratch: Path,
+                      timeout: float, threads: int | None, isolation: Isolation | None = None,
+                      limits: Limits | None = None, *, cache: Path | None = None,
+                      withhold: tuple[str, str] | None = None) -> tuple[str, str]:
+    """Run ``python -m module ARGUMENTS --NAME PATH... --out WORK [--threads N]`` isolated and limited in a fresh
+    ``scratch``: each of ``inputs`` ({name: organiser path}) is copied into it (readable by the child's uid,
+    the child's to break) and shown at /sandbox/NAME (``--images`` for images.npy-like names: the flag is the
+    name up to its first dot); ("ok", "") or ("failed", reason), the reason from the child's last stderr line.
 
-    ``withhold`` (dataset, split): that split of the dataset cache is not in the child's view (the held-out
-    images). ``cache``: the dataset cache the child uses (default ``HARNESS_CACHE_DIR`` or the user's cache).
+    The child keeps only :data:`CHILD_ENV_KEEP` of this environment. ``cache`` (with ``withhold``, a
+    (dataset, split) left out): the dataset cache it may read, as ``HARNESS_CACHE_DIR``.
     """
     isolation = isolation or choose_isolation("auto")
     limits = limits or default_limits(timeout, threads)
-    scratch, images = scratch.resolve(), Path(images).resolve()  # the child runs in its own directory
+    scratch = scratch.resolve()  # the child runs in its own directory
     if scratch.exists():
         shutil.rmtree(scratch)
     scratch.mkdir(parents=True)
-    readable_copy(images, scratch / "images.npy")  # copies: readable by the child's uid, theirs to break
-    readable_copy(entry.root, scratch / "submission")
-    if entry.artifact is not None:
-        readable_copy(entry.artifact, scratch / "artifact")
-    view = worker_view(entry, scratch, Path(cache) if cache is not None else cache_dir(), withhold)
+    for name, source in inputs.items():
+        readable_copy(Path(source).resolve(), scratch / name)
+    view = harness_view(inputs, scratch, cache, withhold)
     inside = lambda target: view.path(target, isolation.mapped)  # noqa: E731 - a path as the child names it
     env = child_env(threads)  # no HARNESS_DATA_DIR: raw downloads (e.g. Tiny ImageNet's val labels) never shown
     env.update(view.home_env(isolation.mapped))
     if view.aliases:
         env["HARNESS_CACHE_DIR"] = inside(INSIDE / "cache")
-    command = [sys.executable, "-m", "harness.scoring.worker", "--submission", inside(INSIDE / "submission"),
-               "--images", inside(INSIDE / "images.npy"), "--out", inside(INSIDE / "work")]
-    if profile:
-        command += ["--profile", profile]
-    if entry.artifact is not None:
-        command += ["--artifact", inside(INSIDE / "artifact")]
+    command = [sys.executable, "-m", module, *arguments]
+    for name in inputs:
+        command += [f"--{name.split('.')[0]}", inside(INSIDE / name)]
+    command += ["--out", inside(INSIDE / "work")]
     if threads:
         command += ["--threads", str(threads)]
     code = run_isolated(command, view, isolation, limits, env, scratch, timeout)
@@ -137,6 +137,23 @@ def run_child(entry: Entry, profile: str | None, images: Path, scratch: Path, ti
     if code != 0:
         return "failed", failure_reason(code, scratch / "stderr.log")
     return "ok", ""
+
+
+def run_child(entry: Entry, profile: str | None, images: Path, scratch: Path, timeout: float,
+              threads: int | None, isolation: Isolation | None = None, limits: Limits | None = None,
+              withhold: tuple[str, str] | None = None, cache: Path | None = None) -> tuple[str, str]:
+    """Run the worker for ``entry`` (isolated, limited); ("ok", "") or ("failed", reason).
+
+    It sees its copies of the submission, the images (and the given artifact) and the dataset cache.
+    ``withhold`` (dataset, split): that split of the dataset cache is not in the child's view (the held-out
+    images). ``cache``: the dataset cache the child uses (default ``HARNESS_CACHE_DIR`` or the user's cache).
+    """
+    inputs = {"submission": entry.root, "images.npy": Path(images)}
+    if entry.artifact is not None:
+        inputs["artifact"] = entry.artifact
+    return run_harness_child("harness.scoring.worker", ["--profile", profile] if profile else [], inputs, scratch,
+                             timeout, threads, isolation, limits, withhold=withhold,
+                             cache=Path(cache) if cache is not None else cache_dir())
 
 
 def check_predictions(path: Path, count: int, num_classes: int) -> np.ndarray:

@@ -32,6 +32,19 @@ share, and a secret seed::
     reference_profile = "cpu"
     weight = 1
 
+    [[perturbations]]
+    category = "pgd"
+    kind = "adaptive"            # attacked per submission, white-box, on its exported model
+    name = "pgd"                 # pgd, apgd-ce, apgd-t, square, any registered attack, or ensemble
+    eps = 0.1                    # the budget, pixel space
+    norm = "linf"                # or l2, where the attack has a norm parameter
+    params = { steps = 20 }      # the attack's parameters (not eps, norm or seed)
+    weight = 1
+
+Adaptive images are stored clean; ``organiser/summary.json["adaptive"]`` records each
+adaptive category's settings and seed for the second scoring phase
+(:mod:`harness.scoring.adaptive`).
+
 ``build_split`` writes ``OUT/images/`` (for participants: images.npy, ids.json and
 their manifest) and ``OUT/organiser/`` (labels, per-image tags with partition,
 the recipe, a summary), plus ``OUT/manifest.json`` with the sha256 of every file;
@@ -43,6 +56,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import math
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,7 +69,10 @@ from ..data.cache import sha256_file
 from ..errors import DataError, UsageError, suggest
 from ..toml_schema import Field, check_modules, check_table, first_problem, read_toml
 
-KINDS = ("clean", "augmentation", "attack")
+KINDS = ("clean", "augmentation", "attack", "adaptive")
+NORMS = ("linf", "l2")
+#: the ensemble's name in an adaptive entry: the worst case over ``members``
+ENSEMBLE = "ensemble"
 RECIPE_FIELDS = {"plugins": Field((list,)), "split": Field((dict,)), "perturbations": Field((list,))}
 SPLIT_FIELDS = {"dataset": Field((str,), required=True), "source": Field((str,)),
                 "seed": Field((int,), required=True), "public_fraction": Field((float,)), "limit": Field((int,)),
@@ -63,7 +80,11 @@ SPLIT_FIELDS = {"dataset": Field((str,), required=True), "source": Field((str,))
 PERTURBATION_FIELDS = {"category": Field((str,)), "kind": Field((str,)), "name": Field((str,)),
                        "weight": Field((float,)), "severity": Field((int,)), "params": Field((dict,)),
                        "framework": Field((str,)), "reference": Field((str,)), "reference_profile": Field((str,)),
-                       "reference_artifact": Field((str,))}
+                       "reference_artifact": Field((str,)), "eps": Field((float,)), "norm": Field((str,)),
+                       "members": Field((list,))}
+#: fields of an adaptive entry only, and fields it must not have
+ADAPTIVE_ONLY = ("eps", "norm", "members")
+NOT_ADAPTIVE = ("severity", "framework", "reference", "reference_profile", "reference_artifact")
 IMAGES_DIR = "images"
 ORGANISER_DIR = "organiser"
 MANIFEST = "manifest.json"
@@ -83,16 +104,31 @@ class Perturbation:
     reference: Path | None = None
     reference_profile: str | None = None
     reference_artifact: Path | None = None
+    #: adaptive only: budget, norm and ensemble members (name or {name, params} each; empty: the default four)
+    eps: float | None = None
+    norm: str = "linf"
+    members: tuple[Any, ...] = ()
 
     @property
     def tag(self) -> str:
-        """Per-image tag, e.g. ``augmentation:gaussian-noise@3`` or ``attack:fgsm{eps=0.1}``."""
+        """Per-image tag, e.g. ``augmentation:gaussian-noise@3``, ``attack:fgsm{eps=0.1}`` or
+        ``adaptive:pgd{eps=0.1,norm=linf,steps=20}``."""
         if self.kind == "clean":
             return "clean"
         detail = f"@{self.severity}" if self.severity is not None else ""
-        if self.params:
-            detail += "{" + ",".join(f"{k}={v}" for k, v in sorted(self.params.items())) + "}"
+        params = dict(self.params)
+        if self.kind == "adaptive":
+            params.update(eps=self.eps, norm=self.norm)
+            if self.members:
+                params["members"] = "+".join(m if isinstance(m, str) else m["name"] for m in self.members)
+        if params:
+            detail += "{" + ",".join(f"{k}={v}" for k, v in sorted(params.items())) + "}"
         return f"{self.kind}:{self.name}{detail}"
+
+    def adaptive_settings(self, seed: int) -> dict[str, Any]:
+        """What the second scoring phase needs of an adaptive entry (summary.json["adaptive"][category])."""
+        return {"attack": self.name, "eps": self.eps, "norm": self.norm, "params": dict(self.params),
+                "members": [m if isinstance(m, str) else dict(m) for m in self.members], "seed": int(seed)}
 
 
 @dataclass(frozen=True)
@@ -156,6 +192,11 @@ def load_recipe(path: str | Path) -> Recipe:
                                                       f"{suggest(str(kind), KINDS)}")
         if kind != "clean" and not item.get("name"):
             raise _field_error(path, f"{where}.name", f"missing: the {kind} plugin to apply")
+        if kind == "adaptive":
+            _check_adaptive(path, where, item)
+        elif next((k for k in ADAPTIVE_ONLY if k in item), None):
+            raise _field_error(path, f"{where}.{next(k for k in ADAPTIVE_ONLY if k in item)}",
+                               "only adaptive entries (kind = \"adaptive\") take it")
         if kind == "attack" and not (item.get("reference") or item.get("reference_artifact")):
             raise _field_error(path, f"{where}.reference", "missing: the reference submission the attack runs "
                                                            "against (or reference_artifact, a trained model folder)")
@@ -172,11 +213,80 @@ def load_recipe(path: str | Path) -> Recipe:
             reference=(path.parent / item["reference"]) if item.get("reference") else None,
             reference_profile=item.get("reference_profile"),
             reference_artifact=(path.parent / item["reference_artifact"]) if item.get("reference_artifact") else None,
+            eps=item.get("eps"), norm=item.get("norm", "linf"), members=tuple(item.get("members", ())),
         ))
+    for i, p in enumerate(perturbations):
+        if p.kind == "adaptive" and sum(q.category == p.category for q in perturbations) > 1:
+            raise _field_error(path, f"perturbations[{i}].category", f"'{p.category}' is adaptive: its category "
+                                                                     "holds no other entry")
     return Recipe(path=path, dataset=values["dataset"], source=values.get("source", "test"), seed=values["seed"],
                   public_fraction=fraction, perturbations=tuple(perturbations), limit=values.get("limit"),
                   dataset_params=values.get("dataset_params", {}), name=values.get("name", "hidden"),
                   plugins=tuple(data.get("plugins", ())))
+
+
+def _check_adaptive(path: Path, where: str, item: Mapping[str, Any]) -> None:
+    """An adaptive entry's attack, budget, norm, parameters and members, checked against the attack registry
+    (built-in and installed attacks: the attacking child loads no recipe plugin modules)."""
+    from ..registry import get_attack
+    from ..robustness.ensemble import build_ensemble
+
+    extra = next((k for k in NOT_ADAPTIVE if k in item), None)
+    if extra:
+        raise _field_error(path, f"{where}.{extra}", "adaptive entries take no "
+                           f"{extra}: they are attacked per submission, on its own exported model")
+    if item.get("eps") is None or not 0 < item["eps"] < math.inf:
+        raise _field_error(path, f"{where}.eps", f"missing or not > 0: the attack budget in pixel space "
+                                                 f"(e.g. 0.1), got {item.get('eps')!r}")
+    norm = item.get("norm", "linf")
+    if norm not in NORMS:
+        raise _field_error(path, f"{where}.norm", f"must be one of {', '.join(NORMS)}, got {norm!r}."
+                                                  f"{suggest(str(norm), NORMS)}")
+    name = item["name"]
+    if name == ENSEMBLE:
+        members = item.get("members", [])
+        if item.get("params"):
+            raise _field_error(path, f"{where}.params", "an ensemble takes its parameters per member: "
+                                                        "members = [{ name = \"pgd\", params = { steps = 20 } }]")
+    else:
+        if "members" in item:
+            raise _field_error(path, f"{where}.members", f"only name = \"{ENSEMBLE}\" takes members")
+        members = [{"name": name, "params": item.get("params", {})}]
+    seen: set[str] = set()
+    for i, member in enumerate(members or ()):
+        field_name = f"{where}.members[{i}]" if name == ENSEMBLE else f"{where}.name"
+        if isinstance(member, dict):
+            unknown = sorted(set(member) - {"name", "params"})
+            if unknown or not isinstance(member.get("name"), str) or not isinstance(member.get("params", {}), dict):
+                raise _field_error(path, field_name, "a member is an attack name or a table { name = \"pgd\", "
+                                                     f"params = {{ ... }} }}, got {member!r}")
+            member_name, params = member["name"], member.get("params", {})
+        elif isinstance(member, str):
+            member_name, params = member, {}
+        else:
+            raise _field_error(path, field_name, f"must be an attack name or a table, got {member!r}")
+        try:
+            spec = get_attack(member_name)
+        except UsageError as exc:
+            raise _field_error(path, field_name, f"{exc.message} (adaptive attacks must be built-in or "
+                                                 "installed: the attacking child loads no recipe plugins)") from None
+        if "eps" not in spec.params:
+            raise _field_error(path, field_name, f"attack '{member_name}' has no eps parameter: it cannot be given "
+                                                 "the category's budget")
+        if member_name in seen:
+            raise _field_error(path, field_name, f"attack '{member_name}' is a member twice")
+        seen.add(member_name)
+        if norm != "linf" and "norm" not in spec.params:
+            raise _field_error(path, f"{where}.norm", f"attack '{member_name}' has no norm parameter: "
+                                                      "it attacks in linf only")
+        if "norm" in params:
+            raise _field_error(path, f"{where}.norm" if name != ENSEMBLE else field_name,
+                               "set the norm with the entry's norm field, not in params")
+        try:
+            build_ensemble({member_name: params})
+        except UsageError as exc:
+            where_params = f"{where}.params" if name != ENSEMBLE else field_name
+            raise _field_error(path, where_params, exc.message.replace("ensemble attack", "attack", 1)) from None
 
 
 # --------------------------------------------------------------------------- building
@@ -320,6 +430,8 @@ def _build_split(recipe: Recipe, out: Path, references: Path, runs: Path | None,
     perturbed = images.copy()
     seeds = rng.integers(0, 2**31 - 1, size=len(recipe.perturbations))
     used: dict[str, str] = {}
+    adaptive = {p.category: p.adaptive_settings(int(seeds[i]))  # kept clean here; attacked per submission
+                for i, p in enumerate(recipe.perturbations) if p.kind == "adaptive"}
     with stage("split build: perturbing", len(recipe.perturbations), enabled=progress) as report:
         for index, perturbation in enumerate(recipe.perturbations):
             members = np.flatnonzero(assignment == index)
@@ -350,6 +462,8 @@ def _build_split(recipe: Recipe, out: Path, references: Path, runs: Path | None,
         "categories": {c: int(sum(1 for a in assignment if recipe.perturbations[a].category == c))
                        for c in dict.fromkeys(p.category for p in recipe.perturbations)},
     }
+    if adaptive:
+        summary["adaptive"] = adaptive
     with atomic_directory(out) as tmp:
         image_dir, organiser = tmp / IMAGES_DIR, tmp / ORGANISER_DIR
         image_dir.mkdir()

@@ -92,7 +92,8 @@ def test_allocate_gives_exact_shares():
     (('public_fraction = 0.3', 'public_fraction = 1.5'),
      "split.public_fraction: must be between 0 and 1 (exclusive), got 1.5"),
     (('kind = "augmentation"', 'kind = "augment"'),
-     "perturbations[1].kind: must be one of clean, augmentation, attack, got 'augment'. Did you mean 'augmentation'?"),
+     "perturbations[1].kind: must be one of clean, augmentation, attack, adaptive, got 'augment'. "
+     "Did you mean 'augmentation'?"),
     (('severity = 3', 'severity = 9'), "perturbations[1].severity: must be 1..5, got 9"),
     (('severity = 3', 'severty = 3'), "perturbations[1].severty: unknown field. Did you mean 'severity'? Fields: "),
     (('reference = ', 'referenc = '), "perturbations[2].referenc: unknown field. Did you mean 'reference'?"),
