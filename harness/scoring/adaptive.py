@@ -31,7 +31,7 @@ from ..errors import UsageError
 from ..robustness.checks import FLAGS
 from ..sandbox.choice import Isolation
 from ..sandbox.limits import Limits
-from .child_run import check_predictions, run_harness_child
+from .child_run import Entry, check_predictions, run_child, run_harness_child
 from .split import HiddenSplit
 
 OUTCOME_DIR = "adaptive"
@@ -53,6 +53,14 @@ class AdaptiveCategory:
     members: list[Any]
     seed: int
     indices: np.ndarray
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able, for an executor that runs the phase elsewhere (:meth:`from_dict` reads it back)."""
+        return {"name": self.name, **self.settings(), "indices": [int(i) for i in self.indices]}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "AdaptiveCategory":
+        return cls(**{**data, "indices": np.asarray(data["indices"], dtype=np.int64)})
 
     def settings(self) -> dict[str, Any]:
         """What the attacking child is told (JSON-able)."""
@@ -97,6 +105,34 @@ def adaptive_categories(split: HiddenSplit) -> list[AdaptiveCategory]:
                                       params=dict(s.get("params") or {}), members=list(s.get("members") or []),
                                       seed=int(s["seed"]), indices=np.flatnonzero(category_of == name)))
     return found
+
+
+def exported_model(scratch: Path) -> tuple[Path | None, str]:
+    """(export folder, "") when child 1 exported its model into ``scratch/work/export``, else (None, why not)."""
+    work = Path(scratch) / "work"
+    try:
+        record = json.loads((work / "result.json").read_text()).get("export") or {}
+    except (OSError, ValueError, AttributeError) as exc:
+        return None, f"no readable result.json: {exc}"
+    if record.get("status") != "exported" or not (work / "export").is_dir():
+        return None, str(record.get("reason") or "the scoring child wrote no export")
+    return work / "export", ""
+
+
+def run_both_phases(entry: Entry, profile: str | None, images: Path, scratch: Path, timeout: float,
+                    threads: int | None, isolation: Isolation, limits: Limits,
+                    withhold: tuple[str, str] | None, categories: list[AdaptiveCategory], *,
+                    num_classes: int | None = None, cache: Path | None = None) -> tuple[str, str]:
+    """Child 1 (:func:`~harness.scoring.child_run.run_child`: train, predict, export when there are adaptive
+    ``categories``), then, when it succeeded, the adaptive phase on its export; child 1's (status, reason).
+    Both executors run this, so the phase runs where child 1 ran."""
+    status, reason = run_child(entry, profile, images, scratch, timeout, threads, isolation, limits, withhold,
+                               cache, export=bool(categories))
+    if status == "ok" and categories:
+        export_dir, why = exported_model(scratch)
+        run_adaptive_phase(export_dir, why, images, categories, scratch, timeout, threads, isolation, limits,
+                           num_classes=num_classes)
+    return status, reason
 
 
 def check_adversarial(adversarial: Any, clean: np.ndarray, eps: float, norm: str, atol: float = ATOL) -> str:

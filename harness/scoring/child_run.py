@@ -141,8 +141,12 @@ def run_harness_child(module: str, arguments: Sequence[str], inputs: Mapping[str
 
 def run_child(entry: Entry, profile: str | None, images: Path, scratch: Path, timeout: float,
               threads: int | None, isolation: Isolation | None = None, limits: Limits | None = None,
-              withhold: tuple[str, str] | None = None, cache: Path | None = None) -> tuple[str, str]:
+              withhold: tuple[str, str] | None = None, cache: Path | None = None, *,
+              export: bool = False) -> tuple[str, str]:
     """Run the worker for ``entry`` (isolated, limited); ("ok", "") or ("failed", reason).
+
+    ``export``: the worker also exports the model code-free into ``scratch/work/export`` for the adaptive
+    phase (:mod:`harness.scoring.adaptive`); without it the worker is told ``--no-export``.
 
     It sees its copies of the submission, the images (and the given artifact) and the dataset cache.
     ``withhold`` (dataset, split): that split of the dataset cache is not in the child's view (the held-out
@@ -151,7 +155,8 @@ def run_child(entry: Entry, profile: str | None, images: Path, scratch: Path, ti
     inputs = {"submission": entry.root, "images.npy": Path(images)}
     if entry.artifact is not None:
         inputs["artifact"] = entry.artifact
-    return run_harness_child("harness.scoring.worker", ["--profile", profile] if profile else [], inputs, scratch,
+    arguments = (["--profile", profile] if profile else []) + ([] if export else ["--no-export"])
+    return run_harness_child("harness.scoring.worker", arguments, inputs, scratch,
                              timeout, threads, isolation, limits, withhold=withhold,
                              cache=Path(cache) if cache is not None else cache_dir())
 

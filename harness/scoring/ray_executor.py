@@ -13,9 +13,11 @@ keeps the labels, tags, recipe and results store; a task receives
   writes them to its staging folder once (a lock and a completion marker) and every
   later task there reuses them.
 
-On the worker the child runs exactly as with the local executor (``run_child``:
+On the worker the child runs exactly as with the local executor (``run_both_phases``:
 bubblewrap when it runs on that node, else a limited process, same timeout and
-checks), and the task returns predictions, timings and the capped logs. A worker
+checks; then the adaptive phase's children on the child's export when the split has
+adaptive categories, whose settings and image positions the request carries), and the
+task returns predictions, timings, the adaptive outcome and the capped logs. A worker
 that dies mid-task (killed process, lost node) is retried by Ray up to
 ``retries`` times, then the submission is recorded as failed with the reason.
 """
@@ -47,7 +49,8 @@ from ..submission import content_hash, read_toml, submission_file
 from ..sandbox.choice import choose_isolation
 from ..sandbox.limits import default_limits
 from ..sandbox.view import cache_without_split
-from .child_run import Entry, Job, RunSettings, run_child
+from .adaptive import OUTCOME_DIR, AdaptiveCategory, adaptive_categories, run_both_phases
+from .child_run import Entry, Job, RunSettings
 from .split import HiddenSplit
 
 #: files a task sends back besides the predictions (organiser-side names)
@@ -160,14 +163,16 @@ def cache_bundle(datasets: set[str], withhold: tuple[str, str], cache: Path | No
     return {"digest": digest.hexdigest(), "folders": folders}
 
 
-def task_request(job: Job, settings: RunSettings, staging: str | None, images_digest: str) -> dict[str, Any]:
-    """The plain-data part of a task's arguments: nothing of the split's labels, tags or recipe."""
+def task_request(job: Job, settings: RunSettings, staging: str | None, images_digest: str,
+                 adaptive: list[dict[str, Any]] = (), num_classes: int | None = None) -> dict[str, Any]:
+    """The plain-data part of a task's arguments: nothing of the split's labels, tags or recipe (``adaptive``:
+    the adaptive categories' attack settings and image positions, :meth:`AdaptiveCategory.to_dict`)."""
     entry = job.entry
     return {"name": entry.name, "images_digest": images_digest, "framework": entry.framework,
             "content_hash": entry.content_hash, "key": job.key, "profile": settings.profile,
             "timeout": settings.timeout, "threads": settings.threads,
             "sandbox": settings.sandbox, "memory_gb": settings.memory_gb, "withhold": list(settings.withhold),
-            "staging": staging}
+            "staging": staging, "adaptive": list(adaptive), "num_classes": num_classes}
 
 
 def submit_task(remote, options: dict[str, Any], *args: Any):
@@ -222,12 +227,15 @@ def ray_runs(jobs: list[Job], split: HiddenSplit, settings: RunSettings, options
         remote = ray.remote(run_on_worker)
         task_options = {"num_cpus": options.cpus_per_submission, "num_gpus": options.gpus_per_submission,
                         "max_retries": options.retries, "retry_exceptions": False}
+        adaptive = [category.to_dict() for category in adaptive_categories(split)]
+        num_classes = int(split.summary["num_classes"])
         pending: dict[Any, Job] = {}
         attempts: dict[str, int] = {}
         for job in jobs:
             artifact = pack_folder(job.entry.artifact) if job.entry.artifact is not None else None
-            ref = submit_task(remote, task_options, task_request(job, settings, options.worker_dir, images_digest),
-                              pack_folder(job.entry.root), artifact, images, bundle, progress)
+            request = task_request(job, settings, options.worker_dir, images_digest, adaptive, num_classes)
+            ref = submit_task(remote, task_options, request, pack_folder(job.entry.root), artifact, images, bundle,
+                              progress)
             pending[ref] = job
             event("queued", job.entry, "")
         by_name = {job.entry.name: job for job in jobs}
@@ -258,13 +266,27 @@ def ray_runs(jobs: list[Job], split: HiddenSplit, settings: RunSettings, options
                 yield job, returned["status"], returned["reason"], returned.get("isolation") or ""
 
 
+def returned_files(scratch: Path) -> list[str]:
+    """What a task sends back from its scratch folder: ``RETURNED_FILES`` and the adaptive outcome's files."""
+    found = [relative for relative in RETURNED_FILES if (scratch / relative).is_file()]
+    outcome = scratch / OUTCOME_DIR
+    if outcome.is_dir():
+        found += [p.relative_to(scratch).as_posix() for p in sorted(outcome.iterdir()) if p.is_file()]
+    return found
+
+
+def _in_outcome(relative: str) -> bool:
+    """A returned name inside the adaptive outcome folder, one level deep (no other path is written)."""
+    parts = Path(relative).parts
+    return len(parts) == 2 and parts[0] == OUTCOME_DIR and parts[1] not in ("..", ".")
+
+
 def keep_returned(scratch: Path, returned: dict[str, Any]) -> None:
     """Write what a task sent back into the organiser's scratch folder, as a local child leaves it."""
     if scratch.exists():
         shutil.rmtree(scratch)
-    for relative in RETURNED_FILES:
-        content = returned["files"].get(relative)
-        if content is not None:
+    for relative, content in returned["files"].items():
+        if relative in RETURNED_FILES or _in_outcome(relative):
             (scratch / relative).parent.mkdir(parents=True, exist_ok=True)
             (scratch / relative).write_bytes(content)
     kept = ("node", "isolation", "staged", "restored", "stage_seconds", "child_seconds")
@@ -359,13 +381,14 @@ def run_on_worker(request: dict[str, Any], submission: bytes, artifact: bytes | 
                       content_hash=request["content_hash"], artifact=artifact_dir)
         limits = default_limits(request["timeout"], request["threads"], request["memory_gb"])
         started = time.perf_counter()
-        status, reason = run_child(entry, request["profile"], images_dir / "images.npy", scratch, request["timeout"],
-                                   request["threads"], isolation, limits, tuple(request["withhold"]), cache=cache)
+        categories = [AdaptiveCategory.from_dict(c) for c in request.get("adaptive") or ()]
+        status, reason = run_both_phases(entry, request["profile"], images_dir / "images.npy", scratch,
+                                         request["timeout"], request["threads"], isolation, limits,
+                                         tuple(request["withhold"]), categories,
+                                         num_classes=request.get("num_classes"), cache=cache)
         result["child_seconds"] = round(time.perf_counter() - started, 3)
-        for relative in RETURNED_FILES:
-            path = scratch / relative
-            if path.is_file():
-                result["files"][relative] = path.read_bytes()
+        for relative in returned_files(scratch):
+            result["files"][relative] = (scratch / relative).read_bytes()
         return {**result, "status": status, "reason": reason}
     finally:
         shutil.rmtree(scratch, ignore_errors=True)

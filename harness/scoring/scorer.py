@@ -24,7 +24,8 @@ from ..submission import SUBMISSION_FILE, content_hash
 from ..toml_schema import Problem
 from ..sandbox.choice import choose_isolation
 from ..sandbox.limits import default_limits
-from .child_run import Entry, Job, RunSettings, check_predictions, read_entry, run_child
+from .adaptive import AdaptiveCategory, adaptive_categories, read_adaptive_outcome, run_both_phases
+from .child_run import Entry, Job, RunSettings, check_predictions, read_entry
 from .split import HiddenSplit, open_split
 from .stats import pack_bits, score_interval, seed_from, wilson_interval
 from .store import ResultStore, ScoreRecord, result_key
@@ -87,6 +88,50 @@ def correctness(logits: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
     return (top == np.asarray(labels).reshape(-1, 1)).any(axis=1)
 
 
+#: child 1's and the export's clean predictions of an adaptive category may differ on this share of its images
+#: (float noise near a tie) before the category is flagged ``export-mismatch``
+EXPORT_MISMATCH_SHARE = 0.02
+EXPORT_MISMATCH = "export-mismatch"
+
+
+def adaptive_results(top1: np.ndarray, logits: np.ndarray, split: HiddenSplit, categories: list[AdaptiveCategory],
+                     scratch: Path, flags: list[str], details: dict[str, Any]) -> dict[str, str]:
+    """Put each adaptive category's robust correctness into ``top1`` (in place: clean and adversarial predictions
+    of the exported model both equal the label), its flags (``"<category>: <flag>"``) into ``flags`` and how it
+    was obtained into ``details["adaptive"]``; return {category: reason} of those that could not be measured.
+
+    A category whose export predicts the clean images otherwise than child 1 did (more than
+    ``EXPORT_MISMATCH_SHARE`` of them) is flagged ``export-mismatch``: the model attacked is not the one scored."""
+    if not categories:
+        return {}
+    missing = "the adaptive phase left no result for it"
+    try:
+        outcome = read_adaptive_outcome(scratch).categories
+    except UsageError as exc:
+        outcome, missing = {}, f"the adaptive phase left no outcome ({exc.message})"
+    unscored, record = {}, {}
+    for category in categories:
+        result = outcome.get(category.name)
+        labels = split.labels[category.indices]
+        if result is None:
+            unscored[category.name] = missing
+            top1[category.indices] = False
+            continue
+        top1[category.indices] = result.robust_correct(labels)
+        record[category.name] = {"status": result.status, "reason": result.reason, **result.details}
+        if result.status != "ok":
+            unscored[category.name] = result.reason
+            continue
+        found = list(result.flags)
+        differ = int((result.clean_logits.argmax(axis=1) != logits[category.indices].argmax(axis=1)).sum())
+        record[category.name]["export_disagreements"] = differ
+        if differ > EXPORT_MISMATCH_SHARE * len(labels):
+            found.append(EXPORT_MISMATCH)
+        flags += [f"{category.name}: {flag}" for flag in found]
+    details["adaptive"] = record
+    return unscored
+
+
 EXECUTORS = ("local", "ray")
 
 
@@ -118,13 +163,16 @@ def invalid_reason(entry: Entry, profile: str | None) -> str:
 
 def local_runs(jobs: list[Job], split: HiddenSplit, settings: RunSettings,
                event: Callable[[str, Entry, str], None]) -> Iterator[tuple[Job, str, str, str]]:
-    """The local executor: one child after the other on this machine; yields (job, status, reason, isolation)."""
+    """The local executor: one submission after the other on this machine (child 1, then the adaptive phase's
+    children when the split has adaptive categories); yields (job, status, reason, isolation)."""
     isolation = choose_isolation(settings.sandbox)
     limits = default_limits(settings.timeout, settings.threads, settings.memory_gb)
+    categories = adaptive_categories(split)
     for job in jobs:
         event("running", job.entry, "")
-        status, reason = run_child(job.entry, settings.profile, split.images_path, job.scratch, settings.timeout,
-                                   settings.threads, isolation, limits, settings.withhold)
+        status, reason = run_both_phases(job.entry, settings.profile, split.images_path, job.scratch,
+                                         settings.timeout, settings.threads, isolation, limits, settings.withhold,
+                                         categories, num_classes=int(split.summary["num_classes"]))
         yield job, status, reason, isolation.kind
 
 
@@ -175,6 +223,7 @@ def score_submissions(
     work_dir = Path(work_dir)
     settings = RunSettings(profile, timeout, threads, sandbox, memory_gb,
                            (split.summary.get("dataset"), split.summary.get("source")))
+    categories = adaptive_categories(split)
     with ResultStore(db) as store, stage("score", enabled=progress) as report:
         jobs = []
         for entry in entries:
@@ -203,17 +252,23 @@ def score_submissions(
             metrics: dict[str, Any] = {}
             timings: dict[str, Any] = {}
             correct: dict[str, Any] = {}
+            flags: list[str] = []
+            details: dict[str, Any] = {"isolation": isolation}
             if status == "ok":
                 try:
                     logits = check_predictions(job.scratch / "work" / "predictions.npy", len(split.ids), num_classes)
-                    metrics, correct = score_metrics(
-                        correctness(logits, split.labels, 1), split,
-                        top5_clean=correctness(logits, split.labels, 5), seed=seed_from(split.split_hash))
                     timings = json.loads((job.scratch / "work" / "result.json").read_text())
+                    top1 = correctness(logits, split.labels, 1)
+                    unscored = adaptive_results(top1, logits, split, categories, job.scratch, flags, details)
+                    seed = seed_from(split.split_hash)
+                    metrics, correct = score_metrics(top1, split, top5_clean=correctness(logits, split.labels, 5),
+                                                     unscored=unscored, seed=seed)
+                    details.update(bootstrap_seed=seed, export=timings.get("export"))
                     status = "scored"
                 except (UsageError, ValueError, OSError) as exc:
                     status, reason = "failed", getattr(exc, "message", str(exc))
-            store.add(_record(entry, split, profile_name, status, reason, metrics, timings, isolation, correct))
+            store.add(_record(entry, split, profile_name, status, reason, metrics, timings, isolation, correct,
+                              flags, details))
             report.done(f"{entry.name} {status}" + (f" ({reason})" if reason else ""))
             event(status, entry, reason)
             if leaderboard is not None:
@@ -226,7 +281,8 @@ def score_submissions(
 
 def _record(entry: Entry, split: HiddenSplit, profile: str, status: str, reason: str,
             metrics: dict[str, Any] | None = None, timings: dict[str, Any] | None = None,
-            isolation: str = "", correct: dict[str, Any] | None = None) -> ScoreRecord:
+            isolation: str = "", correct: dict[str, Any] | None = None, flags: list[str] | None = None,
+            details: dict[str, Any] | None = None) -> ScoreRecord:
     """The store record of ``entry``'s result on ``split``."""
     timings = timings or {}
     return ScoreRecord(
@@ -234,7 +290,7 @@ def _record(entry: Entry, split: HiddenSplit, profile: str, status: str, reason:
         content_hash=entry.content_hash, split_hash=split.split_hash, harness_version=__version__,
         status=status, reason=reason, metrics=metrics or {},
         train_seconds=timings.get("train_seconds"), predict_seconds=timings.get("predict_seconds"),
-        isolation=isolation, correct=correct or {},
+        isolation=isolation, correct=correct or {}, flags=list(flags or []), details=dict(details or {}),
     )
 
 
