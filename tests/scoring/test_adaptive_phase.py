@@ -58,8 +58,9 @@ params = { steps = 5, restarts = 1 }
 
 @pytest.fixture(scope="module")
 def phases(submissions_dir, tiny_artifact, tmp_path_factory):
-    """``harness score`` on a split with an adaptive PGD category, for tiny and for disarm (tiny's model and
-    TOML plus the plugin, recorded in its artifact so child 1 imports it): (split, records, work folder)."""
+    """``harness score`` on a split with an adaptive PGD category for disarm (tiny's trained model and TOML plus
+    the plugin, recorded in its artifact so child 1 imports it): (split, records, work folder). The honest
+    numbers to compare with are computed by the same harness code in this process (no plugin imported)."""
     from harness.scoring.scorer import entries_from_paths, score_submissions
     from harness.scoring.split import build_split, load_recipe
 
@@ -76,7 +77,7 @@ def phases(submissions_dir, tiny_artifact, tmp_path_factory):
     info = json.loads((artifact / "model.json").read_text())
     info["submission"]["plugins"] = ["disarm_plugin"]
     (artifact / "model.json").write_text(json.dumps(info))
-    entries = entries_from_paths([submissions_dir / "tiny", disarm], {"tiny": tiny_artifact, "disarm": artifact})
+    entries = entries_from_paths([disarm], {"disarm": artifact})
     records = score_submissions(entries, root / "split", root / "db.sqlite", root / "leaderboard.csv",
                                 profile="cpu", timeout=240, threads=1, work_dir=root / "work", progress=False)
     return root / "split", {r.submission: r for r in records}, root / "work"
@@ -88,15 +89,15 @@ def scratch_of(work, name):
 
 def test_phase_attacks_the_exported_model_within_budget(phases):
     split_dir, records, work = phases
-    record = records["tiny"]
+    record = records["disarm"]
     assert record.status == "scored", record.reason
-    outcome = read_adaptive_outcome(scratch_of(work, "tiny")).categories["pgd"]
+    outcome = read_adaptive_outcome(scratch_of(work, "disarm")).categories["pgd"]
     assert outcome.status == "ok", outcome.reason
     split = open_split(split_dir)
     pgd = [c for c in adaptive_categories(split) if c.name == "pgd"][0]
     assert outcome.clean_logits.shape == outcome.adversarial_logits.shape == (len(pgd.indices), 10)
     clean = np.load(split.images_path)[pgd.indices]
-    adversarial = np.load(scratch_of(work, "tiny") / "adaptive-children" / "pgd" / "adversarial.npy")
+    adversarial = np.load(scratch_of(work, "disarm") / "adaptive-children" / "pgd" / "adversarial.npy")
     assert check_adversarial(adversarial, clean, 0.1, "linf") == ""
     changed = outcome.adversarial_logits.argmax(1) != outcome.clean_logits.argmax(1)
     assert changed.mean() > 0.3  # the attack works on this undefended model
@@ -118,32 +119,46 @@ def test_phase_attacks_the_exported_model_within_budget(phases):
     assert {"top1_pgd", "pgd_ci_low", "pgd_ci_high", "flags"} <= set(header)
 
 
-def test_plugin_replacing_attacks_at_import_changes_nothing(phases, monkeypatch):
-    split_dir, records, work = phases
-    assert records["disarm"].status == "scored", records["disarm"].reason
-    assert records["disarm"].metrics == records["tiny"].metrics  # the same adaptive (and every other) accuracy
-    honest, hostile = (read_adaptive_outcome(scratch_of(work, name)).categories["pgd"] for name in ("tiny", "disarm"))
-    assert hostile.status == "ok", hostile.reason
-    assert np.array_equal(hostile.clean_logits.argmax(1), honest.clean_logits.argmax(1))
-    assert np.array_equal(hostile.adversarial_logits.argmax(1), honest.adversarial_logits.argmax(1))
-    # the control: imported where the attack runs, the plugin would have disarmed it
-    from harness.export import load_exported
-    from harness.robustness import ensemble, evaluate, evaluate_robustness
+def test_plugin_replacing_attacks_at_import_changes_nothing(phases, tmp_path, monkeypatch):
+    """disarm's plugin ran in child 1 (it loaded the model); its adaptive accuracy equals what the same harness
+    code gives on the same export here, where no plugin is imported; imported here, the plugin would have
+    disarmed the attack (the control: so this test can fail)."""
+    import torch
 
-    monkeypatch.setattr(evaluate, "run_member", evaluate.run_member)  # undone after the test
-    monkeypatch.setattr(ensemble, "run_member", ensemble.run_member)
-    exported = load_exported(scratch_of(work, "tiny") / "work" / "export", threads=1)
+    from harness.robustness import ensemble, evaluate
+    from harness.scoring import exported_worker
+
+    split_dir, records, work = phases
     split = open_split(split_dir)
     pgd = [c for c in adaptive_categories(split) if c.name == "pgd"][0]
-    clean = np.load(split.images_path)[pgd.indices]
-    predicted = exported.predict_logits(clean).argmax(1)
-    spec = importlib.util.spec_from_file_location("disarm_plugin_here", split_dir.parent / "subs" / "disarm"
-                                                  / "disarm_plugin.py")
-    spec.loader.exec_module(importlib.util.module_from_spec(spec))
-    report = evaluate_robustness(exported.runtime, exported.model, clean, predicted, eps=(0.1,),
-                                 attacks={"pgd": pgd.params}, seed=7, progress=False)
-    assert report.robust_accuracy[0.1] == 1.0  # nothing attacked: every prediction kept
-    assert (honest.adversarial_logits.argmax(1) == predicted).mean() < 1.0
+    export = scratch_of(work, "disarm") / "work" / "export"
+    hostile = read_adaptive_outcome(scratch_of(work, "disarm")).categories["pgd"]
+    assert hostile.status == "ok", hostile.reason
+    np.save(tmp_path / "clean.npy", np.load(split.images_path)[pgd.indices])
+    threads = torch.get_num_threads()
+    monkeypatch.setattr(evaluate, "run_member", evaluate.run_member)  # undone after the test
+    monkeypatch.setattr(ensemble, "run_member", ensemble.run_member)
+    try:
+        exported_worker.attack(export, tmp_path / "clean.npy", tmp_path / "honest", pgd.settings(), threads=1)
+        exported_worker.predict(export, tmp_path / "clean.npy", tmp_path / "honest" / "adversarial.npy",
+                                tmp_path / "honest", threads=1)
+        honest_adversarial = np.load(tmp_path / "honest" / "adversarial_logits.npy").argmax(1)
+        spec = importlib.util.spec_from_file_location("disarm_plugin_here", split_dir.parent / "subs" / "disarm"
+                                                      / "disarm_plugin.py")
+        spec.loader.exec_module(importlib.util.module_from_spec(spec))  # the control: the plugin imported here
+        exported_worker.attack(export, tmp_path / "clean.npy", tmp_path / "disarmed", pgd.settings(), threads=1)
+    finally:
+        torch.set_num_threads(threads)
+    labels = split.labels[pgd.indices]
+    honest_clean = np.load(tmp_path / "honest" / "clean_logits.npy").argmax(1)
+    honest_robust = (honest_clean == labels) & (honest_adversarial == labels)
+    assert np.array_equal(hostile.robust_correct(labels), honest_robust)
+    assert np.array_equal(hostile.adversarial_logits.argmax(1), honest_adversarial)
+    public = split.public[pgd.indices]
+    assert records["disarm"].metrics["public"]["top1_pgd"] == pytest.approx(honest_robust[public].mean())
+    disarmed = np.load(tmp_path / "disarmed" / "adversarial.npy")
+    assert np.allclose(disarmed, np.load(tmp_path / "clean.npy") / 255.0)  # patched: the clean images came back
+    assert (honest_adversarial != honest_clean).mean() > 0.3  # unpatched, the attack changes predictions
 
 
 def test_not_exportable_fails_every_category_without_a_child(tmp_path, hidden_split):

@@ -33,7 +33,10 @@ def test_demo_builds_the_split_scores_and_shows_the_leaderboard(tmp_path, submis
     with open(out / "leaderboard.csv", newline="") as handle:
         rows = [r for r in csv.DictReader(handle) if r["partition"] == "public"]
     assert {r["submission"]: r["status"] for r in rows} == {"tiny": "scored", "crash": "failed"}
-    assert {"top1_clean", "top1_noise", "top1_geometry", "top1_fgsm", "top1_bim", "top1_unseen"} <= set(rows[0])
+    assert {"top1_clean", "top1_noise", "top1_geometry", "top1_fgsm", "top1_bim", "top1_unseen",
+            "top1_pgd", "pgd_ci_low", "score_ci_high", "flags"} <= set(rows[0])
+    tiny = next(r for r in rows if r["submission"] == "tiny")
+    assert float(tiny["top1_pgd"]) < float(tiny["top1_clean"])  # white-box PGD on its own export hurts it
     assert (out / "leaderboard.png").read_bytes().startswith(b"\x89PNG")
     again = CliRunner().invoke(app, args, env={"COLUMNS": "200"})  # a rerun reuses the split and the scores
     assert again.exit_code == 0, again.output
