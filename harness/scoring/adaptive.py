@@ -219,6 +219,9 @@ def _run_category(export_dir: Path, category: AdaptiveCategory, clean: np.ndarra
     except (OSError, ValueError, KeyError, TypeError) as exc:
         return CategoryOutcome("failed", f"attack child wrote no readable result: {exc}", details=details)
     details.update({k: report.get(k) for k in ("eps_ladder", "hyperparameters", "checks", "projected", "device")})
+    # the attacks were given the model's own clean predictions as labels (their "mode" says true-label: from
+    # their side those were the labels)
+    details["labels"] = "predicted"
     details["seconds"]["attack"] = report.get("seconds")
     details["projections"] = sum(int(v.get("outside_budget", 0)) + int(v.get("outside_box", 0))
                                       + int(v.get("not_finite", 0)) for v in details.get("projected") or [])

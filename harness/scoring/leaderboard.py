@@ -200,7 +200,8 @@ def render_leaderboard(columns: list[str], rows: list[dict[str, object]], title:
     (``=k`` shared); invalid and failed rows in red (every column is in the CSV). A ``flags`` column holds each
     flagged row's mark (:func:`flag_lines` explains them) when any row has one. The score's 95% interval
     ("low-high") follows the score when the table still fits, else it is left to the CSV. Headers too long to
-    fit are abbreviated, with a legend in the caption."""
+    fit are abbreviated, with a legend in the caption; when even that does not fit, the framework column is left
+    to the CSV too."""
     from rich.console import Console
 
     marks = flag_marks(rows)
@@ -214,10 +215,12 @@ def render_leaderboard(columns: list[str], rows: list[dict[str, object]], title:
     measure = Console(width=10_000, file=io.StringIO(), color_system=None)
     short = short_headers([headers[c] for c in with_ci if c not in ("submission", SCORE_CI)])
     legend = "; ".join(f"{abbreviation} = {name}" for name, abbreviation in short.items())
+    abbreviated = {c: short.get(h, h) for c, h in headers.items()}
+    narrow = [c for c in shown if c != "framework"]  # last resort: the framework left to the CSV
+    narrow_legend = "; ".join(f"{a} = {n}" for n, a in short.items() if n != "framework") + "; framework in the CSV"
     table = None
-    for chosen, names, note in ((with_ci, headers, ""), (with_ci, {c: short.get(h, h) for c, h in headers.items()},
-                                                        legend), (shown, {c: short.get(h, h) for c, h in
-                                                                          headers.items()}, legend)):
+    for chosen, names, note in ((with_ci, headers, ""), (with_ci, abbreviated, legend), (shown, abbreviated, legend),
+                                (narrow, abbreviated, narrow_legend.removeprefix("; "))):
         table = _leaderboard_table(chosen, names, rows, title, note, marks)
         if measure.measure(table).maximum <= width:
             return table
