@@ -337,6 +337,15 @@ def run(quick: bool = False, repeats: int = 3) -> list[Comparison]:
     if bare is not None:
         details["bare_startups_s"] = bare
     comparison.details = details
+    ours_part, theirs_part = details["ours"], details["theirs"]
+    comparison.note = (
+        f"where the time goes: ours' attack child {ours_part['attack_child_wall_median_s']} s (start-up "
+        f"{ours_part['attack_child_startup_median_s']} s, import torch + load the export + clean predict "
+        f"{ours_part['attack_load_median_s']} s, attack {ours_part['attack_median_s']} s) and predict child "
+        f"{ours_part['predict_child_wall_median_s']} s; theirs: start-up {theirs_part['startup_median_s']} s, "
+        f"load model + clean predict {theirs_part['load_median_s']} s, attack {theirs_part['attack_median_s']} s. "
+        f"The export, once per submission in child 1, is apart: {details['export']['export_model_s']} s here"
+        + (f", {child1['seconds']} s in child 1" if child1 is not None else ""))
     return [comparison]
 
 
