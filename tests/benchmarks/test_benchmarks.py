@@ -26,6 +26,7 @@ MODULES = {
     "data": (["data_epoch_vs_imagefolder"], ["torch", "torchvision"]),
     "corruptions": (["corruptions_vs_imagecorruptions"], ["imagecorruptions"]),
     "scoring": (["scoring_predict_vs_bare_torch"], ["torch"]),
+    "adaptive": (["adaptive_phase_vs_evaluate_robust"], ["torch"]),
     "startup": (["startup_help_vs_python", "startup_help_vs_import_torch"], ["torch"]),
     "ray": (["ray_executor_vs_local"], ["ray", "torch"]),
     "sandbox": (["sandbox_ns_vs_none_python"], []),
