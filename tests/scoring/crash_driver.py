@@ -46,7 +46,7 @@ def around(function):
     return wrapper
 
 
-def fake_child(entry, profile, images, scratch, timeout, threads, *rest):
+def fake_child(entry, profile, images, scratch, timeout, threads, *rest, **options):
     if entry.name == "broken":
         return "failed", "crashed: broken on purpose"
     count = len(np.load(images, mmap_mode="r"))
@@ -57,7 +57,7 @@ def fake_child(entry, profile, images, scratch, timeout, threads, *rest):
     return "ok", ""
 
 
-scorer.run_child = around(fake_child)
+scorer.run_both_phases = around(fake_child)
 store.ResultStore.add = around(store.ResultStore.add)
 scorer.write_leaderboard = leaderboard.write_leaderboard = around(leaderboard.write_leaderboard)
 atomic.os.replace = around(os.replace)

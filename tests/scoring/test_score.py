@@ -187,7 +187,7 @@ def test_what_validate_finds_is_recorded_invalid_before_any_child(hidden_split, 
     def no_child(*args, **kwargs):
         raise AssertionError("a child was started for an invalid submission")
 
-    monkeypatch.setattr(scorer, "run_child", no_child)
+    monkeypatch.setattr(scorer, "run_both_phases", no_child)
     folder = tmp_path / name
     shutil.copytree(submissions_dir / name, folder)
     if edit:
