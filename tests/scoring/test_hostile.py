@@ -153,7 +153,7 @@ def hostile(hidden_split, submissions_dir, tiny_artifact, tmp_path_factory):
     with ResultStore(db) as store:
         before = {r.submission: (r.status, r.reason, r.finished_at) for r in store.records()}
     started = time.monotonic()
-    score_submissions(entries_from_paths([subs / "forkbomb"]), split, db, board, profile="cpu", timeout=20,
+    score_submissions(entries_from_paths([subs / "forkbomb"]), split, db, board, profile="cpu", timeout=14,
                       work_dir=out / "work", threads=1, sandbox=SANDBOX)
     bomb_seconds = time.monotonic() - started
     planted = [folder / "planted.txt" for folder in real_code_dirs()]
@@ -202,7 +202,7 @@ def test_flood_is_capped_and_still_scored(hostile):
 
 def test_fork_bomb_is_killed_whole_on_timeout(hostile):
     bomb = row(hostile["board"], "forkbomb")
-    assert (bomb["status"], bomb["reason"]) == ("failed", "timeout: no result after 20 s (process group killed)")
+    assert (bomb["status"], bomb["reason"]) == ("failed", "timeout: no result after 14 s (process group killed)")
     assert hostile["bomb_seconds"] < 90
     forks = next(hostile["work"].glob("forkbomb-*/work/forks.txt"))
     assert int(forks.read_text()) > 0
@@ -248,10 +248,10 @@ def test_nothing_outside_scratch_changed(hostile):
 def test_fork_bomb_in_a_plain_process_is_killed_whole(hidden_split, submissions_dir, tmp_path):
     """The same without bubblewrap: the process group (and RLIMIT_NPROC, for users other than root)."""
     score_submissions(entries_from_paths([submissions_dir / "forkbomb"]), hidden_split, tmp_path / "db.sqlite",
-                      tmp_path / "board.csv", profile="cpu", timeout=20, work_dir=tmp_path / "work", threads=1,
+                      tmp_path / "board.csv", profile="cpu", timeout=14, work_dir=tmp_path / "work", threads=1,
                       sandbox=PLAIN)
     bomb = row(tmp_path / "board.csv", "forkbomb")
-    assert (bomb["status"], bomb["reason"]) == ("failed", "timeout: no result after 20 s (process group killed)")
+    assert (bomb["status"], bomb["reason"]) == ("failed", "timeout: no result after 14 s (process group killed)")
     time.sleep(0.5)
     assert survivors("harness-forkbomb-marker") == []
 

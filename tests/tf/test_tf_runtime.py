@@ -82,8 +82,8 @@ def test_art_classifier_wraps_the_model_in_pixel_space(digits_model, digits_spli
     x = digits_splits.test.images[:20].astype(np.float32) / 255.0
     y = digits_splits.test.labels[:20]
     assert np.array_equal(classifier.clip_values, [0.0, 1.0])
-    np.testing.assert_allclose(classifier.predict(x), runtime.predict_logits(digits_model, digits_splits.test.images[:20]),
-                               atol=1e-5)
+    expected = runtime.predict_logits(digits_model, digits_splits.test.images[:20])
+    np.testing.assert_allclose(classifier.predict(x), expected, atol=1e-5)
     gradient = classifier.loss_gradient(x, np.eye(10)[y])
     assert gradient.shape == x.shape and np.abs(gradient).sum() > 0
 

@@ -6,9 +6,7 @@ what only one framework has stays in tests/torch/test_train.py and tests/tf/test
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import warnings
 
 import numpy as np
 import pytest
