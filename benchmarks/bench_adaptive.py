@@ -54,31 +54,13 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from common import QUICK_REPEATS, Comparison, bench_main, timed  # noqa: E402
-from workloads import EPS, ROBUST_TOLERANCE, STEPS  # noqa: E402
+from workloads import EPS, ROBUST_TOLERANCE, STEPS, small_cnn_submission  # noqa: E402
 
 IMAGES = 400
-QUICK_IMAGES = 8  # the quick run is part of the test suite: start-ups dominate it anyway
+QUICK_IMAGES = 8  # the quick run checks the plumbing: start-ups dominate it anyway
 THREADS = 1  # one intra-op thread on both sides: the model is tiny, and the machine may be shared
 TIMEOUT = 600.0
-SUBMISSION = """\
-name = "bench-adaptive"
-team = "benchmarks"
-framework = "torch"
-dataset = "digits"
-seed = 0
-
-[backbone]
-name = "small-cnn"
-params = { width = 16, hidden = 64 }
-
-[defense]
-name = "standard"
-
-[training]
-epochs = 1
-batch_size = 64
-lr = 0.1
-"""
+SUBMISSION = small_cnn_submission("bench-adaptive")
 RECIPE = f"""\
 [split]
 dataset = "digits"

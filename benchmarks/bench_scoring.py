@@ -39,31 +39,13 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from common import QUICK_REPEATS, Comparison, bench_main, timed  # noqa: E402
-from workloads import digits_split_recipe  # noqa: E402
+from workloads import digits_split_recipe, small_cnn_submission  # noqa: E402
 
 IMAGES = 100_000  # about 0.5 s of predict on one core: enough that ms rounding and jitter are small
 QUICK_IMAGES = 5_000
 BATCH_SIZE = 256  # LoadedModel.predict_logits' default, which the worker uses
 THREADS = 1  # one intra-op thread each: the model is tiny, and the machine is shared
-SUBMISSION = """\
-name = "bench-scoring"
-team = "benchmarks"
-framework = "torch"
-dataset = "digits"
-seed = 0
-
-[backbone]
-name = "small-cnn"
-params = { width = 16, hidden = 64 }
-
-[defense]
-name = "standard"
-
-[training]
-epochs = 1
-batch_size = 64
-lr = 0.1
-"""
+SUBMISSION = small_cnn_submission("bench-scoring")
 
 
 def _prepare(work: Path, count: int):

@@ -104,3 +104,27 @@ name = "gaussian-noise"
 severity = 3
 framework = "torch"
 """
+
+
+def small_cnn_submission(name: str) -> str:
+    """submission.toml of the small PyTorch model the scoring benchmarks train: ``small-cnn`` width 16, hidden 64,
+    one epoch on the embedded digits."""
+    return f"""\
+name = "{name}"
+team = "benchmarks"
+framework = "torch"
+dataset = "digits"
+seed = 0
+
+[backbone]
+name = "small-cnn"
+params = {{ width = 16, hidden = 64 }}
+
+[defense]
+name = "standard"
+
+[training]
+epochs = 1
+batch_size = 64
+lr = 0.1
+"""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import sqlite3
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +15,7 @@ from harness.scoring.split import HiddenSplit
 from harness.scoring.stats import unpack_bits
 from harness.scoring.store import ResultStore, ScoreRecord
 
-from test_store import OLD_SCHEMA
+from test_store import old_store
 
 CATEGORIES = {"clean": 40, "noise": 40, "adaptive-pgd": 40}
 
@@ -74,10 +73,7 @@ def test_score_metrics_gives_intervals_packed_correctness_and_unscored_reasons()
 
 def test_store_round_trips_flags_details_and_correctness_and_migrates_older_stores(tmp_path):
     db = tmp_path / "old.sqlite"
-    with sqlite3.connect(db) as connection:
-        connection.execute(OLD_SCHEMA)
-        connection.execute("INSERT INTO results VALUES ('k', 'old', 't', 'tf', 'cpu', 'c', 'h', '0', 'scored', '', "
-                           "'{\"public\": {\"score\": 0.5}, \"private\": {\"score\": 0.5}}', 1.0, 2.0, 0.5)")
+    old_store(db, "h", '{"public": {"score": 0.5}, "private": {"score": 0.5}}')
     split = fake_split()
     metrics, correct = scored(split, 0.6, 1)
     new = record("new", metrics, correct, ["zero-input-gradients"])

@@ -23,12 +23,17 @@ def record(name: str, isolation: str) -> ScoreRecord:
                        metrics={p: {"score": 0.5, "top1_clean": 0.5} for p in ("public", "private")})
 
 
-def test_an_older_store_gains_the_isolation_column_and_keeps_its_rows(tmp_path):
-    db = tmp_path / "old.sqlite"
+def old_store(db, split_hash: str, metrics: str) -> None:
+    """A store of the first schema (no isolation, flags, details or correct columns) with one scored row."""
     with sqlite3.connect(db) as connection:
         connection.execute(OLD_SCHEMA)
-        connection.execute("INSERT INTO results VALUES ('k', 'old', 't', 'tf', 'cpu', 'c', 's', '0', 'scored', '', "
-                           "'{}', 1.0, 2.0, 3.0)")
+        connection.execute("INSERT INTO results VALUES ('k', 'old', 't', 'tf', 'cpu', 'c', ?, '0', 'scored', '', ?, "
+                           "1.0, 2.0, 0.5)", (split_hash, metrics))
+
+
+def test_an_older_store_gains_the_isolation_column_and_keeps_its_rows(tmp_path):
+    db = tmp_path / "old.sqlite"
+    old_store(db, "s", "{}")
     with ResultStore(db) as store:
         assert [(r.submission, r.isolation) for r in store.records()] == [("old", "")]
         store.add(record("new", "ns"))
