@@ -68,7 +68,8 @@ def score(
     profile: Optional[str] = typer.Option(None, "--profile", "-P", help="Budget profile, e.g. cpu or gpu."),
     db: Path = typer.Option(Path("runs/results.sqlite"), "--db", help="SQLite results store (resumable)."),
     leaderboard: Path = typer.Option(Path("runs/leaderboard.csv"), "--leaderboard", help="Leaderboard CSV."),
-    timeout: float = typer.Option(3600.0, "--timeout", help="Seconds per submission (train + predict)."),
+    timeout: float = typer.Option(3600.0, "--timeout", help="Seconds per child: the submission's (train + "
+                                                            "predict) and each adaptive-phase child."),
     work_dir: Path = typer.Option(Path("runs/score"), "--work-dir", help="Scratch folders, one per submission."),
     threads: Optional[int] = typer.Option(None, "--threads", help="Threads per child process."),
     artifact: Optional[List[str]] = typer.Option(None, "--artifact",
@@ -93,7 +94,9 @@ def score(
     worker_dir: Optional[str] = typer.Option(None, "--worker-dir", help="Staging folder on each Ray node "
                                              "(default: its temp folder + harness-ray-UID).", rich_help_panel="Ray"),
 ) -> None:
-    """Train and predict every submission in its own child process; store results; write the leaderboard."""
+    """Train and predict every submission in its own child process; attack its code-free export white-box in
+    two harness-only children for each adaptive category of the split; store results (with flags and how they
+    were obtained); write the leaderboard (95% intervals, shared =k ranks)."""
     from ..errors import UsageError
     from ..scoring.scorer import EXECUTORS, entries_from_paths, score_submissions
 
@@ -175,7 +178,7 @@ def leaderboard(
                                  "first (the leaderboard shows each submission's latest)."),
 ) -> None:
     """Show the leaderboard (each submission's latest result): public partition by default, --private for
-    organisers; --history lists every stored result."""
+    organisers; --history lists every stored result. Shared ranks show =k; flag marks are explained below."""
     from ..errors import UsageError
     from ..scoring.leaderboard import PARTITIONS, leaderboard_columns, leaderboard_rows
     from ..scoring.store import ResultStore

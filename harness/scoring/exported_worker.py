@@ -119,8 +119,9 @@ def main(argv: list[str] | None = None) -> int:
         else:
             predict(args.export, args.images, args.adversarial, args.out, args.threads)
     except Exception as exc:  # noqa: BLE001 - the organiser records one line as the reason
-        message = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}".removesuffix(": ")
-        print(f"worker failed: {message}".replace("\n", " ")[:2000], file=sys.stderr, flush=True)
+        from .worker import failure_line
+
+        print(f"worker failed: {failure_line(exc)}"[:2000], file=sys.stderr, flush=True)
         return EXIT_FAILED
     return 0
 

@@ -49,7 +49,7 @@ from ..submission import content_hash, read_toml, submission_file
 from ..sandbox.choice import choose_isolation
 from ..sandbox.limits import default_limits
 from ..sandbox.view import cache_without_split
-from .adaptive import OUTCOME_DIR, AdaptiveCategory, adaptive_categories, run_both_phases
+from .adaptive import OUTCOME_DIR, AdaptiveCategory, run_both_phases
 from .child_run import Entry, Job, RunSettings
 from .split import HiddenSplit
 
@@ -207,9 +207,10 @@ def ray_session(options: RayOptions) -> Iterator[Any]:
         ray.shutdown()
 
 
-def ray_runs(jobs: list[Job], split: HiddenSplit, settings: RunSettings, options: RayOptions | None,
-             event: Callable[[str, Entry, str], None]) -> Iterator[tuple[Job, str, str]]:
-    """The Ray executor: every job as a task at once; yields (job, status, reason, isolation) as they finish."""
+def ray_runs(jobs: list[Job], split: HiddenSplit, settings: RunSettings, categories: list[AdaptiveCategory],
+             options: RayOptions | None, event: Callable[[str, Entry, str], None]) -> Iterator[tuple[Job, str, str]]:
+    """The Ray executor: every job as a task at once (the adaptive ``categories`` run on the task's node after its
+    child); yields (job, status, reason, isolation) as they finish."""
     options = options or RayOptions()
     if not jobs:
         return
@@ -227,7 +228,7 @@ def ray_runs(jobs: list[Job], split: HiddenSplit, settings: RunSettings, options
         remote = ray.remote(run_on_worker)
         task_options = {"num_cpus": options.cpus_per_submission, "num_gpus": options.gpus_per_submission,
                         "max_retries": options.retries, "retry_exceptions": False}
-        adaptive = [category.to_dict() for category in adaptive_categories(split)]
+        adaptive = [category.to_dict() for category in categories]
         num_classes = int(split.summary["num_classes"])
         pending: dict[Any, Job] = {}
         attempts: dict[str, int] = {}

@@ -161,13 +161,12 @@ def invalid_reason(entry: Entry, profile: str | None) -> str:
     return f"{problems[0]}{more}"
 
 
-def local_runs(jobs: list[Job], split: HiddenSplit, settings: RunSettings,
+def local_runs(jobs: list[Job], split: HiddenSplit, settings: RunSettings, categories: list[AdaptiveCategory],
                event: Callable[[str, Entry, str], None]) -> Iterator[tuple[Job, str, str, str]]:
     """The local executor: one submission after the other on this machine (child 1, then the adaptive phase's
     children when the split has adaptive categories); yields (job, status, reason, isolation)."""
     isolation = choose_isolation(settings.sandbox)
     limits = default_limits(settings.timeout, settings.threads, settings.memory_gb)
-    categories = adaptive_categories(split)
     for job in jobs:
         event("running", job.entry, "")
         status, reason = run_both_phases(job.entry, settings.profile, split.images_path, job.scratch,
@@ -242,9 +241,9 @@ def score_submissions(
         if executor == "ray":
             from .ray_executor import ray_runs
 
-            runs = ray_runs(jobs, split, settings, ray_options, event)
+            runs = ray_runs(jobs, split, settings, categories, ray_options, event)
         else:
-            runs = local_runs(jobs, split, settings, event)
+            runs = local_runs(jobs, split, settings, categories, event)
         report.bar("scoring", len(jobs))
         report.line(f"{len(jobs)} to run, {len(entries) - len(jobs)} cached, skipped or invalid")
         for job, status, reason, isolation in runs:

@@ -69,12 +69,13 @@ def export_step(loaded, folder: Path) -> dict:
     except NotExportable as exc:
         record.update(status="not exportable", reason=exc.message)
     except Exception as exc:  # noqa: BLE001 - a failed export is recorded, the predictions still count
-        record.update(status="not exportable", reason=_one_line(exc))
+        record.update(status="not exportable", reason=failure_line(exc))
     record["seconds"] = round(time.perf_counter() - started, 3)
     return record
 
 
-def _one_line(exc: BaseException) -> str:
+def failure_line(exc: BaseException) -> str:
+    """The one line a failed child prints on stderr (its reason in the store): the message, no newlines."""
     message = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}".removesuffix(": ")
     return message.replace("\n", " ")[:2000]
 
@@ -93,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         run(args.submission, args.profile, args.images, args.out, args.artifact, args.threads, args.export)
     except Exception as exc:  # noqa: BLE001 - the scorer records one line as the reason
-        print(f"worker failed: {_one_line(exc)}"[:2000], file=sys.stderr, flush=True)
+        print(f"worker failed: {failure_line(exc)}"[:2000], file=sys.stderr, flush=True)
         return EXIT_FAILED
     return 0
 
