@@ -23,7 +23,7 @@ def _artifacts(items: Optional[List[str]]) -> dict[str, Path]:
 
 
 EVENT_STYLES = {"scored": "green", "invalid": "red", "failed": "red", "cached": "cyan", "skipped": "yellow",
-                "running": "bold", "queued": "dim"}
+                "running": "bold", "queued": "dim", "attacked": "green", "classified": "green"}
 
 
 def _printer(kind: str, entry, detail: str) -> None:
@@ -44,7 +44,7 @@ class ScoreView:
         row = self.rows.setdefault(entry.name, {"framework": entry.framework, "since": self.clock()})
         if kind == "running":
             row.update(where=detail.removeprefix("on "), since=self.clock())
-        elif kind in ("scored", "failed"):
+        elif kind in ("scored", "failed", "attacked", "classified"):
             row["took"] = self.clock() - row["since"]
         row.update(kind=kind, detail=detail if kind in ("failed", "invalid", "skipped", "cached") else "")
 
@@ -54,8 +54,8 @@ class ScoreView:
         for column in ("submission", "framework", "state", "where / why", "seconds"):
             table.add_column(column, justify="right" if column == "seconds" else "left", overflow="fold")
         for name, row in self.rows.items():
-            seconds = row.get("took", self.clock() - row["since"]) if row["kind"] in ("running", "scored",
-                                                                                     "failed") else None
+            seconds = row.get("took", self.clock() - row["since"]) if row["kind"] in (
+                "running", "scored", "failed", "attacked", "classified") else None
             table.add_row(name, row["framework"], f"[{EVENT_STYLES[row['kind']]}]{row['kind']}[/]",
                           row["detail"] or row.get("where", ""), f"{seconds:.0f}" if seconds is not None else "")
         return table

@@ -122,12 +122,14 @@ def exported_model(scratch: Path) -> tuple[Path | None, str]:
 def run_both_phases(entry: Entry, profile: str | None, images: Path, scratch: Path, timeout: float,
                     threads: int | None, isolation: Isolation, limits: Limits,
                     withhold: tuple[str, str] | None, categories: list[AdaptiveCategory], *,
-                    num_classes: int | None = None, cache: Path | None = None) -> tuple[str, str]:
+                    num_classes: int | None = None, cache: Path | None = None,
+                    export: bool = False) -> tuple[str, str]:
     """Child 1 (:func:`~harness.scoring.child_run.run_child`: train, predict, export when there are adaptive
-    ``categories``), then, when it succeeded, the adaptive phase on its export; child 1's (status, reason).
-    Both executors run this, so the phase runs where child 1 ran."""
+    ``categories`` or ``export`` is asked for: the attack track classifies with it), then, when it succeeded,
+    the adaptive phase on its export; child 1's (status, reason). Both executors run this, so the phase runs
+    where child 1 ran."""
     status, reason = run_child(entry, profile, images, scratch, timeout, threads, isolation, limits, withhold,
-                               cache, export=bool(categories))
+                               cache, export=bool(categories) or export)
     if status == "ok" and categories:
         export_dir, why = exported_model(scratch)
         run_adaptive_phase(export_dir, why, images, categories, scratch, timeout, threads, isolation, limits,

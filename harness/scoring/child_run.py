@@ -44,6 +44,8 @@ class Entry:
     framework: str
     content_hash: str
     artifact: Path | None = None
+    #: "defense" (trained and scored) or "attack" (run by the attack track), from submission.toml's ``track``
+    track: str = "defense"
 
 
 @dataclass(frozen=True)
@@ -68,13 +70,14 @@ class RunSettings:
 
 
 def read_entry(path: str | Path, artifact: Path | None = None) -> Entry:
-    """Name, team and framework straight from submission.toml (no plugin code imported here)."""
+    """Name, team, framework and track straight from submission.toml (no plugin code imported here)."""
     toml_path = submission_file(path)
     data = read_toml(toml_path)
     text = {k: data.get(k) if isinstance(data.get(k), str) else "" for k in ("name", "team", "framework")}
     return Entry(root=toml_path.parent.resolve(), name=text["name"] or toml_path.parent.name,
                  team=text["team"] or "?", framework=text["framework"] or "?",
-                 content_hash=content_hash(toml_path.parent), artifact=artifact)
+                 content_hash=content_hash(toml_path.parent), artifact=artifact,
+                 track="attack" if data.get("track") == "attack" else "defense")
 
 
 def child_env(threads: int | None) -> dict[str, str]:

@@ -55,6 +55,8 @@ from .split import HiddenSplit
 
 #: files a task sends back besides the predictions (organiser-side names)
 RETURNED_FILES = ("work/predictions.npy", "work/result.json", "stdout.log", "stderr.log")
+#: the child's code-free export, sent back when the split has an attack track (its defenses classify there)
+EXPORT_DIR = "work/export"
 
 
 @dataclass(frozen=True)
@@ -164,15 +166,17 @@ def cache_bundle(datasets: set[str], withhold: tuple[str, str], cache: Path | No
 
 
 def task_request(job: Job, settings: RunSettings, staging: str | None, images_digest: str,
-                 adaptive: list[dict[str, Any]] = (), num_classes: int | None = None) -> dict[str, Any]:
+                 adaptive: list[dict[str, Any]] = (), num_classes: int | None = None,
+                 export: bool = False) -> dict[str, Any]:
     """The plain-data part of a task's arguments: nothing of the split's labels, tags or recipe (``adaptive``:
-    the adaptive categories' attack settings and image positions, :meth:`AdaptiveCategory.to_dict`)."""
+    the adaptive categories' attack settings and image positions, :meth:`AdaptiveCategory.to_dict`; ``export``:
+    the model's code-free export comes back too, for the attack track)."""
     entry = job.entry
     return {"name": entry.name, "images_digest": images_digest, "framework": entry.framework,
             "content_hash": entry.content_hash, "key": job.key, "profile": settings.profile,
             "timeout": settings.timeout, "threads": settings.threads,
             "sandbox": settings.sandbox, "memory_gb": settings.memory_gb, "withhold": list(settings.withhold),
-            "staging": staging, "adaptive": list(adaptive), "num_classes": num_classes}
+            "staging": staging, "adaptive": list(adaptive), "num_classes": num_classes, "export": export}
 
 
 def submit_task(remote, options: dict[str, Any], *args: Any):
@@ -234,7 +238,8 @@ def ray_runs(jobs: list[Job], split: HiddenSplit, settings: RunSettings, categor
         attempts: dict[str, int] = {}
         for job in jobs:
             artifact = pack_folder(job.entry.artifact) if job.entry.artifact is not None else None
-            request = task_request(job, settings, options.worker_dir, images_digest, adaptive, num_classes)
+            request = task_request(job, settings, options.worker_dir, images_digest, adaptive, num_classes,
+                                   export=split.attack_track is not None)
             ref = submit_task(remote, task_options, request, pack_folder(job.entry.root), artifact, images, bundle,
                               progress)
             pending[ref] = job
@@ -267,13 +272,23 @@ def ray_runs(jobs: list[Job], split: HiddenSplit, settings: RunSettings, categor
                 yield job, returned["status"], returned["reason"], returned.get("isolation") or ""
 
 
-def returned_files(scratch: Path) -> list[str]:
-    """What a task sends back from its scratch folder: ``RETURNED_FILES`` and the adaptive outcome's files."""
+def returned_files(scratch: Path, export: bool = False) -> list[str]:
+    """What a task sends back from its scratch folder: ``RETURNED_FILES``, the adaptive outcome's files and, with
+    ``export``, the model's code-free export (``EXPORT_DIR``)."""
     found = [relative for relative in RETURNED_FILES if (scratch / relative).is_file()]
     outcome = scratch / OUTCOME_DIR
     if outcome.is_dir():
         found += [p.relative_to(scratch).as_posix() for p in sorted(outcome.iterdir()) if p.is_file()]
+    if export and (scratch / EXPORT_DIR).is_dir():
+        found += [p.relative_to(scratch).as_posix() for p in sorted((scratch / EXPORT_DIR).rglob("*"))
+                  if p.is_file() and not p.is_symlink()]
     return found
+
+
+def _in_export(relative: str) -> bool:
+    """A returned name inside the export folder (no way out of it)."""
+    parts = Path(relative).parts
+    return Path(*parts[:2]).as_posix() == EXPORT_DIR if len(parts) > 2 and ".." not in parts else False
 
 
 def _in_outcome(relative: str) -> bool:
@@ -287,7 +302,7 @@ def keep_returned(scratch: Path, returned: dict[str, Any]) -> None:
     if scratch.exists():
         shutil.rmtree(scratch)
     for relative, content in returned["files"].items():
-        if relative in RETURNED_FILES or _in_outcome(relative):
+        if relative in RETURNED_FILES or _in_outcome(relative) or _in_export(relative):
             (scratch / relative).parent.mkdir(parents=True, exist_ok=True)
             (scratch / relative).write_bytes(content)
     kept = ("node", "isolation", "staged", "restored", "stage_seconds", "child_seconds")
@@ -386,9 +401,10 @@ def run_on_worker(request: dict[str, Any], submission: bytes, artifact: bytes | 
         status, reason = run_both_phases(entry, request["profile"], images_dir / "images.npy", scratch,
                                          request["timeout"], request["threads"], isolation, limits,
                                          tuple(request["withhold"]), categories,
-                                         num_classes=request.get("num_classes"), cache=cache)
+                                         num_classes=request.get("num_classes"), cache=cache,
+                                         export=bool(request.get("export")))
         result["child_seconds"] = round(time.perf_counter() - started, 3)
-        for relative in returned_files(scratch):
+        for relative in returned_files(scratch, export=bool(request.get("export"))):
             result["files"][relative] = (scratch / relative).read_bytes()
         return {**result, "status": status, "reason": reason}
     finally:

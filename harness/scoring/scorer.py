@@ -24,7 +24,7 @@ from ..submission import SUBMISSION_FILE, content_hash
 from ..toml_schema import Problem
 from ..sandbox.choice import choose_isolation
 from ..sandbox.limits import default_limits
-from .adaptive import AdaptiveCategory, adaptive_categories, read_adaptive_outcome, run_both_phases
+from .adaptive import AdaptiveCategory, adaptive_categories, exported_model, read_adaptive_outcome, run_both_phases
 from .child_run import Entry, Job, RunSettings, check_predictions, read_entry
 from .split import HiddenSplit, open_split
 from .stats import pack_bits, score_interval, seed_from, wilson_interval
@@ -163,15 +163,17 @@ def invalid_reason(entry: Entry, profile: str | None) -> str:
 
 def local_runs(jobs: list[Job], split: HiddenSplit, settings: RunSettings, categories: list[AdaptiveCategory],
                event: Callable[[str, Entry, str], None]) -> Iterator[tuple[Job, str, str, str]]:
-    """The local executor: one submission after the other on this machine (child 1, then the adaptive phase's
-    children when the split has adaptive categories); yields (job, status, reason, isolation)."""
+    """The local executor: one submission after the other on this machine (child 1, exporting its model when the
+    split has adaptive categories or an attack track, then the adaptive phase's children); yields (job, status,
+    reason, isolation)."""
     isolation = choose_isolation(settings.sandbox)
     limits = default_limits(settings.timeout, settings.threads, settings.memory_gb)
     for job in jobs:
         event("running", job.entry, "")
         status, reason = run_both_phases(job.entry, settings.profile, split.images_path, job.scratch,
                                          settings.timeout, settings.threads, isolation, limits, settings.withhold,
-                                         categories, num_classes=int(split.summary["num_classes"]))
+                                         categories, num_classes=int(split.summary["num_classes"]),
+                                         export=split.attack_track is not None)
         yield job, status, reason, isolation.kind
 
 
@@ -207,9 +209,14 @@ def score_submissions(
     entry, detail)`` reports "cached", "skipped", "invalid", "queued" (ray), "running", "scored" and
     "failed". ``progress``: a bar on a terminal, else a line per submission with elapsed time
     (:mod:`harness.progress`).
+
+    Attack submissions (``track = "attack"``) are not trained: when the split has an attack track they and the
+    recipe's baselines are run after the defenses (:mod:`harness.scoring.attack_track`, always on this
+    machine), every scored defense classifies their images, and the attack leaderboard is written next to
+    ``leaderboard`` (:func:`attack_leaderboard_path`); the defense leaderboard gains the ``attacks`` category.
+    Without an attack track they are reported "skipped".
     """
     from ..progress import stage
-    from .leaderboard import write_leaderboard
 
     if executor not in EXECUTORS:
         raise UsageError(f"--executor '{executor}': expected one of {', '.join(EXECUTORS)}")
@@ -225,7 +232,12 @@ def score_submissions(
     categories = adaptive_categories(split)
     with ResultStore(db) as store, stage("score", enabled=progress) as report:
         jobs = []
+        attack_entries = [entry for entry in entries if entry.track == "attack"]
+        for entry in attack_entries if split.attack_track is None else ():
+            event("skipped", entry, "an attack submission: the split has no attack track")
         for entry in entries:
+            if entry.track == "attack":
+                continue
             key = result_key(entry.content_hash, split.split_hash, __version__, profile_name)
             if retry_failed:
                 store.forget_failure(key)
@@ -245,7 +257,8 @@ def score_submissions(
         else:
             runs = local_runs(jobs, split, settings, categories, event)
         report.bar("scoring", len(jobs))
-        report.line(f"{len(jobs)} to run, {len(entries) - len(jobs)} cached, skipped or invalid")
+        report.line(f"{len(jobs)} to run, {len(entries) - len(attack_entries) - len(jobs)} cached, skipped or "
+                    "invalid")
         for job, status, reason, isolation in runs:
             entry = job.entry
             metrics: dict[str, Any] = {}
@@ -263,6 +276,9 @@ def score_submissions(
                     metrics, correct = score_metrics(top1, split, top5_clean=correctness(logits, split.labels, 5),
                                                      unscored=unscored, seed=seed)
                     details.update(bootstrap_seed=seed, export=timings.get("export"))
+                    export_dir, _ = exported_model(job.scratch)
+                    if export_dir is not None:  # where the attack track finds it
+                        details["export_dir"] = str(export_dir.resolve())
                     status = "scored"
                 except (UsageError, ValueError, OSError) as exc:
                     status, reason = "failed", getattr(exc, "message", str(exc))
@@ -271,11 +287,38 @@ def score_submissions(
             report.done(f"{entry.name} {status}" + (f" ({reason})" if reason else ""))
             event(status, entry, reason)
             if leaderboard is not None:
-                write_leaderboard(store.records(split.split_hash), leaderboard)
+                write_boards(store, split.split_hash, leaderboard)
+        if split.attack_track is not None:
+            from .attack_track import run_attack_track
+
+            report.line(f"attack track: {len(attack_entries)} attack submissions, "
+                        f"{len(split.attack_track.baselines)} baselines ({split.attack_track.access} access)")
+            run_attack_track(split, attack_entries, store, profile=profile_name, settings=settings,
+                             isolation=choose_isolation(sandbox), work_dir=work_dir, retry_failed=retry_failed,
+                             invalid=lambda entry: invalid_reason(entry, profile), event=event)
         records = store.records(split.split_hash)
-    if leaderboard is not None:
-        write_leaderboard(records, leaderboard)
+        if leaderboard is not None:
+            write_boards(store, split.split_hash, leaderboard)
     return records
+
+
+def attack_leaderboard_path(leaderboard: str | Path) -> Path:
+    """Where the attack leaderboard goes: beside the defense leaderboard, ``<name>-attacks.csv``."""
+    leaderboard = Path(leaderboard)
+    return leaderboard.with_name(f"{leaderboard.stem}-attacks{leaderboard.suffix or '.csv'}")
+
+
+def write_boards(store: ResultStore, split_hash: str, leaderboard: str | Path) -> None:
+    """The defense leaderboard (with the ``attacks`` category when the split has attack results) and, when there
+    are attack runs, the attack leaderboard beside it; each written atomically."""
+    from .attack_board import with_attack_category, write_attack_leaderboard
+    from .leaderboard import write_leaderboard
+
+    matrix = store.matrix_records(split_hash)
+    write_leaderboard(with_attack_category(store.records(split_hash), matrix), leaderboard)
+    attacks = store.attack_records(split_hash)
+    if attacks:
+        write_attack_leaderboard(attacks, matrix, attack_leaderboard_path(leaderboard))
 
 
 def _record(entry: Entry, split: HiddenSplit, profile: str, status: str, reason: str,
