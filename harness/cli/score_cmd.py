@@ -96,7 +96,11 @@ def score(
 ) -> None:
     """Train and predict every submission in its own child process; attack its code-free export white-box in
     two harness-only children for each adaptive category of the split; store results (with flags and how they
-    were obtained); write the leaderboard (95% intervals, shared =k ranks)."""
+    were obtained); write the leaderboard (95% intervals, shared =k ranks).
+
+    When the split has an attack track, the attack submissions (track = "attack") and the recipe's baselines
+    run next, each in its own child; their images, clipped into the budget, are classified by every scored
+    defense, and the attack leaderboard is written beside the leaderboard (NAME-attacks.csv)."""
     from ..errors import UsageError
     from ..scoring.scorer import EXECUTORS, entries_from_paths, score_submissions
 
