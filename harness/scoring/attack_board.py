@@ -27,12 +27,13 @@ import numpy as np
 
 from ..atomic import write_text
 from .leaderboard import CELL_WIDTH, PARTITIONS, _percent, short_headers
+from .split import ATTACKS_CATEGORY
 from .stats import (ALPHA, bootstrap_weights, pack_bits, score_interval, seed_from, shared_ranks, sign_flip_test,
                     unpack_bits, wilson_interval)
 from .store import AttackRecord, MatrixRecord, ScoreRecord
 
 #: the defense leaderboard's category of the attack track
-CATEGORY = "attacks"
+CATEGORY = ATTACKS_CATEGORY
 FRONT = ["rank", "attack", "team", "framework", "kind", "score", "score_ci_low", "score_ci_high", "defenses"]
 BACK = ["clipped", "partition", "status", "reason", "isolation", "split_hash", "harness_version"]
 #: a defense's column: ``vs_<defense>``

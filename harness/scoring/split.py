@@ -119,6 +119,8 @@ BASELINE_FIELDS = {"name": Field((str,), required=True), "params": Field((dict,)
 #: what the contest sets, never an attack's params
 CONTEST_PARAMS = ("eps", "norm", "seed")
 FRAMEWORKS = ("torch", "tf")
+#: the defense leaderboard's category of the attack track (:mod:`harness.scoring.attack_board`)
+ATTACKS_CATEGORY = "attacks"
 #: the attack track's image draw: a stream of the split's seed independent of the split's own draws
 ATTACK_STREAM = 0x41545452
 
@@ -308,6 +310,10 @@ def load_recipe(path: str | Path) -> Recipe:
                                                                      "holds no other entry")
     source = values.get("source", "test")
     attack_track = _attack_track(path, data["attack_track"], source) if "attack_track" in data else None
+    taken = next((i for i, p in enumerate(perturbations) if p.category == ATTACKS_CATEGORY), None)
+    if attack_track is not None and taken is not None:
+        raise _field_error(path, f"perturbations[{taken}].category", f"'{ATTACKS_CATEGORY}' is the attack track's "
+                                                                     "leaderboard category: choose another name")
     return Recipe(path=path, dataset=values["dataset"], source=source, seed=values["seed"],
                   public_fraction=fraction, perturbations=tuple(perturbations), limit=values.get("limit"),
                   dataset_params=values.get("dataset_params", {}), name=values.get("name", "hidden"),
@@ -348,6 +354,7 @@ def _baseline(path: Path, where: str, entry: Any, rules: AttackTrackRules) -> Ba
     """One ``[[attack_track.baselines]]`` entry: a built-in or installed attack (baselines run in harness-only
     children that load no recipe plugins) with an eps parameter, params it accepts (it is built once here),
     a surrogate submission folder for transfer access and none for white-box."""
+    from ..attacks.config import ATTACK_PARAMS, AttackConfig
     from ..errors import HarnessError
     from ..registry import get_attack
 
@@ -399,9 +406,18 @@ def _baseline(path: Path, where: str, entry: Any, rules: AttackTrackRules) -> Ba
     if rules.norm != "linf" and "norm" not in spec.params:
         raise _field_error(path, f"{where}.name", f"attack '{name}' has no norm parameter: it attacks in linf "
                                                   f"only, the contest's norm is {rules.norm}")
+    unknown = sorted(set(params) - set(spec.params))
+    if unknown:
+        raise _field_error(path, f"{where}.params", f"attack '{name}' has no parameter {', '.join(map(repr, unknown))}."
+                           f"{''.join(suggest(k, spec.params) for k in unknown)} Parameters: "
+                           f"{', '.join(k for k in spec.params if k not in CONTEST_PARAMS)}")
     contest = {"eps": rules.eps, **({"norm": rules.norm} if "norm" in spec.params else {})}
-    try:
-        spec.create(**params, **contest)  # bad parameter names and values, checked by the attack itself
+    try:  # the values, checked by the attack itself; a TF attack's by its framework-neutral config (when it has
+        # one): building it would import TensorFlow here
+        if framework == "torch":
+            spec.create(**params, **contest)
+        elif name in ATTACK_PARAMS:
+            AttackConfig.for_attack(name, **params, **contest)
     except HarnessError as exc:
         raise _field_error(path, f"{where}.params", exc.message) from None
     return Baseline(label=label, attack=name, params=params, surrogate=surrogate,
