@@ -116,3 +116,20 @@ def test_explanation_grid_size(tmp_path, channels):
     path = plot_explanations(versions, [f"class {i}" for i in range(10)], tmp_path / "grid.png",
                              labels=np.array([0, 1, 2]), title="t", headings=("clean", "fgsm"))
     assert_png(path, (round(2 * len(PANELS) * CELL * DPI), round((HEADER + 3 * CELL) * DPI)))
+
+
+def test_plot_matrix_from_a_results_store(tmp_path):
+    import sys
+
+    sys.path.insert(0, str(__import__("pathlib").Path(__file__).parent / "scoring"))
+    from test_attack_board import attack_store
+
+    db = tmp_path / "results.sqlite"
+    result = invoke("plot", "matrix", str(db))
+    assert result.exit_code == 2 and "no such results store" in result.output and not db.exists()
+    attack_store(db)
+    result = invoke("plot", "matrix", str(db), "--private", "--out", str(tmp_path / "m.png"))
+    assert result.exit_code == 0, result.output
+    assert_png(tmp_path / "m.png", (600, 300))  # 2 defenses x 2 attacks: the smallest figure
+    assert invoke("plot", "matrix", str(db)).exit_code == 0 and (tmp_path / "matrix_public.png").is_file()
+    assert invoke("plot", "matrix", str(db), "--split-hash", "nope").exit_code == 2

@@ -268,9 +268,14 @@ def _attack_table(shown: list[str], headers: dict[str, str], rows: list[dict[str
 
 
 def attack_failure_lines(rows: list[dict[str, object]]) -> list[str]:
-    """"ATTACK: STATUS: REASON" for each unranked row, and "ATTACK: REASON" for ranked rows with a note."""
-    return [f"{row['attack']}: {row['status']}: {row['reason']}" if not row.get("rank")
-            else f"{row['attack']}: {row['reason']}" for row in rows if not row.get("rank") or row.get("reason")]
+    """"ATTACK: STATUS: REASON" for each unranked row."""
+    return [f"{row['attack']}: {row['status']}: {row['reason']}" for row in rows if not row.get("rank")]
+
+
+def attack_note_lines(rows: list[dict[str, object]]) -> list[str]:
+    """"ATTACK: REASON" for each ranked row with a note (a defense it failed against, one right on no clean
+    image)."""
+    return [f"{row['attack']}: {row['reason']}" for row in rows if row.get("rank") and row.get("reason")]
 
 
 # --------------------------------------------------------------------------- the defenses' attacks category

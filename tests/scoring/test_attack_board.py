@@ -190,3 +190,50 @@ def test_records_are_unchanged_without_matrix_rows():
     other_split.split_hash = "t" * 64
     (same, still) = with_attack_category([record, failed], [other_split])
     assert same is record and still is failed
+
+
+# --------------------------------------------------------------------------- the CLI
+
+
+def attack_store(db):
+    """A store with two defenses, a submitted attack, a baseline, a failed attack and their matrix rows."""
+    from harness.scoring.store import ResultStore
+
+    strong, weak = defense("strong"), defense("weak", clean=(1, 0, 0, 1))
+    runs = [attack("sneaky"), attack("baseline-fgsm", kind="baseline"), attack("broken", "failed", "timeout: 9 s")]
+    clean = np.ones(20, dtype=bool)
+    rows = [cell(runs[0], "strong", clean, np.arange(20) % 4 > 0, defense_key=strong.key),
+            cell(runs[0], "weak", clean, np.arange(20) % 4 == 0, defense_key=weak.key),
+            cell(runs[1], "strong", clean, np.arange(20) % 2 == 0, defense_key=strong.key),
+            cell(runs[1], "weak", [], [], status="failed", reason="crashed: predict", defense_key=weak.key)]
+    with ResultStore(db) as store:
+        for record in (strong, weak):
+            store.add(record)
+        for run in runs:
+            store.add_attack(run)
+        for row in rows:
+            store.add_matrix(row)
+    return rows
+
+
+def test_leaderboard_command_shows_both_leaderboards_and_writes_the_attack_csv(tmp_path):
+    from typer.testing import CliRunner
+
+    from harness.cli.main import app
+
+    attack_store(tmp_path / "db.sqlite")
+    out = tmp_path / "attacks.csv"
+    result = CliRunner().invoke(app, ["leaderboard", str(tmp_path / "db.sqlite"), "--attacks-csv", str(out)],
+                                env={"COLUMNS": "100"})
+    assert result.exit_code == 0, result.output
+    text = result.output
+    assert "public leaderboard" in text and "attacks" in text  # the defense table's new category
+    assert "public attack leaderboard" in text and "sneaky" in text and "baseline-fgsm" in text
+    assert "broken: failed: timeout: 9 s" in text and "baseline-fgsm: vs weak: failed: crashed: predict" in text
+    with open(out, newline="") as handle:
+        written = list(csv.DictReader(handle))
+    assert {(r["attack"], r["partition"]) for r in written} == {(a, p) for a in ("sneaky", "baseline-fgsm", "broken")
+                                                                for p in ("public", "private")}
+    assert next(r for r in written if r["attack"] == "sneaky")["vs_weak"] == "0.75"
+    plain = CliRunner().invoke(app, ["leaderboard", str(tmp_path / "plain.csv")])
+    assert plain.exit_code == 2
