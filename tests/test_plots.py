@@ -118,16 +118,32 @@ def test_explanation_grid_size(tmp_path, channels):
     assert_png(path, (round(2 * len(PANELS) * CELL * DPI), round((HEADER + 3 * CELL) * DPI)))
 
 
+def matrix_store(db) -> None:
+    """Two attacks x two defenses, one cell failed."""
+    from harness.scoring.stats import pack_bits
+    from harness.scoring.store import MatrixRecord, ResultStore
+
+    with ResultStore(db) as store:
+        for attack in ("fgsm", "sneaky"):
+            for defense in ("strong", "weak"):
+                adversarial = np.arange(20) % (3 if attack == "fgsm" else 5) == 0
+                scored = (attack, defense) != ("fgsm", "weak")
+                correct = {"clean": pack_bits(np.ones(20, bool)), "adversarial": pack_bits(adversarial)}
+                values = {"count": 20, "clean_correct": 20, "fooled": int((~adversarial).sum()),
+                          "success": float((~adversarial).mean())}
+                store.add_matrix(MatrixRecord(
+                    attack=attack, attack_kind="submission", attack_key=f"key-{attack}", defense=defense,
+                    defense_team="t", defense_key=f"key-{defense}", split_hash="s" * 64, harness_version="0",
+                    status="scored" if scored else "failed", reason="" if scored else "crashed: x",
+                    metrics={p: values for p in ("public", "private")} if scored else {},
+                    correct={p: correct for p in ("public", "private")} if scored else {}))
+
+
 def test_plot_matrix_from_a_results_store(tmp_path):
-    import sys
-
-    sys.path.insert(0, str(__import__("pathlib").Path(__file__).parent / "scoring"))
-    from test_attack_board import attack_store
-
     db = tmp_path / "results.sqlite"
     result = invoke("plot", "matrix", str(db))
     assert result.exit_code == 2 and "no such results store" in result.output and not db.exists()
-    attack_store(db)
+    matrix_store(db)
     result = invoke("plot", "matrix", str(db), "--private", "--out", str(tmp_path / "m.png"))
     assert result.exit_code == 0, result.output
     assert_png(tmp_path / "m.png", (600, 300))  # 2 defenses x 2 attacks: the smallest figure
