@@ -217,9 +217,9 @@ def leaderboard(
 
             console.print(f"wrote {write_attack_leaderboard(attacks, matrix, attacks_csv)}", highlight=False)
         return
-    if history or attacks_csv is not None:
-        raise UsageError(f"{source}: --history and --attacks-csv need the SQLite results store (e.g. "
-                         "runs/results.sqlite)")
+    for flag, given in (("--history", history), ("--attacks-csv", attacks_csv is not None)):
+        if given:
+            raise UsageError(f"{source}: {flag} needs the SQLite results store (e.g. runs/results.sqlite)")
     show_leaderboard(source, private)
 
 
