@@ -401,7 +401,7 @@ def _baseline(path: Path, where: str, entry: Any, rules: AttackTrackRules) -> Ba
                                                   "contest's budget")
     fixed = next((k for k in CONTEST_PARAMS if k in params), None)
     if fixed:
-        source = f"attack_track.{fixed}" if fixed != "seed" else "a seed drawn from the split's seed"
+        source = f"attack_track.{fixed}" if fixed != "seed" else "the harness seeds every attack run"
         raise _field_error(path, f"{where}.params.{fixed}", f"set by the contest ({source}), not by the baseline")
     if rules.norm != "linf" and "norm" not in spec.params:
         raise _field_error(path, f"{where}.name", f"attack '{name}' has no norm parameter: it attacks in linf "
