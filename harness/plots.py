@@ -1,5 +1,6 @@
 """Every picture the harness draws, from data the caller passes: training curves, robust accuracy vs eps,
-corruption heat maps, submissions compared, the demo's leaderboard chart and the explanation grid.
+corruption heat maps, submissions compared, the demo's leaderboard chart, the attack track's matrix and the
+explanation grid.
 
 Each function draws one PNG, written atomically, and returns its path. matplotlib is imported only when
 drawing, and only its object API (no pyplot: no GUI backend, no global figure state). Reading the files these
@@ -18,7 +19,7 @@ from .atomic import atomic_path
 if TYPE_CHECKING:
     from .explain import Explanation
     from .robustness.evaluate import RobustnessReport
-    from .scoring.store import ScoreRecord
+    from .scoring.store import MatrixRecord, ScoreRecord
     from .training import TrainingHistory
 
 DPI = 100
@@ -215,6 +216,56 @@ def leaderboard_chart(records: Sequence[ScoreRecord], path: str | Path, partitio
         ax.legend(fontsize=8, loc="lower left")
     ax.grid(axis="y", alpha=0.3)
     return _write(fig, path, dpi=None)
+
+
+def attack_matrix_chart(matrix: Sequence[MatrixRecord], out: str | Path, partition: str = "public") -> Path:
+    """Heat map of the attack track: attacks (rows, best score first) x defenses (columns), each cell the
+    attack's success against the defense in percent (fooled / right when clean); failed cells hatched with an
+    "x". Each cell's latest row counts (:func:`harness.scoring.attack_board.latest_matrix`)."""
+    from matplotlib.patches import Patch, Rectangle
+
+    from .scoring.attack_board import latest_matrix
+
+    rows = latest_matrix(matrix)
+    defenses = sorted({m.defense for m in rows})
+    grid: dict[str, dict[str, float | None]] = {}
+    for m in rows:
+        grid.setdefault(m.attack, {})[m.defense] = (float((m.metrics.get(partition) or {}).get("success", 0.0))
+                                                    if m.status == "scored" else None)
+    mean = {a: np.mean([v for v in cells.values() if v is not None] or [-1.0]) for a, cells in grid.items()}
+    attacks = sorted(grid, key=lambda a: (-mean[a], a))
+    values = np.array([[np.nan if grid[a].get(d) is None else grid[a][d] for d in defenses] for a in attacks],
+                      dtype=float).reshape(len(attacks), len(defenses))
+    fig = _figure(min(16.0, max(6.0, 3.0 + 0.75 * len(defenses))), min(12.0, max(3.0, 2.0 + 0.4 * len(attacks))))
+    ax = fig.subplots()
+    image = ax.imshow(values * 100, cmap="Reds", vmin=0, vmax=100, aspect="auto")
+    failed = False
+    for i, attack in enumerate(attacks):
+        for j, defense in enumerate(defenses):
+            if defense not in grid[attack]:
+                continue
+            value = grid[attack][defense]
+            if value is None:
+                failed = True
+                ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, hatch="xx", edgecolor="grey",
+                                       linewidth=0))
+                ax.text(j, i, "x", ha="center", va="center", fontsize=8, color="black")
+            else:
+                ax.text(j, i, f"{value * 100:.0f}", ha="center", va="center", fontsize=7,
+                        color="white" if value > 0.6 else "black")
+    ax.set_xticks(range(len(defenses)), defenses, rotation=30 if len(defenses) > 3 else 0, ha="right"
+                  if len(defenses) > 3 else "center", fontsize=8)
+    ax.set_yticks(range(len(attacks)), attacks, fontsize=8)
+    ax.set_xlabel("defense")
+    ax.set_ylabel("attack")
+    ax.set_title(f"Attack track, {partition} partition\ncell: success (%), the share of the images the defense "
+                 "gets right clean that the attack fools", fontsize=8)
+    fig.colorbar(image, ax=ax, label="success (%)")
+    fig.tight_layout()
+    if failed:
+        fig.legend(handles=[Patch(facecolor="white", edgecolor="grey", hatch="xx", label="x: failed")],
+                   loc="lower left", fontsize=7, frameon=False)
+    return _write(fig, out, tight=False)
 
 
 # --------------------------------------------------------------------------- explanations

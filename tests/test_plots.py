@@ -116,3 +116,36 @@ def test_explanation_grid_size(tmp_path, channels):
     path = plot_explanations(versions, [f"class {i}" for i in range(10)], tmp_path / "grid.png",
                              labels=np.array([0, 1, 2]), title="t", headings=("clean", "fgsm"))
     assert_png(path, (round(2 * len(PANELS) * CELL * DPI), round((HEADER + 3 * CELL) * DPI)))
+
+
+def matrix_store(db) -> None:
+    """Two attacks x two defenses, one cell failed."""
+    from harness.scoring.stats import pack_bits
+    from harness.scoring.store import MatrixRecord, ResultStore
+
+    with ResultStore(db) as store:
+        for attack in ("fgsm", "sneaky"):
+            for defense in ("strong", "weak"):
+                adversarial = np.arange(20) % (3 if attack == "fgsm" else 5) == 0
+                scored = (attack, defense) != ("fgsm", "weak")
+                correct = {"clean": pack_bits(np.ones(20, bool)), "adversarial": pack_bits(adversarial)}
+                values = {"count": 20, "clean_correct": 20, "fooled": int((~adversarial).sum()),
+                          "success": float((~adversarial).mean())}
+                store.add_matrix(MatrixRecord(
+                    attack=attack, attack_kind="submission", attack_key=f"key-{attack}", defense=defense,
+                    defense_team="t", defense_key=f"key-{defense}", split_hash="s" * 64, harness_version="0",
+                    status="scored" if scored else "failed", reason="" if scored else "crashed: x",
+                    metrics={p: values for p in ("public", "private")} if scored else {},
+                    correct={p: correct for p in ("public", "private")} if scored else {}))
+
+
+def test_plot_matrix_from_a_results_store(tmp_path):
+    db = tmp_path / "results.sqlite"
+    result = invoke("plot", "matrix", str(db))
+    assert result.exit_code == 2 and "no such results store" in result.output and not db.exists()
+    matrix_store(db)
+    result = invoke("plot", "matrix", str(db), "--private", "--out", str(tmp_path / "m.png"))
+    assert result.exit_code == 0, result.output
+    assert_png(tmp_path / "m.png", (600, 300))  # 2 defenses x 2 attacks: the smallest figure
+    assert invoke("plot", "matrix", str(db)).exit_code == 0 and (tmp_path / "matrix_public.png").is_file()
+    assert invoke("plot", "matrix", str(db), "--split-hash", "nope").exit_code == 2

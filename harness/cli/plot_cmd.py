@@ -1,8 +1,8 @@
 """``harness plot ...``: charts (PNG) from the files the harness wrote (docs/pictures.md).
 
 Reads ``metrics.json`` (training), ``robustness.json`` and ``corruptions.csv`` (``harness evaluate --robust``),
-``evaluation.csv`` (``harness evaluate``) or a leaderboard CSV (``harness score``); a file that is missing or of
-the wrong kind is a one-line UsageError naming it. :mod:`harness.plots` draws.
+``evaluation.csv`` (``harness evaluate``), a leaderboard CSV or the results store (``harness score``); a file
+that is missing or of the wrong kind is a one-line UsageError naming it. :mod:`harness.plots` draws.
 """
 
 from __future__ import annotations
@@ -85,6 +85,32 @@ def compare(
     if not submissions or not sets:
         raise UsageError(f"{table}: no scored submissions to compare")
     _done(plot_compare(submissions, sets, values, table.name, out or table.with_name(f"{table.stem}_compare.png")))
+
+
+@app.command("matrix")
+def matrix(
+    db: Path = typer.Argument(..., help="SQLite results store of harness score (a split with an attack track)."),
+    out: Optional[Path] = OUT_OPTION,
+    private: bool = typer.Option(False, "--private", help="The private partition (organisers)."),
+    split_hash: Optional[str] = typer.Option(None, "--split-hash", help="This split (default: the latest scored "
+                                                                        "attack track)."),
+) -> None:
+    """The attack track as a heat map: success (%) of every attack (rows) against every defense (columns)."""
+    from ..plots import attack_matrix_chart
+    from ..scoring.store import ResultStore
+
+    if not db.is_file():
+        raise UsageError(f"{db}: no such results store", hint="run: harness score ... --db FILE")
+    with ResultStore(db) as store:
+        rows = store.matrix_records()
+    if split_hash:
+        rows = [m for m in rows if m.split_hash.startswith(split_hash)]
+    if not rows:
+        raise UsageError(f"{db}: no attack-track results" + (f" for split {split_hash}" if split_hash else ""),
+                         hint="a split built from a recipe with [attack_track], scored by harness score")
+    rows = [m for m in rows if m.split_hash == rows[-1].split_hash]  # the latest split's
+    partition = "private" if private else "public"
+    _done(attack_matrix_chart(rows, out or db.with_name(f"matrix_{partition}.png"), partition))
 
 
 def run_label(path: Path) -> str:

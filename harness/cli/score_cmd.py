@@ -180,10 +180,15 @@ def leaderboard(
     split_hash: Optional[str] = typer.Option(None, "--split-hash", help="With a store: this split (default latest)."),
     history: bool = typer.Option(False, "--history", help="With a store: every stored result of the split, oldest "
                                  "first (the leaderboard shows each submission's latest)."),
+    attacks_csv: Optional[Path] = typer.Option(None, "--attacks-csv", help="With a store: write the attack "
+                                               "leaderboard of the split's attack track to this CSV."),
 ) -> None:
     """Show the leaderboard (each submission's latest result): public partition by default, --private for
-    organisers; --history lists every stored result. Shared ranks show =k; flag marks are explained below."""
+    organisers; --history lists every stored result. Shared ranks show =k; flag marks are explained below.
+    With a store whose split has an attack track, the defenses' attacks category (their worst case over every
+    scored attack) counts in the score, and the attack leaderboard follows."""
     from ..errors import UsageError
+    from ..scoring.attack_board import with_attack_category
     from ..scoring.leaderboard import PARTITIONS, leaderboard_columns, leaderboard_rows
     from ..scoring.store import ResultStore
 
@@ -194,6 +199,8 @@ def leaderboard(
         with ResultStore(source) as store:
             chosen = split_hash or store.latest_split()
             records = [r for r in store.records() if chosen and r.split_hash.startswith(chosen)]
+            full = records[0].split_hash if records else ""
+            attacks, matrix = store.attack_records(full), store.matrix_records(full)
         if not records:
             raise UsageError(f"{source}: no results" + (f" for split {split_hash}" if split_hash else ""))
         if history:
@@ -201,12 +208,36 @@ def leaderboard(
                                                           f"({source})"))
             return
         partition = PARTITIONS[1] if private else PARTITIONS[0]
+        records = with_attack_category(records, matrix)
         print_leaderboard(leaderboard_columns(records), leaderboard_rows(records, partition),
                           f"{partition} leaderboard ({source})")
+        if attacks:
+            print_attack_leaderboard(attacks, matrix, partition, f"{partition} attack leaderboard ({source})")
+        if attacks_csv is not None:
+            if not attacks:
+                raise UsageError(f"{source}: no attack-track results for split {full[:16]}: no --attacks-csv to "
+                                 "write")
+            from ..scoring.attack_board import write_attack_leaderboard
+
+            console.print(f"wrote {write_attack_leaderboard(attacks, matrix, attacks_csv)}", highlight=False)
         return
-    if history:
-        raise UsageError(f"{source}: --history needs the SQLite results store (e.g. runs/results.sqlite)")
+    for flag, given in (("--history", history), ("--attacks-csv", attacks_csv is not None)):
+        if given:
+            raise UsageError(f"{source}: {flag} needs the SQLite results store (e.g. runs/results.sqlite)")
     show_leaderboard(source, private)
+
+
+def print_attack_leaderboard(attacks, matrix, partition: str, title: str) -> None:
+    """The attack table, then its ranked rows' notes (yellow) and its unranked rows (red)."""
+    from ..scoring.attack_board import (attack_columns, attack_failure_lines, attack_leaderboard_rows,
+                                        attack_note_lines, render_attack_leaderboard)
+
+    rows = attack_leaderboard_rows(attacks, matrix, partition)
+    console.print(render_attack_leaderboard(attack_columns(matrix), rows, title, console.width))
+    for line in attack_note_lines(rows):
+        console.print(line, style="yellow", highlight=False, soft_wrap=True)
+    for line in attack_failure_lines(rows):
+        console.print(line, style="red", highlight=False, soft_wrap=True)
 
 
 def history_table(records, private: bool, title: str) -> Table:

@@ -41,9 +41,28 @@ share, and a secret seed::
     params = { steps = 20 }      # the attack's parameters (not eps, norm or seed)
     weight = 1
 
+    [attack_track]               # optional: the attack track's contest rules
+    source = "test"              # its clean source images' dataset split (default: [split] source)
+    count = 60                   # how many source images (drawn with a stream of the split's seed)
+    eps = 0.1                    # every attack's budget, pixel space
+    norm = "linf"                # or l2
+    access = "transfer"          # or white-box (attacks run on each defense's code-free export)
+    time_limit = 600.0           # seconds per attack run (its surrogate's training included)
+    defense_time_limit = 300.0   # white-box: seconds per (attack, defense) run
+
+    [[attack_track.baselines]]   # the organiser's own attacks, scored with the submitted ones
+    name = "fgsm"                # a built-in or installed attack with an eps parameter
+    params = {}                  # not eps, norm or seed
+    label = "baseline-fgsm"      # leaderboard name (default baseline-<name>)
+    surrogate = "../submissions/cnn-baseline"   # transfer (required): the defense submission it attacks
+    surrogate_profile = "cpu"
+
 Adaptive images are stored clean; ``organiser/summary.json["adaptive"]`` records each
 adaptive category's settings and seed for the second scoring phase
-(:mod:`harness.scoring.adaptive`).
+(:mod:`harness.scoring.adaptive`). With ``[attack_track]`` the build also writes
+``attack_track/images.npy`` (the clean source images, random order), ``organiser/attack_labels.npy`` and
+``organiser/attack_tags.csv`` (id, label, partition), and ``summary["attack_track"]`` (the rules); a recipe
+without it builds the same split as before.
 
 ``build_split`` writes ``OUT/images/`` (for participants: images.npy, ids.json and
 their manifest) and ``OUT/organiser/`` (labels, per-image tags with partition,
@@ -58,7 +77,7 @@ import hashlib
 import json
 import math
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -73,7 +92,8 @@ KINDS = ("clean", "augmentation", "attack", "adaptive")
 NORMS = ("linf", "l2")
 #: the ensemble's name in an adaptive entry: the worst case over ``members``
 ENSEMBLE = "ensemble"
-RECIPE_FIELDS = {"plugins": Field((list,)), "split": Field((dict,)), "perturbations": Field((list,))}
+RECIPE_FIELDS = {"plugins": Field((list,)), "split": Field((dict,)), "perturbations": Field((list,)),
+                 "attack_track": Field((dict,))}
 SPLIT_FIELDS = {"dataset": Field((str,), required=True), "source": Field((str,)),
                 "seed": Field((int,), required=True), "public_fraction": Field((float,)), "limit": Field((int,)),
                 "dataset_params": Field((dict,)), "name": Field((str,))}
@@ -88,6 +108,21 @@ NOT_ADAPTIVE = ("severity", "framework", "reference", "reference_profile", "refe
 IMAGES_DIR = "images"
 ORGANISER_DIR = "organiser"
 MANIFEST = "manifest.json"
+ATTACK_DIR = "attack_track"
+ACCESS = ("transfer", "white-box")
+ATTACK_TRACK_FIELDS = {"source": Field((str,)), "count": Field((int,), required=True),
+                       "eps": Field((float,), required=True), "norm": Field((str,)), "access": Field((str,)),
+                       "time_limit": Field((float,)), "defense_time_limit": Field((float,)),
+                       "baselines": Field((list,))}
+BASELINE_FIELDS = {"name": Field((str,), required=True), "params": Field((dict,)), "label": Field((str,)),
+                   "surrogate": Field((str,)), "surrogate_profile": Field((str,)), "framework": Field((str,))}
+#: what the contest sets, never an attack's params
+CONTEST_PARAMS = ("eps", "norm", "seed")
+FRAMEWORKS = ("torch", "tf")
+#: the defense leaderboard's category of the attack track (:mod:`harness.scoring.attack_board`)
+ATTACKS_CATEGORY = "attacks"
+#: the attack track's image draw: a stream of the split's seed independent of the split's own draws
+ATTACK_STREAM = 0x41545452
 
 
 @dataclass(frozen=True)
@@ -132,6 +167,57 @@ class Perturbation:
 
 
 @dataclass(frozen=True)
+class Baseline:
+    """One of the organiser's own attacks in the attack track."""
+
+    label: str
+    attack: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+    #: transfer: the defense submission folder whose trained model it attacks (absolute); white-box: None
+    surrogate: Path | None = None
+    surrogate_profile: str | None = None
+    framework: str = "torch"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"label": self.label, "attack": self.attack, "params": dict(self.params),
+                "surrogate": str(self.surrogate) if self.surrogate is not None else None,
+                "surrogate_profile": self.surrogate_profile, "framework": self.framework}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "Baseline":
+        return cls(label=data["label"], attack=data["attack"], params=dict(data.get("params") or {}),
+                   surrogate=Path(data["surrogate"]) if data.get("surrogate") else None,
+                   surrogate_profile=data.get("surrogate_profile"), framework=data.get("framework", "torch"))
+
+
+@dataclass(frozen=True)
+class AttackTrackRules:
+    """The recipe's ``[attack_track]``: source images, budget, access, time limits and baselines."""
+
+    source: str
+    count: int
+    eps: float
+    norm: str = "linf"
+    access: str = "transfer"
+    time_limit: float = 600.0
+    defense_time_limit: float = 300.0
+    baselines: tuple[Baseline, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"source": self.source, "count": self.count, "eps": self.eps, "norm": self.norm,
+                "access": self.access, "time_limit": self.time_limit, "defense_time_limit": self.defense_time_limit,
+                "baselines": [b.to_dict() for b in self.baselines]}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "AttackTrackRules":
+        return cls(source=data["source"], count=int(data["count"]), eps=float(data["eps"]),
+                   norm=data.get("norm", "linf"), access=data.get("access", "transfer"),
+                   time_limit=float(data.get("time_limit", 600.0)),
+                   defense_time_limit=float(data.get("defense_time_limit", 300.0)),
+                   baselines=tuple(Baseline.from_dict(b) for b in data.get("baselines") or ()))
+
+
+@dataclass(frozen=True)
 class Recipe:
     """A parsed, checked recipe."""
 
@@ -146,6 +232,8 @@ class Recipe:
     name: str = "hidden"
     #: the recipe's own plugin modules (in its folder), registered while the split is built
     plugins: tuple[str, ...] = ()
+    #: the attack track's rules (``[attack_track]``); None: no attack track
+    attack_track: AttackTrackRules | None = None
 
     @property
     def folder(self) -> Path:
@@ -164,7 +252,8 @@ def load_recipe(path: str | Path) -> Recipe:
         raise UsageError(f"{path}: no such recipe file")
     data = read_toml(path)
     split = data.get("split")
-    _, problems = check_table({k: v for k, v in data.items() if k not in ("split", "perturbations")}, RECIPE_FIELDS)
+    tables = ("split", "perturbations", "attack_track")  # checked below, field by field
+    _, problems = check_table({k: v for k, v in data.items() if k not in tables}, RECIPE_FIELDS)
     first_problem(path, problems)
     if not isinstance(split, dict):
         raise _field_error(path, "split", "missing table [split] (dataset, source, seed, public_fraction)")
@@ -219,10 +308,120 @@ def load_recipe(path: str | Path) -> Recipe:
         if p.kind == "adaptive" and sum(q.category == p.category for q in perturbations) > 1:
             raise _field_error(path, f"perturbations[{i}].category", f"'{p.category}' is adaptive: its category "
                                                                      "holds no other entry")
-    return Recipe(path=path, dataset=values["dataset"], source=values.get("source", "test"), seed=values["seed"],
+    source = values.get("source", "test")
+    attack_track = _attack_track(path, data["attack_track"], source) if "attack_track" in data else None
+    taken = next((i for i, p in enumerate(perturbations) if p.category == ATTACKS_CATEGORY), None)
+    if attack_track is not None and taken is not None:
+        raise _field_error(path, f"perturbations[{taken}].category", f"'{ATTACKS_CATEGORY}' is the attack track's "
+                                                                     "leaderboard category: choose another name")
+    return Recipe(path=path, dataset=values["dataset"], source=source, seed=values["seed"],
                   public_fraction=fraction, perturbations=tuple(perturbations), limit=values.get("limit"),
                   dataset_params=values.get("dataset_params", {}), name=values.get("name", "hidden"),
-                  plugins=tuple(data.get("plugins", ())))
+                  plugins=tuple(data.get("plugins", ())), attack_track=attack_track)
+
+
+def _attack_track(path: Path, table: Mapping[str, Any], source: str) -> AttackTrackRules:
+    """The ``[attack_track]`` table checked field by field (the first problem: one line naming it)."""
+    values, problems = check_table(table, ATTACK_TRACK_FIELDS, "attack_track.")
+    first_problem(path, problems)
+    if values["count"] < 1:
+        raise _field_error(path, "attack_track.count", f"must be at least 1, got {values['count']}")
+    if not 0 < values["eps"] < math.inf:
+        raise _field_error(path, "attack_track.eps", f"must be > 0: every attack's budget in pixel space "
+                                                     f"(e.g. 0.1), got {values['eps']!r}")
+    for name, choices in (("norm", NORMS), ("access", ACCESS)):
+        if name in values and values[name] not in choices:
+            raise _field_error(path, f"attack_track.{name}", f"must be one of {', '.join(choices)}, got "
+                                                             f"{values[name]!r}.{suggest(values[name], choices)}")
+    for name in ("time_limit", "defense_time_limit"):
+        if name in values and not 0 < values[name] < math.inf:
+            raise _field_error(path, f"attack_track.{name}", f"must be a number of seconds > 0, got {values[name]!r}")
+    rules = AttackTrackRules(source=values.get("source", source), count=values["count"], eps=values["eps"],
+                             norm=values.get("norm", "linf"), access=values.get("access", "transfer"),
+                             time_limit=values.get("time_limit", 600.0),
+                             defense_time_limit=values.get("defense_time_limit", 300.0))
+    baselines: list[Baseline] = []
+    for i, entry in enumerate(values.get("baselines", ())):
+        baseline = _baseline(path, f"attack_track.baselines[{i}]", entry, rules)
+        if any(b.label == baseline.label for b in baselines):
+            raise _field_error(path, f"attack_track.baselines[{i}].label", f"'{baseline.label}' names another "
+                                                                           "baseline already: give each a label")
+        baselines.append(baseline)
+    return replace(rules, baselines=tuple(baselines))
+
+
+def _baseline(path: Path, where: str, entry: Any, rules: AttackTrackRules) -> Baseline:
+    """One ``[[attack_track.baselines]]`` entry: a built-in or installed attack (baselines run in harness-only
+    children that load no recipe plugins) with an eps parameter, params it accepts (it is built once here),
+    a surrogate submission folder for transfer access and none for white-box."""
+    from ..attacks.config import ATTACK_PARAMS, AttackConfig
+    from ..errors import HarnessError
+    from ..registry import get_attack
+
+    if not isinstance(entry, dict):
+        raise _field_error(path, where, f"must be a table, got {entry!r}")
+    item, problems = check_table(entry, BASELINE_FIELDS, f"{where}.")
+    first_problem(path, problems)
+    name, params = item["name"], dict(item.get("params", {}))
+    label = item.get("label", f"baseline-{name}")
+    if not label or not label.replace("-", "a").replace("_", "a").replace(".", "a").isalnum():
+        raise _field_error(path, f"{where}.label", f"letters, digits, '-', '_' and '.' only, got {label!r}")
+    surrogate = None
+    if rules.access == "white-box":
+        extra = next((k for k in ("surrogate", "surrogate_profile") if k in item), None)
+        if extra:
+            raise _field_error(path, f"{where}.{extra}", "white-box baselines take no surrogate: they attack "
+                                                         "each defense's own exported model")
+    elif "surrogate" not in item:
+        raise _field_error(path, f"{where}.surrogate", "missing: transfer baselines attack a surrogate, the "
+                                                       "defense submission folder whose trained model they attack")
+    else:
+        surrogate = (path.parent / item["surrogate"]).resolve()
+        if not (surrogate / "submission.toml").is_file():
+            raise _field_error(path, f"{where}.surrogate", f"no submission folder at {surrogate} "
+                                                           "(no submission.toml)")
+    framework = item.get("framework")
+    if surrogate is not None:
+        declared = read_toml(surrogate / "submission.toml").get("framework")
+        if framework is not None and declared is not None and framework != declared:
+            raise _field_error(path, f"{where}.framework", f"the surrogate is a {declared} submission, not "
+                                                           f"{framework}")
+        framework = framework or declared
+    framework = framework or "torch"
+    if framework not in FRAMEWORKS:
+        raise _field_error(path, f"{where}.framework", f"must be one of {', '.join(FRAMEWORKS)}, got "
+                                                       f"{framework!r}.{suggest(str(framework), FRAMEWORKS)}")
+    try:
+        spec = get_attack(name, framework=framework)
+    except UsageError as exc:
+        raise _field_error(path, f"{where}.name", f"{exc.message} (baselines must be built-in or installed: "
+                                                  "the attacking child loads no recipe plugins)") from None
+    if "eps" not in spec.params:
+        raise _field_error(path, f"{where}.name", f"attack '{name}' has no eps parameter: it cannot be given the "
+                                                  "contest's budget")
+    fixed = next((k for k in CONTEST_PARAMS if k in params), None)
+    if fixed:
+        source = f"attack_track.{fixed}" if fixed != "seed" else "the harness seeds every attack run"
+        raise _field_error(path, f"{where}.params.{fixed}", f"set by the contest ({source}), not by the baseline")
+    if rules.norm != "linf" and "norm" not in spec.params:
+        raise _field_error(path, f"{where}.name", f"attack '{name}' has no norm parameter: it attacks in linf "
+                                                  f"only, the contest's norm is {rules.norm}")
+    unknown = sorted(set(params) - set(spec.params))
+    if unknown:
+        raise _field_error(path, f"{where}.params", f"attack '{name}' has no parameter {', '.join(map(repr, unknown))}."
+                           f"{''.join(suggest(k, spec.params) for k in unknown)} Parameters: "
+                           f"{', '.join(k for k in spec.params if k not in CONTEST_PARAMS)}")
+    contest = {"eps": rules.eps, **({"norm": rules.norm} if "norm" in spec.params else {})}
+    try:  # the values, checked by the attack itself; a TF attack's by its framework-neutral config (when it has
+        # one): building it would import TensorFlow here
+        if framework == "torch":
+            spec.create(**params, **contest)
+        elif name in ATTACK_PARAMS:
+            AttackConfig.for_attack(name, **params, **contest)
+    except HarnessError as exc:
+        raise _field_error(path, f"{where}.params", exc.message) from None
+    return Baseline(label=label, attack=name, params=params, surrogate=surrogate,
+                    surrogate_profile=item.get("surrogate_profile"), framework=framework)
 
 
 def _check_adaptive(path: Path, where: str, item: Mapping[str, Any]) -> None:
@@ -464,6 +663,10 @@ def _build_split(recipe: Recipe, out: Path, references: Path, runs: Path | None,
     }
     if adaptive:
         summary["adaptive"] = adaptive
+    attack_track = _attack_track_images(recipe, dataset) if recipe.attack_track is not None else None
+    if attack_track is not None:
+        summary["attack_track"] = {**recipe.attack_track.to_dict(), "count": len(attack_track[1]),
+                                   "public_count": int(attack_track[2].sum())}
     with atomic_directory(out) as tmp:
         image_dir, organiser = tmp / IMAGES_DIR, tmp / ORGANISER_DIR
         image_dir.mkdir()
@@ -478,6 +681,8 @@ def _build_split(recipe: Recipe, out: Path, references: Path, runs: Path | None,
                 p = recipe.perturbations[assignment[i]]
                 writer.writerow([ids[i], int(labels[i]), p.category, p.tag, "public" if public[i] else "private"])
         shutil.copyfile(recipe.path, organiser / "recipe.toml")
+        if attack_track is not None:
+            _write_attack_track(tmp, *attack_track)
         (organiser / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
         image_files = _manifest(image_dir, image_dir)
         (image_dir / MANIFEST).write_text(json.dumps({"files": image_files, "count": count}, indent=2) + "\n")
@@ -486,6 +691,42 @@ def _build_split(recipe: Recipe, out: Path, references: Path, runs: Path | None,
         (tmp / MANIFEST).write_text(json.dumps({"split_hash": summary["split_hash"], "files": files}, indent=2) + "\n")
     summary["references"] = used
     return summary
+
+
+def _attack_track_images(recipe: Recipe, dataset) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(images, labels, public) of the attack track: ``count`` labelled images of its source split in a random
+    order, a ``public_fraction`` share public, drawn from a stream of the split's seed of their own (the
+    split's other draws are unchanged)."""
+    rules = recipe.attack_track
+    if rules.source not in dataset.splits:
+        raise UsageError(f"{recipe.path}: attack_track.source: dataset '{recipe.dataset}' has no split "
+                         f"'{rules.source}' (splits: {', '.join(dataset.splits)})")
+    source = dataset.split(rules.source)
+    if not source.labelled:
+        raise UsageError(f"{recipe.path}: attack_track.source: split '{rules.source}' has no labels; the "
+                         "attack track scores against labelled images")
+    if rules.count > len(source):
+        raise UsageError(f"{recipe.path}: attack_track.count: {rules.count} images asked, split "
+                         f"'{rules.source}' holds {len(source)}")
+    rng = np.random.default_rng([recipe.seed, ATTACK_STREAM])
+    chosen = rng.permutation(len(source))[: rules.count]
+    public = np.zeros(rules.count, dtype=bool)
+    public[rng.permutation(rules.count)[: int(round(recipe.public_fraction * rules.count))]] = True
+    return (np.asarray(source.images[chosen], dtype=np.uint8), np.asarray(source.labels[chosen], dtype=np.int64),
+            public)
+
+
+def _write_attack_track(tmp: Path, images: np.ndarray, labels: np.ndarray, public: np.ndarray) -> None:
+    """``attack_track/images.npy`` (what attacks receive: no labels), ``organiser/attack_labels.npy`` and
+    ``organiser/attack_tags.csv`` (id, label, partition)."""
+    (tmp / ATTACK_DIR).mkdir()
+    np.save(tmp / ATTACK_DIR / "images.npy", images)
+    np.save(tmp / ORGANISER_DIR / "attack_labels.npy", labels)
+    with open(tmp / ORGANISER_DIR / "attack_tags.csv", "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["id", "label", "partition"])
+        for i, (label, is_public) in enumerate(zip(labels, public)):
+            writer.writerow([f"atk-{i:05d}", int(label), "public" if is_public else "private"])
 
 
 # --------------------------------------------------------------------------- reading and verifying
@@ -502,10 +743,24 @@ class HiddenSplit:
     categories: list[str]
     public: np.ndarray
     summary: dict[str, Any]
+    #: the attack track's labels and public mask in attack-track image order (None: the split has none)
+    attack_labels: np.ndarray | None = None
+    attack_public: np.ndarray | None = None
 
     @property
     def images_path(self) -> Path:
         return self.root / IMAGES_DIR / "images.npy"
+
+    @property
+    def attack_track(self) -> AttackTrackRules | None:
+        """The attack track's rules (None: the split has no attack track)."""
+        data = self.summary.get("attack_track")
+        return AttackTrackRules.from_dict(data) if data else None
+
+    @property
+    def attack_images_path(self) -> Path:
+        """The attack track's clean source images (uint8 N,H,W,C), what every attack receives."""
+        return self.root / ATTACK_DIR / "images.npy"
 
 
 def verify_split(root: str | Path) -> str:
@@ -542,8 +797,17 @@ def open_split(root: str | Path, verify: bool = True) -> HiddenSplit:
     ids = json.loads((root / IMAGES_DIR / "ids.json").read_text())
     if [r["id"] for r in rows] != ids:
         raise DataError(f"{organiser / 'tags.csv'}: ids do not match {IMAGES_DIR}/ids.json")
+    attack_labels = attack_public = None
+    if (organiser / "attack_tags.csv").is_file():
+        with open(organiser / "attack_tags.csv", newline="") as handle:
+            attack_public = np.array([r["partition"] == "public" for r in csv.DictReader(handle)], dtype=bool)
+        attack_labels = np.load(organiser / "attack_labels.npy", allow_pickle=False)
+        if len(attack_labels) != len(attack_public):
+            raise DataError(f"{organiser / 'attack_tags.csv'}: {len(attack_public)} rows, attack_labels.npy holds "
+                            f"{len(attack_labels)}")
     return HiddenSplit(root=root, split_hash=split_hash, ids=ids,
                        labels=np.load(organiser / "labels.npy", allow_pickle=False),
                        categories=[r["category"] for r in rows],
                        public=np.array([r["partition"] == "public" for r in rows]),
-                       summary=json.loads((organiser / "summary.json").read_text()))
+                       summary=json.loads((organiser / "summary.json").read_text()),
+                       attack_labels=attack_labels, attack_public=attack_public)

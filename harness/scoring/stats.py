@@ -9,6 +9,9 @@
 * :func:`shared_ranks`: in score order, a submission joins the group of the group's first submission when the
   paired test does not tell them apart; a group of more than one shows ``=k``.
 * :func:`pack_bits` / :func:`unpack_bits`: per-image bool vectors as text for the store.
+* :func:`bootstrap_weights` / :func:`sign_flip_test`: the attack track's pieces (:mod:`.attack_board`): how often
+  each image is drawn in each bootstrap replicate (one draw shared by every attack and defense), and the
+  sign-flip test of paired per-image differences of any size.
 
 docs/competition.md ("Intervals and ranks") states each rule exactly.
 """
@@ -133,3 +136,30 @@ def unpack_bits(text: str) -> np.ndarray:
     if len(raw) != (int(count) + 7) // 8:
         raise ValueError(f"packed correctness holds {len(raw)} bytes, expected {(int(count) + 7) // 8}")
     return np.unpackbits(raw)[: int(count)].astype(bool)
+
+
+def bootstrap_weights(count: int, seed: int = 0, replicates: int = REPLICATES) -> np.ndarray:
+    """(replicates, count) int array: how often each of ``count`` images is drawn in each replicate of a
+    bootstrap over images (``count`` draws with replacement). A statistic that is a function of per-image
+    sums gets its replicates by a matrix product with these weights."""
+    if count <= 0:
+        raise ValueError("a bootstrap over images needs at least one image")
+    rng = np.random.default_rng(seed)
+    return rng.multinomial(count, np.full(count, 1.0 / count), size=replicates)
+
+
+def sign_flip_test(differences: np.ndarray, seed: int = 0, flips: int = FLIPS) -> float:
+    """Two-sided p-value that paired per-image differences ``differences`` (a_i - b_i, any real values: each
+    image's share of two statistics that are sums over images) have sum 0. Under the null each image's two
+    outcomes are exchangeable, so each difference flips sign with probability 1/2, independently;
+    p = (1 + #{|sum s_i d_i| >= |sum d_i|}) / (1 + flips) over ``flips`` seeded draws. All zero: p = 1."""
+    d = np.asarray(differences, dtype=np.float64).reshape(-1)
+    d = d[d != 0]
+    if not len(d):
+        return 1.0
+    rng = np.random.default_rng(seed)
+    observed, extreme = abs(float(d.sum())), 0
+    for start in range(0, flips, 1000):  # chunks: flips x images signs never held at once
+        signs = rng.integers(0, 2, size=(min(1000, flips - start), len(d)), dtype=np.int8) * 2 - 1
+        extreme += int((np.abs(signs @ d) >= observed - 1e-12).sum())
+    return (1 + extreme) / (1 + flips)

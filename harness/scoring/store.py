@@ -4,6 +4,10 @@ A row is written in one transaction when a submission's scoring ends, so a kille
 organiser leaves finished rows intact and nothing half-done; a rerun skips every key
 already present. The store keeps every result (the history, :func:`latest` picks the
 leaderboard's); its ``latest_results`` view holds each submission's latest row per split.
+
+The attack track adds two tables to the same file (created on open, in older stores too):
+``attack_runs`` (:class:`AttackRecord`, one per attack run: per attacked defense for white-box access) and
+``matrix`` (:class:`MatrixRecord`, one per (attack run, defense): how often the attack fooled it).
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import sqlite3
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS results (
@@ -38,6 +42,44 @@ CREATE TABLE IF NOT EXISTS results (
     correct TEXT NOT NULL DEFAULT '{}'
 );
 """
+ATTACK_SCHEMA = """
+CREATE TABLE IF NOT EXISTS attack_runs (
+    key TEXT PRIMARY KEY,
+    attack TEXT NOT NULL,
+    team TEXT NOT NULL,
+    framework TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    profile TEXT NOT NULL,
+    content_hash TEXT NOT NULL,
+    split_hash TEXT NOT NULL,
+    harness_version TEXT NOT NULL,
+    status TEXT NOT NULL,
+    reason TEXT NOT NULL DEFAULT '',
+    defense TEXT NOT NULL DEFAULT '',
+    defense_key TEXT NOT NULL DEFAULT '',
+    clipped TEXT NOT NULL DEFAULT '{}',
+    details TEXT NOT NULL DEFAULT '{}',
+    isolation TEXT NOT NULL DEFAULT '',
+    finished_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS matrix (
+    key TEXT PRIMARY KEY,
+    attack TEXT NOT NULL,
+    attack_kind TEXT NOT NULL,
+    attack_key TEXT NOT NULL,
+    defense TEXT NOT NULL,
+    defense_team TEXT NOT NULL,
+    defense_key TEXT NOT NULL,
+    split_hash TEXT NOT NULL,
+    harness_version TEXT NOT NULL,
+    status TEXT NOT NULL,
+    reason TEXT NOT NULL DEFAULT '',
+    metrics TEXT NOT NULL DEFAULT '{}',
+    correct TEXT NOT NULL DEFAULT '{}',
+    details TEXT NOT NULL DEFAULT '{}',
+    finished_at REAL NOT NULL
+);
+"""
 #: each submission's latest result per split (what the leaderboard shows): sqlite3 results.sqlite
 #: "SELECT submission, status, reason FROM latest_results"
 VIEW = """
@@ -55,11 +97,30 @@ ADDED_COLUMNS = (("isolation", "TEXT NOT NULL DEFAULT ''"), ("flags", "TEXT NOT 
                  ("details", "TEXT NOT NULL DEFAULT '{}'"), ("correct", "TEXT NOT NULL DEFAULT '{}'"))
 #: columns holding JSON
 JSON_COLUMNS = ("metrics", "flags", "details", "correct")
+#: an attack run's status: ok (its images were checked and classified), invalid (found wrong before it ran),
+#: failed (crashed, timed out, wrong shape or count, non-finite values); a matrix row's: scored or failed
+ATTACK_STATUSES = ("ok", "invalid", "failed")
+MATRIX_STATUSES = ("scored", "failed")
+#: the attack tables' JSON columns
+ATTACK_JSON = ("clipped", "details")
+MATRIX_JSON = ("metrics", "correct", "details")
 
 
 def result_key(content_hash: str, split_hash: str, harness_version: str, profile: str) -> str:
     """The store key: what was scored, against what, by which harness, with which budget."""
     return hashlib.sha256(f"{content_hash}\0{split_hash}\0{harness_version}\0{profile}".encode()).hexdigest()
+
+
+def attack_key(content_hash: str, split_hash: str, harness_version: str, profile: str, defense_key: str = "") -> str:
+    """An attack run's key: the attack's content, the split, the harness, the budget and (white-box) the attacked
+    defense's result key."""
+    text = f"attack\0{content_hash}\0{split_hash}\0{harness_version}\0{profile}\0{defense_key}"
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def matrix_key(attack_key: str, defense_key: str) -> str:
+    """A matrix row's key: (attack run, defense result)."""
+    return hashlib.sha256(f"matrix\0{attack_key}\0{defense_key}".encode()).hexdigest()
 
 
 @dataclass
@@ -96,6 +157,65 @@ class ScoreRecord:
         return result_key(self.content_hash, self.split_hash, self.harness_version, self.profile)
 
 
+@dataclass
+class AttackRecord:
+    """One attack run of the attack track: status "ok", "invalid" or "failed" (with the reason)."""
+
+    #: the attack submission's name or a baseline's label
+    attack: str
+    team: str
+    framework: str
+    #: "submission" or "baseline"
+    kind: str
+    profile: str
+    content_hash: str
+    split_hash: str
+    harness_version: str
+    status: str
+    reason: str = ""
+    #: white-box: the attacked defense's submission name and its ScoreRecord key; transfer: ""
+    defense: str = ""
+    defense_key: str = ""
+    #: {"outside_budget": images, "outside_box": images, "clipped": images changed by clipping}
+    clipped: dict[str, int] = field(default_factory=dict)
+    #: hyperparameters, seconds, target, surrogate, access, isolation
+    details: dict[str, Any] = field(default_factory=dict)
+    isolation: str = ""
+    finished_at: float = field(default_factory=time.time)
+
+    @property
+    def key(self) -> str:
+        return attack_key(self.content_hash, self.split_hash, self.harness_version, self.profile, self.defense_key)
+
+
+@dataclass
+class MatrixRecord:
+    """One (attack run, defense) cell: the defense's predictions on the attack's images, status "scored" or
+    "failed" (with the reason)."""
+
+    attack: str
+    attack_kind: str
+    attack_key: str
+    defense: str
+    defense_team: str
+    defense_key: str
+    split_hash: str
+    harness_version: str
+    status: str
+    reason: str = ""
+    #: {"public": {"count": n, "clean_correct": c, "fooled": f, "success": f / c (0.0 when c is 0)}, "private": ..}
+    metrics: dict[str, Any] = field(default_factory=dict)
+    #: {"public": {"clean": packed bits, "adversarial": packed bits}, "private": ...} in attack-track image order
+    #: within the partition; "adversarial": the defense's prediction on the attack's image equals the label
+    correct: dict[str, dict[str, str]] = field(default_factory=dict)
+    details: dict[str, Any] = field(default_factory=dict)
+    finished_at: float = field(default_factory=time.time)
+
+    @property
+    def key(self) -> str:
+        return matrix_key(self.attack_key, self.defense_key)
+
+
 class ResultStore:
     """A SQLite results database (created on first use)."""
 
@@ -111,6 +231,7 @@ class ResultStore:
             if name not in present:
                 self._connection.execute(f"ALTER TABLE results ADD COLUMN {name} {definition}")
         self._connection.executescript(VIEW)
+        self._connection.executescript(ATTACK_SCHEMA)
 
     def close(self) -> None:
         self._connection.close()
@@ -126,15 +247,7 @@ class ResultStore:
 
     def add(self, record: ScoreRecord) -> bool:
         """Insert ``record`` in one transaction; False when its key was already there (never duplicated)."""
-        data = asdict(record)
-        for name in JSON_COLUMNS:
-            data[name] = json.dumps(data[name])  # key order = the split's category order
-        columns = ", ".join(["key", *data])
-        placeholders = ", ".join("?" * (len(data) + 1))
-        with self._connection:
-            cursor = self._connection.execute(
-                f"INSERT OR IGNORE INTO results ({columns}) VALUES ({placeholders})", (record.key, *data.values()))
-        return cursor.rowcount == 1
+        return self._insert("results", record.key, asdict(record), JSON_COLUMNS)  # JSON keeps the category order
 
     def forget_failure(self, key: str) -> bool:
         """Delete the row of ``key`` if it records a failure (to score it again); True when one went."""
@@ -144,19 +257,61 @@ class ResultStore:
 
     def records(self, split_hash: str | None = None) -> list[ScoreRecord]:
         """Every record (of one split when given), oldest first."""
-        query = "SELECT * FROM results" + (" WHERE split_hash = ?" if split_hash else "") + " ORDER BY finished_at"
+        return self._select("results", split_hash, JSON_COLUMNS, ScoreRecord)
+
+    def _insert(self, table: str, key: str, data: dict[str, Any], json_columns: tuple[str, ...]) -> bool:
+        for name in json_columns:
+            data[name] = json.dumps(data[name])
+        columns = ", ".join(["key", *data])
+        placeholders = ", ".join("?" * (len(data) + 1))
+        with self._connection:
+            cursor = self._connection.execute(
+                f"INSERT OR IGNORE INTO {table} ({columns}) VALUES ({placeholders})", (key, *data.values()))
+        return cursor.rowcount == 1
+
+    def _select(self, table: str, split_hash: str | None, json_columns: tuple[str, ...], kind: type) -> list:
+        query = f"SELECT * FROM {table}" + (" WHERE split_hash = ?" if split_hash else "") + " ORDER BY finished_at"
         cursor = self._connection.execute(query, (split_hash,) if split_hash else ())
         names = [d[0] for d in cursor.description]
-        return list(self._records(cursor, names))
-
-    @staticmethod
-    def _records(rows, names) -> Iterator[ScoreRecord]:
-        for row in rows:
+        records = []
+        for row in cursor:
             data = dict(zip(names, row))
             data.pop("key")
-            for name in JSON_COLUMNS:
+            for name in json_columns:
                 data[name] = json.loads(data[name])
-            yield ScoreRecord(**data)
+            records.append(kind(**data))
+        return records
+
+    def add_attack(self, record: AttackRecord) -> bool:
+        """Insert an attack run in one transaction; False when its key was already there."""
+        return self._insert("attack_runs", record.key, asdict(record), ATTACK_JSON)
+
+    def has_attack(self, key: str) -> bool:
+        return self._connection.execute("SELECT 1 FROM attack_runs WHERE key = ?", (key,)).fetchone() is not None
+
+    def forget_attack_failure(self, key: str) -> bool:
+        """Delete the attack run of ``key`` if it did not end ok (to run it again), with its matrix rows; True when
+        one went."""
+        with self._connection:
+            cursor = self._connection.execute("DELETE FROM attack_runs WHERE key = ? AND status != 'ok'", (key,))
+            if cursor.rowcount == 1:
+                self._connection.execute("DELETE FROM matrix WHERE attack_key = ?", (key,))
+        return cursor.rowcount == 1
+
+    def attack_records(self, split_hash: str | None = None) -> list[AttackRecord]:
+        """Every attack run (of one split when given), oldest first."""
+        return self._select("attack_runs", split_hash, ATTACK_JSON, AttackRecord)
+
+    def add_matrix(self, record: MatrixRecord) -> bool:
+        """Insert a matrix row in one transaction; False when its key was already there."""
+        return self._insert("matrix", record.key, asdict(record), MATRIX_JSON)
+
+    def has_matrix(self, key: str) -> bool:
+        return self._connection.execute("SELECT 1 FROM matrix WHERE key = ?", (key,)).fetchone() is not None
+
+    def matrix_records(self, split_hash: str | None = None) -> list[MatrixRecord]:
+        """Every matrix row (of one split when given), oldest first."""
+        return self._select("matrix", split_hash, MATRIX_JSON, MatrixRecord)
 
     def latest_split(self) -> str | None:
         row = self._connection.execute("SELECT split_hash FROM results ORDER BY finished_at DESC LIMIT 1").fetchone()
