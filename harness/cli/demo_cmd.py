@@ -3,7 +3,9 @@
 Builds a hidden perturbed split from the digits test images (recipe
 ``submissions/digits-recipe.toml``), scores every example submission with its
 ``cpu`` profile in child processes, writes the leaderboard CSV and a bar chart,
-and shows the leaderboard. A submission whose cpu profile needs a GPU is skipped
+and shows the leaderboard. The recipe's attack track runs the example attack
+submission and the baselines against every defense: the attack leaderboard and
+the attacks x defenses matrix picture follow. A submission whose cpu profile needs a GPU is skipped
 on a CPU-only machine with a visible note. A rerun reuses the split and every
 finished score.
 """
@@ -72,7 +74,9 @@ def _demo(out: Path, submissions: Path, timeout: float, fresh: bool, progress: b
     from ..sandbox.choice import choose_isolation
     from ..scoring.scorer import entries_from_paths, score_submissions
     from ..scoring.split import build_split, load_recipe, verify_split
-    from .score_cmd import _printer, show_leaderboard
+    from ..plots import attack_matrix_chart
+    from ..scoring.scorer import attack_leaderboard_path
+    from .score_cmd import _printer, show_attack_leaderboard, show_leaderboard
     from .split_cmd import split_table
 
     recipe_path = submissions / RECIPE
@@ -111,4 +115,12 @@ def _demo(out: Path, submissions: Path, timeout: float, fresh: bool, progress: b
     for name, note in skip.items():
         console.print(f"[yellow]note:[/] {name} {note}", highlight=False)
     chart = leaderboard_chart(latest(records), out / "leaderboard.png")  # one bar group per submission
-    console.print(f"leaderboard CSV {out / 'leaderboard.csv'}, chart {chart}, results store {out / 'results.sqlite'}")
+    console.print(f"leaderboard CSV {out / 'leaderboard.csv'}, chart {chart}, results store {out / 'results.sqlite'}",
+                  highlight=False, soft_wrap=True)
+    if records and show_attack_leaderboard(out / "results.sqlite", records[0].split_hash, private=False):
+        from ..scoring.store import ResultStore
+
+        with ResultStore(out / "results.sqlite") as store:
+            matrix = attack_matrix_chart(store.matrix_records(records[0].split_hash), out / "matrix.png")
+        console.print(f"attack leaderboard CSV {attack_leaderboard_path(out / 'leaderboard.csv')}, "
+                      f"matrix {matrix}", highlight=False, soft_wrap=True)

@@ -140,11 +140,28 @@ def score(
                                         executor="ray", ray_options=options, progress=False)  # the live view
         console.print()
     show_leaderboard(leaderboard, private=False)
+    from ..scoring.scorer import attack_leaderboard_path
+    from ..scoring.split import open_split
     from ..scoring.store import STATUSES, latest
 
+    attack_board = show_attack_leaderboard(db, open_split(split, verify=False).split_hash, private=False)
     shown = latest(records)
     counts = ", ".join(f"{sum(r.status == status for r in shown)} {status}" for status in STATUSES)
-    console.print(f"{counts}; results in {db}, leaderboard {leaderboard}")
+    boards = f"leaderboard {leaderboard}" + (f", attack leaderboard {attack_leaderboard_path(leaderboard)}"
+                                             if attack_board else "")
+    console.print(f"{counts}; results in {db}, {boards}", highlight=False, soft_wrap=True)
+
+
+def show_attack_leaderboard(db: Path, split_hash: str, private: bool) -> bool:
+    """The attack leaderboard of ``split_hash`` from the store, when the split has attack runs (True then)."""
+    from ..scoring.store import ResultStore
+
+    with ResultStore(db) as store:
+        attacks, matrix = store.attack_records(split_hash), store.matrix_records(split_hash)
+    if attacks:
+        partition = "private" if private else "public"
+        print_attack_leaderboard(attacks, matrix, partition, f"{partition} attack leaderboard ({db})")
+    return bool(attacks)
 
 
 def warn_unisolated() -> None:
