@@ -23,6 +23,7 @@ def test_demo_builds_the_split_scores_and_shows_the_leaderboard(tmp_path, submis
     shutil.copytree(submissions_dir / "crash", folder / "crash")
     shutil.copytree(EXAMPLE_SUBMISSIONS / "wrn50-hardening", folder / "wrn50-hardening")  # cpu profile needs a GPU
     recipe = (EXAMPLE_SUBMISSIONS / "digits-recipe.toml").read_text().replace('"cnn-baseline"', '"tiny"')
+    recipe = recipe.split('[[attack_track.baselines]]\nname = "pgd"')[0]  # one baseline is enough here
     (folder / "digits-recipe.toml").write_text(recipe)
     out = tmp_path / "demo"
     args = ["demo", "--out", "demo", "--submissions", "submissions", "--no-progress", "--timeout", "240"]
@@ -38,6 +39,13 @@ def test_demo_builds_the_split_scores_and_shows_the_leaderboard(tmp_path, submis
     tiny = next(r for r in rows if r["submission"] == "tiny")
     assert float(tiny["top1_pgd"]) < float(tiny["top1_clean"])  # white-box PGD on its own export hurts it
     assert (out / "leaderboard.png").read_bytes().startswith(b"\x89PNG")
+    # the attack track ran: the baseline attacked its surrogate, tiny classified its images
+    assert "public attack leaderboard" in result.output and "baseline-fgsm" in result.output
+    with open(out / "leaderboard-attacks.csv", newline="") as handle:
+        attacks = [r for r in csv.DictReader(handle) if r["partition"] == "public"]
+    assert [(r["attack"], r["status"], r["defenses"]) for r in attacks] == [("baseline-fgsm", "ok", "1")]
+    assert "top1_attacks" in rows[0]
+    assert (out / "matrix.png").read_bytes().startswith(b"\x89PNG")
     again = CliRunner().invoke(app, args, env={"COLUMNS": "200"})  # a rerun reuses the split and the scores
     assert again.exit_code == 0, again.output
     assert "reusing" in again.output and "cached tiny" in " ".join(again.output.split())
