@@ -58,7 +58,7 @@ from .toml_schema import Field, Problem, check_modules, check_table, read_toml
 
 __all__ = ["Problem", "Submission", "SubmissionError", "TRACKS", "content_hash", "find_submissions",
            "load_submission", "read_toml", "submission_file", "submission_files", "submission_plugins",
-           "submission_track", "validate_submission"]
+           "submission_track", "toml_problems", "validate_submission"]
 
 SUBMISSION_FILE = "submission.toml"
 FRAMEWORK_NAMES = ("torch", "tf")
@@ -364,6 +364,18 @@ def _check_resolved(data: dict[str, Any], problems: list[Problem], prefix: str, 
         problems.append(Problem(f"{prefix}training", f"must be a table, got {training!r}"))
 
 
+def toml_problems(data: dict[str, Any], root: Path) -> list[Problem]:
+    """The problems of a parsed submission.toml found without registries or imports: the schema, the tables
+    each track needs and the ``plugins`` modules' files in ``root`` (what the organiser checks before
+    running a submission's code)."""
+    _, problems = check_table(data, TOP_FIELDS)
+    _check_track(data, problems)
+    modules = data.get("plugins") or []
+    if isinstance(modules, list):
+        problems += check_modules(modules, root)
+    return problems
+
+
 def validate_submission(path: str | os.PathLike) -> list[Problem]:
     """Every problem of the submission at ``path`` (folder or file); [] when it is valid."""
     toml_path = submission_file(path)
@@ -372,13 +384,10 @@ def validate_submission(path: str | os.PathLike) -> list[Problem]:
         data = read_toml(toml_path)
     except UsageError as exc:
         return [Problem("", exc.message.split(": ", 1)[1])]
-    _, problems = check_table(data, TOP_FIELDS)
-    _check_track(data, problems)
-    modules = data.get("plugins") or []
-    if isinstance(modules, list):
-        problems += check_modules(modules, root)
+    problems = toml_problems(data, root)
     if problems:
         return problems
+    modules = data.get("plugins") or []
     with ExitStack() as stack:
         try:
             stack.enter_context(submission_plugins(root, modules))

@@ -10,7 +10,8 @@ from typer.testing import CliRunner
 
 from harness.cli.main import app
 from harness.errors import UsageError
-from harness.submission import TOP_FIELDS, load_submission, read_toml, submission_track, validate_submission
+from harness.submission import (TOP_FIELDS, load_submission, read_toml, submission_track, toml_problems,
+                                validate_submission)
 from harness.toml_schema import check_table
 
 from helpers import EXAMPLE_SUBMISSIONS
@@ -127,8 +128,12 @@ def test_eps_norm_and_seed_belong_to_the_contest(tmp_path):
 def test_the_toml_only_checks_accept_an_attack_without_a_surrogate(tmp_path):
     """What the scorer checks without importing a submission's code (its plugin modules): the schema alone."""
     folder = write(tmp_path, ATTACK)
-    assert check_table(read_toml(folder / "submission.toml"), TOP_FIELDS)[1] == []
+    data = read_toml(folder / "submission.toml")
+    assert check_table(data, TOP_FIELDS)[1] == [] and toml_problems(data, folder) == []
     assert submission_track(folder) == "attack" and submission_track(EXAMPLE_SUBMISSIONS / "trades") == "defense"
+    data = read_toml(write(tmp_path, ATTACK.replace('track = "attack"\n', "").split("[attack]")[0]) / "submission.toml")
+    assert [str(p) for p in toml_problems(data, folder)] == ["backbone: missing (required)",
+                                                             "defense: missing (required)"]
 
 
 def test_training_an_attack_without_a_surrogate_is_a_one_line_error(tmp_path):
