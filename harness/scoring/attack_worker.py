@@ -35,6 +35,8 @@ import time
 from pathlib import Path
 from typing import Any, Mapping
 
+from ..errors import HarnessError
+
 EXIT_FAILED = 3
 NORMS = ("linf", "l2")
 #: images per attack call (an attack with ``batches_itself = True`` gets them all at once)
@@ -155,7 +157,13 @@ def run(settings: Mapping[str, Any], images: Path, out: Path, submission: Path |
         runtime.configure(threads=threads, seed=seed)
         attack = make_attack(name, runtime.name, params, eps, norm, seed)
         started = time.perf_counter()
-        adversarial = attack_images(runtime.RUNTIME, model, clean, attack)
+        try:
+            adversarial = attack_images(runtime.RUNTIME, model, clean, attack)
+        except Exception as exc:  # noqa: BLE001 - one line naming the attack (and the missing model)
+            from .worker import failure_line
+
+            alone = " with no model (no surrogate, no export: model-free attacks only)" if model is None else ""
+            raise HarnessError(f"attack '{name}' failed{alone}: {failure_line(exc)}") from exc
         seconds["attack"] = time.perf_counter() - started
     with atomic_path(out / "adversarial.npy", suffix=".npy") as tmp:
         np.save(tmp, adversarial)

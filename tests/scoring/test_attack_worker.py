@@ -95,13 +95,17 @@ def test_a_failing_attack_exits_3_with_one_line(tmp_path, clean, capsys):
     args = ["--settings", json.dumps(settings()), "--submission", str(folder), "--images", str(clean),
             "--out", str(tmp_path / "work")]
     assert attack_worker.main(args) == attack_worker.EXIT_FAILED
-    assert capsys.readouterr().err == "worker failed: RuntimeError: the attack broke on two lines\n"
+    assert capsys.readouterr().err == ("worker failed: attack 'recorder' failed with no model (no surrogate, no "
+                                       "export: model-free attacks only): RuntimeError: the attack broke on two "
+                                       "lines\n")
     assert not (tmp_path / "work" / "adversarial.npy").exists()
     # a gradient attack without a model fails with its own error; a norm the attack cannot take is named
     fgsm = settings(attack={"name": "fgsm", "params": {}}, framework="torch")
     assert attack_worker.main(["--settings", json.dumps(fgsm), "--images", str(clean), "--out",
                                str(tmp_path / "w2")]) == 3
-    assert capsys.readouterr().err.count("\n") == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("worker failed: attack 'fgsm' failed with no model (no surrogate, "
+                                                    "no export: model-free attacks only): AttributeError: ")
     l2 = settings(attack={"name": "recorder", "params": {}}, norm="l2")
     assert attack_worker.main(["--settings", json.dumps(l2), "--submission", str(folder), "--images", str(clean),
                                "--out", str(tmp_path / "w3")]) == 3
