@@ -43,10 +43,12 @@ NORMS = ("linf", "l2")
 BATCH_SIZE = 256
 
 
-def make_attack(name: str, framework: str, params: Mapping[str, Any], eps: float, norm: str, seed: int) -> Any:
+def make_attack(name: str, framework: str, params: Mapping[str, Any], eps: float, norm: str,
+                seed: int) -> tuple[Any, dict[str, Any]]:
     """Attack ``name`` of ``framework`` with ``params``, the contest's ``eps``, its ``norm`` (when the attack has
     a norm parameter; l2 without one is an error), ``seed`` (when it has a seed parameter) and, for an attack
-    with a label ``mode`` parameter that ``params`` leave unset (the built-in ones), ``mode="predicted"``."""
+    with a label ``mode`` parameter that ``params`` leave unset (the built-in ones), ``mode="predicted"``:
+    (the attack, the arguments it was created with)."""
     from ..errors import UsageError
     from ..registry import create_attack, get_attack
 
@@ -71,7 +73,7 @@ def make_attack(name: str, framework: str, params: Mapping[str, Any], eps: float
     if not math.isclose(float(config.eps), float(eps), rel_tol=1e-6, abs_tol=1e-12) or config.norm != norm:
         raise UsageError(f"attack '{name}' reports budget {config.norm} {config.eps:g}, but the contest gave "
                          f"{norm} {eps:g}")
-    return attack
+    return attack, arguments
 
 
 def hyperparameters(attack: Any, arguments: Mapping[str, Any]) -> dict[str, Any]:
@@ -155,7 +157,7 @@ def run(settings: Mapping[str, Any], images: Path, out: Path, submission: Path |
             model, runtime, target = None, get_runtime(framework), "none"
         seconds["load"] = time.perf_counter() - started
         runtime.configure(threads=threads, seed=seed)
-        attack = make_attack(name, runtime.name, params, eps, norm, seed)
+        attack, arguments = make_attack(name, runtime.name, params, eps, norm, seed)
         started = time.perf_counter()
         try:
             adversarial = attack_images(runtime.RUNTIME, model, clean, attack)
@@ -167,7 +169,6 @@ def run(settings: Mapping[str, Any], images: Path, out: Path, submission: Path |
         seconds["attack"] = time.perf_counter() - started
     with atomic_path(out / "adversarial.npy", suffix=".npy") as tmp:
         np.save(tmp, adversarial)
-    arguments = {**params, "eps": eps, "norm": norm, "seed": seed}
     record = {
         "attack": name,
         "framework": runtime.name,

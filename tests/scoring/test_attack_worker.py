@@ -86,7 +86,8 @@ def test_a_model_free_attack_gets_no_model_and_no_labels(tmp_path, clean):
     assert result == json.loads((out / "attack.json").read_text())
     assert (result["attack"], result["framework"], result["target"], result["surrogate"]) == \
         ("recorder", "torch", "none", None)
-    assert result["hyperparameters"]["eps"] == 0.1 and result["hyperparameters"]["seed"] == 3  # the contest's
+    # created with the contest's eps and seed (no norm parameter: none given); no to_dict: those arguments
+    assert result["hyperparameters"] == {"record": str(record), "eps": 0.1, "seed": 3}
     assert set(result["seconds"]) == {"train", "load", "attack"}
 
 
