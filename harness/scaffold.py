@@ -59,6 +59,8 @@ def submission_toml(name: str, framework: str, dataset: str, backbone: str, defe
         _line(f"dataset = {_toml_string(dataset)}", "a registered dataset (harness plugins dataset)"),
         _line(f"description = {_toml_string(backbone + ' + ' + defense)}", "one line, shown by harness score"),
         "seed = 0                        # seed of initialisation, shuffling and augmentations",
+        '# track = "defense"             # or "attack": an attack submission, whose [attack] table names an',
+        "                                # attack plugin (docs/participants.md, section 8)",
     ]
     if plugin_names:
         lines.append(f'plugins = ["{PLUGIN_MODULE}"]      # modules of this folder with harness hooks '

@@ -30,6 +30,15 @@ A submission composes plugins::
     dataset = "tiny-imagenet"
     requires_gpu = true
 
+An attack submission (``track = "attack"``; the default track is ``"defense"``) names an attack
+plugin instead, and optionally a surrogate model (``[backbone]`` and ``[defense]``, with
+``[training]`` and ``[[augmentations]]``) trained like a defense submission's model::
+
+    track = "attack"
+    [attack]
+    name = "mi-fgsm"                 # takes an eps parameter; eps, norm and seed come from the contest
+    params = { steps = 10, decay = 1.0 }
+
 :func:`validate_submission` reports every problem at once, each naming its field
 with a suggestion; :func:`load_submission` raises on the first report.
 """
@@ -47,11 +56,20 @@ from typing import Any, Iterator, Mapping
 from .errors import UsageError, suggest
 from .toml_schema import Field, Problem, check_modules, check_table, read_toml
 
-__all__ = ["Problem", "Submission", "SubmissionError", "content_hash", "find_submissions", "load_submission",
-           "read_toml", "submission_file", "submission_files", "submission_plugins", "validate_submission"]
+__all__ = ["Problem", "Submission", "SubmissionError", "TRACKS", "content_hash", "find_submissions",
+           "load_submission", "read_toml", "submission_file", "submission_files", "submission_plugins",
+           "submission_track", "toml_problems", "validate_submission"]
 
 SUBMISSION_FILE = "submission.toml"
 FRAMEWORK_NAMES = ("torch", "tf")
+#: what a submission is: a model (scored on the hidden split) or an attack (scored against every defense)
+TRACKS = ("defense", "attack")
+#: attack parameters the contest sets, never an attack submission's [attack] params: name -> who sets it
+CONTEST_PARAMS = {
+    "eps": "set by the contest (the recipe's [attack_track] eps), not by the attack submission",
+    "norm": "set by the contest (the recipe's [attack_track] norm), not by the attack submission",
+    "seed": "set by the submission's top-level seed, not in [attack] params",
+}
 
 #: top-level fields and their types (the shared TOML validator checks them)
 TOP_FIELDS: dict[str, Field] = {
@@ -63,15 +81,18 @@ TOP_FIELDS: dict[str, Field] = {
     "seed": Field((int,)),
     "plugins": Field((list,)),
     "dataset_params": Field((dict,)),
-    "backbone": Field((dict,), required=True),
+    # required for the defense track only (an attack's surrogate is optional): see _check_track
+    "backbone": Field((dict,)),
     "augmentations": Field((list,)),
-    "defense": Field((dict,), required=True),
+    "defense": Field((dict,)),
     "training": Field((dict,)),
     "profiles": Field((dict,)),
+    "track": Field((str,)),
+    "attack": Field((dict,)),
 }
 #: what a profile may override (merged over the base)
 PROFILE_FIELDS = ("dataset", "dataset_params", "backbone", "augmentations", "defense", "training",
-                  "requires_gpu", "description")
+                  "requires_gpu", "description", "attack")
 #: files that never count towards a submission's content hash
 _IGNORED_PARTS = {"__pycache__", ".git", ".pytest_cache", "runs", ".ipynb_checkpoints"}
 
@@ -96,8 +117,8 @@ class Submission:
     team: str
     framework: str
     dataset: str
-    backbone: str
-    defense: str
+    backbone: str  # "" for an attack submission without a surrogate model
+    defense: str  # likewise
     profile: str | None = None
     description: str = ""
     seed: int = 0
@@ -109,6 +130,14 @@ class Submission:
     training: Mapping[str, Any] = field(default_factory=dict)
     requires_gpu: bool = False
     profiles: tuple[str, ...] = ()
+    track: str = "defense"
+    attack: str = ""  # the attack plugin of an attack submission
+    attack_params: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def has_surrogate(self) -> bool:
+        """A model to train: every defense submission, an attack submission with [backbone] and [defense]."""
+        return bool(self.backbone and self.defense)
 
     def trainer_params(self) -> dict[str, Any]:
         """Everything the defense factory takes: training knobs, defense knobs, augmentations, seed."""
@@ -196,8 +225,9 @@ def _merge(base: dict[str, Any], profile: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _check_plugin(kind: str, table: Any, framework: str, where: str, problems: list[Problem],
-                  param_keys: tuple[str, ...] = ("params",)) -> None:
-    """A ``{name, params}`` table naming a plugin of ``kind`` usable with ``framework``."""
+                  param_keys: tuple[str, ...] = ("params",)) -> Any:
+    """A ``{name, params}`` table naming a plugin of ``kind`` usable with ``framework``: its spec (None when the
+    plugin is not usable)."""
     from .errors import PluginError
     from .registry import get_spec, registry
 
@@ -241,6 +271,54 @@ def _check_plugin(kind: str, table: Any, framework: str, where: str, problems: l
             problems.append(Problem(f"{where}.{'params.' if 'params' in param_keys else ''}{key}",
                                     f"{kind} '{name}' has no parameter '{key}'.{suggest(key, spec.params)} "
                                     f"Parameters: {', '.join(spec.params) or 'none'}"))
+    return spec
+
+
+def _check_attack(table: Any, framework: str, where: str, problems: list[Problem]) -> None:
+    """An attack submission's ``[attack]``: a usable attack plugin taking ``eps``; its params leave eps, norm and
+    seed to the contest."""
+    params = table.get("params", {}) if isinstance(table, dict) else None
+    if isinstance(params, dict):
+        for key in CONTEST_PARAMS:
+            if key in params:
+                problems.append(Problem(f"{where}.params.{key}", CONTEST_PARAMS[key]))
+        table = {**table, "params": {k: v for k, v in params.items() if k not in CONTEST_PARAMS}}
+    spec = _check_plugin("attack", table, framework, where, problems)
+    if spec is not None and "eps" not in spec.params:
+        problems.append(Problem(f"{where}.name", f"attack '{spec.name}' has no 'eps' parameter: the contest sets "
+                                                 "every attack's budget through it (list eps in its spec's params)"))
+
+
+def _check_track(data: dict[str, Any], problems: list[Problem], prefix: str = "") -> None:
+    """The tables each track needs (TOML only, no registries): a defense submission's [backbone] and [defense];
+    an attack submission's [attack], with both [backbone] and [defense] (a surrogate) or neither."""
+    track = data.get("track", "defense")
+    if not isinstance(track, str):
+        return  # check_table reported its type
+    if track not in TRACKS:
+        problems.append(Problem(f"{prefix}track", f"must be one of {', '.join(TRACKS)}, got '{track}'."
+                                                  f"{suggest(track, TRACKS)}"))
+        return
+    if track == "defense":
+        if "attack" in data:
+            problems.append(Problem(f"{prefix}attack", "only an attack submission has an [attack] table: set "
+                                                       "track = \"attack\" or remove it"))
+        for key in ("backbone", "defense"):
+            if key not in data:
+                problems.append(Problem(f"{prefix}{key}", "missing (required)"))
+        return
+    if "attack" not in data:
+        problems.append(Problem(f"{prefix}attack", "missing (required for track = \"attack\"): the attack plugin "
+                                                   "to submit, as [attack] name = \"...\", params = { ... }"))
+    for have, lacking in (("backbone", "defense"), ("defense", "backbone")):
+        if have in data and lacking not in data:
+            problems.append(Problem(f"{prefix}{lacking}", f"missing: a surrogate model needs both [backbone] and "
+                                                          f"[defense] (or neither), and [{have}] is given"))
+    if "backbone" not in data and "defense" not in data:
+        for key in ("training", "augmentations"):
+            if key in data:
+                problems.append(Problem(f"{prefix}{key}", "only a surrogate model is trained: add [backbone] and "
+                                                          f"[defense], or remove {key}"))
 
 
 def _check_resolved(data: dict[str, Any], problems: list[Problem], prefix: str, root: Path) -> None:
@@ -262,6 +340,8 @@ def _check_resolved(data: dict[str, Any], problems: list[Problem], prefix: str, 
             get_spec("dataset", dataset)
         except PluginError as exc:
             problems.append(Problem(f"{prefix}dataset", exc.message))
+    if data.get("track") == "attack" and "attack" in data:
+        _check_attack(data["attack"], framework, f"{prefix}attack", problems)
     if "backbone" in data:
         _check_plugin("backbone", data["backbone"], framework, f"{prefix}backbone", problems)
     if "defense" in data:
@@ -284,6 +364,18 @@ def _check_resolved(data: dict[str, Any], problems: list[Problem], prefix: str, 
         problems.append(Problem(f"{prefix}training", f"must be a table, got {training!r}"))
 
 
+def toml_problems(data: dict[str, Any], root: Path) -> list[Problem]:
+    """The problems of a parsed submission.toml found without registries or imports: the schema, the tables
+    each track needs and the ``plugins`` modules' files in ``root`` (what the organiser checks before
+    running a submission's code)."""
+    _, problems = check_table(data, TOP_FIELDS)
+    _check_track(data, problems)
+    modules = data.get("plugins") or []
+    if isinstance(modules, list):
+        problems += check_modules(modules, root)
+    return problems
+
+
 def validate_submission(path: str | os.PathLike) -> list[Problem]:
     """Every problem of the submission at ``path`` (folder or file); [] when it is valid."""
     toml_path = submission_file(path)
@@ -292,12 +384,10 @@ def validate_submission(path: str | os.PathLike) -> list[Problem]:
         data = read_toml(toml_path)
     except UsageError as exc:
         return [Problem("", exc.message.split(": ", 1)[1])]
-    _, problems = check_table(data, TOP_FIELDS)
-    modules = data.get("plugins") or []
-    if isinstance(modules, list):
-        problems += check_modules(modules, root)
+    problems = toml_problems(data, root)
     if problems:
         return problems
+    modules = data.get("plugins") or []
     with ExitStack() as stack:
         try:
             stack.enter_context(submission_plugins(root, modules))
@@ -324,6 +414,7 @@ def _check_with_plugins(data: dict[str, Any], root: Path) -> list[Problem]:
         merged = _merge(data, {k: v for k, v in overrides.items() if k in PROFILE_FIELDS})
         before = len(problems)
         check_table({k: v for k, v in merged.items() if k != "requires_gpu"}, TOP_FIELDS, f"{where}.", problems)
+        _check_track(merged, problems, f"{where}.")
         if len(problems) == before:
             _check_resolved(merged, problems, f"{where}.", root)
     # one report per problem: a profile repeating the base's problem (same field, same message) adds nothing
@@ -354,20 +445,33 @@ def load_submission(path: str | os.PathLike, profile: str | None = None) -> Subm
         team=data["team"],
         framework=data["framework"],
         dataset=data["dataset"],
-        backbone=data["backbone"]["name"],
-        defense=data["defense"]["name"],
+        backbone=data.get("backbone", {}).get("name", ""),
+        defense=data.get("defense", {}).get("name", ""),
         profile=profile,
         description=data.get("description", ""),
         seed=int(data.get("seed", 0)),
         plugins=tuple(data.get("plugins") or ()),
         dataset_params=dict(data.get("dataset_params") or {}),
-        backbone_params=dict(data["backbone"].get("params") or {}),
+        backbone_params=dict(data.get("backbone", {}).get("params") or {}),
         augmentations=tuple(dict(a) for a in data.get("augmentations") or ()),
-        defense_params=dict(data["defense"].get("params") or {}),
+        defense_params=dict(data.get("defense", {}).get("params") or {}),
         training=dict(data.get("training") or {}),
         requires_gpu=bool(data.get("requires_gpu", False)),
         profiles=tuple(profiles),
+        track=data.get("track", "defense"),
+        attack=data.get("attack", {}).get("name", ""),
+        attack_params=dict(data.get("attack", {}).get("params") or {}),
     )
+
+
+def submission_track(path: str | os.PathLike) -> str:
+    """The track of the submission at ``path`` from its TOML alone (no code imported): "defense" (also when
+    the file is unreadable or the field malformed: validation reports that) or "attack"."""
+    try:
+        track = read_toml(submission_file(path)).get("track", "defense")
+    except UsageError:
+        return "defense"
+    return track if track in TRACKS else "defense"
 
 
 def find_submissions(paths: list[str | os.PathLike]) -> list[Path]:

@@ -51,8 +51,15 @@ def train_submission(submission: Submission, out_dir: str | Path, *, resume: boo
                      progress: bool = True, threads: int | None = None) -> Path:
     """Train ``submission`` on its dataset's train split (val for curves) and write its artifact to ``out_dir``.
 
-    The submission's own plugin modules are registered while it trains, and only then."""
+    The submission's own plugin modules are registered while it trains, and only then. An attack submission's
+    surrogate model trains the same way; one without a surrogate is a UsageError (nothing to train)."""
     from .frameworks import get_runtime
+    from .submission import SUBMISSION_FILE
+
+    if not submission.has_surrogate:
+        raise UsageError(f"{submission.root / SUBMISSION_FILE}: attack submission '{submission.name}' has no "
+                         "surrogate model ([backbone] and [defense]): nothing to train",
+                         hint="its attack runs without a model; add [backbone] and [defense] to train a surrogate")
 
     runtime = get_runtime(submission.framework)
     runtime.configure(threads=threads, seed=submission.seed)

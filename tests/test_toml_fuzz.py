@@ -21,12 +21,13 @@ FUZZ = settings(max_examples=300, deadline=3000, suppress_health_check=[HealthCh
                 database=None, derandomize=True)
 
 SUBMISSION_KEYS = ["name", "team", "framework", "dataset", "description", "seed", "plugins", "dataset_params",
-                   "backbone", "augmentations", "defense", "training", "profiles", "requires_gpu", "extra"]
+                   "backbone", "augmentations", "defense", "training", "profiles", "requires_gpu", "extra", "track",
+                   "attack"]
 INNER_KEYS = ["name", "params", "epochs", "batch_size", "lr", "optimizer", "p", "cpu", "gpu", "training", "x"]
 RECIPE_SPLIT_KEYS = ["dataset", "source", "seed", "public_fraction", "limit", "name", "dataset_params", "bogus"]
 PERTURBATION_KEYS = ["category", "kind", "name", "weight", "severity", "params", "framework", "reference",
                      "reference_profile", "reference_artifact", "other"]
-WORDS = ["torch", "tf", "digits", "small-cnn", "standard", "fgsm", "clean", "attack", "augmentation",
+WORDS = ["torch", "tf", "digits", "small-cnn", "standard", "fgsm", "clean", "attack", "defense", "augmentation",
          "gaussian-noise", "cpu", "", "../..", "a b", "1e309"]
 
 

@@ -29,7 +29,7 @@ def validate(
     import tempfile
 
     from ..pack import expand_archives
-    from ..submission import find_submissions
+    from ..submission import find_submissions, submission_track
     from ..submission_check import validate_isolated
 
     failed = 0
@@ -40,7 +40,8 @@ def validate(
             shown = archives.get(folder.resolve(), folder)
             problems = validate_isolated(folder, sandbox)
             if not problems:
-                console.print(f"[green]ok[/] {shown}")
+                track = " (attack track)" if submission_track(folder) == "attack" else ""
+                console.print(f"[green]ok[/] {shown}{track}")
                 continue
             failed += 1
             error_console.print(f"[bold red]{shown}[/]: {len(problems)} problem(s)", highlight=False)
@@ -100,7 +101,8 @@ def train(
     progress: bool = typer.Option(True, "--progress/--no-progress",
                                   help="Progress: bars on a terminal, a timed line per stage when piped."),
 ) -> None:
-    """Train a submission: model artifact (weights + spec), metrics.json, training_curves.png."""
+    """Train a submission: model artifact (weights + spec), metrics.json, training_curves.png. For an attack
+    submission (track = "attack"): its surrogate model."""
     from ..submission import load_submission
     from ..workflow import default_run_dir, train_submission
 
@@ -136,7 +138,7 @@ def evaluate(
     square_queries: int = typer.Option(5000, "--square-queries", min=1, help="With --robust: Square queries."),
 ) -> None:
     """Top-1/top-5 on clean, augmented and attacked (default FGSM and BIM) validation sets (rich table and CSV);
-    --robust for more."""
+    --robust for more. An attack submission: its surrogate model's (trained by harness train)."""
     from ..atomic import write_text
     from ..data import load_dataset
     from ..errors import UsageError
@@ -148,6 +150,9 @@ def evaluate(
     rows = []
     for folder in find_submissions(list(submissions)):
         loaded_submission = load_submission(folder, profile)
+        if not loaded_submission.has_surrogate:
+            raise UsageError(f"{folder}: attack submission '{loaded_submission.name}' has no model to evaluate "
+                             "(no surrogate: [backbone] and [defense])")
         model = load_model(default_run_dir(loaded_submission, runs))
         dataset = load_dataset(loaded_submission.dataset, **dict(loaded_submission.dataset_params))
         if split not in dataset.splits or not dataset.split(split).labelled:

@@ -67,7 +67,7 @@ def test_every_problem_is_reported_with_field_and_suggestion(tmp_path):
     assert messages(write(tmp_path, text)) == [
         "team: must be a string, got 3",
         "trainig: unknown field. Did you mean 'training'? Fields: name, team, framework, dataset, description, "
-        "seed, plugins, dataset_params, backbone, augmentations, defense, training, profiles",
+        "seed, plugins, dataset_params, backbone, augmentations, defense, training, profiles, track, attack",
     ]
     text = BASE.replace('name = "small-cnn"', 'name = "small-cnm"') + '[training]\nepoch = 1\nlr = -1\n'
     found = messages(write(tmp_path, text))
@@ -114,7 +114,7 @@ def test_profiles_are_checked_too(tmp_path):
     text = BASE + '\n[profiles.cpu]\ntraining = { epochs = 0 }\nbackbone = { params = { hiden = 3 } }\ngpus = 1\n'
     assert messages(write(tmp_path, text)) == [
         "profiles.cpu.gpus: not allowed in a profile. Profiles may set: dataset, dataset_params, backbone, "
-        "augmentations, defense, training, requires_gpu, description",
+        "augmentations, defense, training, requires_gpu, description, attack",
         "profiles.cpu.backbone.params.hiden: backbone 'small-cnn' has no parameter 'hiden'. Did you mean 'hidden'? "
         "Parameters: width, hidden, dropout",
         "profiles.cpu.training: epochs must be at least 1, got 0"]
