@@ -139,15 +139,14 @@ def invalid_reason(entry: Entry, profile: str | None) -> str:
     """The first problem ``harness submission validate`` finds without importing the submission's code, as one
     line ("" when none). A submission with plugin modules of its own gets the TOML-only checks; the plugin
     names its modules register are checked by its child."""
-    from ..submission import TOP_FIELDS, read_toml, submission_file, validate_submission
-    from ..toml_schema import check_modules, check_table
+    from ..submission import read_toml, submission_file, toml_problems, validate_submission
 
     try:
         data = read_toml(submission_file(entry.root))
     except UsageError as exc:
         return exc.message.split(": ", 1)[-1]  # the problem without the organiser's path
     if data.get("plugins"):  # its own modules (what needs_sandbox asks, on the TOML already read)
-        problems = check_table(data, TOP_FIELDS)[1] + check_modules(data.get("plugins"), entry.root)
+        problems = toml_problems(data, entry.root)
     else:
         problems = validate_submission(entry.root)
     profiles = data.get("profiles")
