@@ -27,6 +27,9 @@ SECRETS = {"labels.npy", "attack_labels.npy", "tags.csv", "attack_tags.csv", "re
            "export.json", "model.pt2", "saved_model.pb", "predictions.npy"}
 SECRET_SUFFIXES = (".sqlite", ".sqlite3", ".db")
 SKIP = ("/proc", "/sys", "/dev", "/usr", "/lib", "/lib64", "/bin", "/sbin", "/etc")
+#: where Python packages live: thousands of files, none of them the organiser's
+PACKAGES = ("site-packages", "dist-packages", "/.venv/", "/node_modules/")
+MAX_SECONDS = 8
 
 
 @dataclass(frozen=True)
@@ -68,7 +71,8 @@ class Peek(Hostile):
         own = os.getcwd()
         started = time.monotonic()
         for root, folders, files in os.walk("/", followlinks=False):
-            if root.startswith(SKIP) or time.monotonic() - started > 30:
+            if root.startswith(SKIP) or any(p in root + "/" for p in PACKAGES) or \
+                    time.monotonic() - started > MAX_SECONDS:
                 folders[:] = []
                 continue
             for name in files:
@@ -83,7 +87,8 @@ class Peek(Hostile):
                     if not path.startswith(own) and "/sandbox/submission/" not in path:
                         found.append(path)
         with open("peek-report.json", "w") as handle:
-            json.dump({"found": found, "walked": walked, "labels_given": y is not None}, handle)
+            json.dump({"found": found, "walked": walked, "labels_given": y is not None,
+                       "seconds": time.monotonic() - started}, handle)
         return x.clone()
 
 
