@@ -51,3 +51,21 @@ def test_the_outcome_travels_back_and_nothing_else_is_written(tmp_path):
     outcome = read_adaptive_outcome(organiser).categories["pgd"]
     assert outcome.status == "ok" and outcome.flags == ["accuracy-rises-with-eps"]
     assert np.array_equal(outcome.adversarial_logits, logits[::-1])
+
+
+def test_with_an_attack_track_the_export_travels_back_too(tmp_path):
+    entry = Entry(root=tmp_path, name="tiny", team="t", framework="torch", content_hash="c" * 64)
+    settings = RunSettings("cpu", 60.0, 1, "auto", None, ("digits", "test"))
+    assert task_request(Job(entry, "k" * 64, tmp_path / "s"), settings, None, "d" * 64, export=True)["export"]
+    worker = tmp_path / "worker"
+    (worker / "work" / "export" / "saved_model" / "variables").mkdir(parents=True)
+    (worker / "work" / "export" / "export.json").write_text("{}")
+    (worker / "work" / "export" / "saved_model" / "variables" / "v.index").write_bytes(b"v")
+    names = returned_files(worker, export=True)
+    assert names == ["work/export/export.json", "work/export/saved_model/variables/v.index"]
+    files = {name: (worker / name).read_bytes() for name in names}
+    files["work/export/../../escape.txt"] = b"x"  # never outside the export folder
+    organiser = tmp_path / "organiser" / "scratch"
+    keep_returned(organiser, {"files": files, "status": "ok", "reason": ""})
+    assert (organiser / "work" / "export" / "saved_model" / "variables" / "v.index").read_bytes() == b"v"
+    assert not (organiser / "escape.txt").exists() and not (tmp_path / "organiser" / "escape.txt").exists()
