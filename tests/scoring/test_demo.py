@@ -49,3 +49,4 @@ def test_demo_builds_the_split_scores_and_shows_the_leaderboard(tmp_path, submis
     again = CliRunner().invoke(app, args, env={"COLUMNS": "200"})  # a rerun reuses the split and the scores
     assert again.exit_code == 0, again.output
     assert "reusing" in again.output and "cached tiny" in " ".join(again.output.split())
+    assert "cached baseline-fgsm" in " ".join(again.output.split())
