@@ -30,7 +30,7 @@ from .leaderboard import CELL_WIDTH, PARTITIONS, _percent, short_headers
 from .split import ATTACKS_CATEGORY
 from .stats import (ALPHA, bootstrap_weights, pack_bits, score_interval, seed_from, shared_ranks, sign_flip_test,
                     unpack_bits, wilson_interval)
-from .store import AttackRecord, MatrixRecord, ScoreRecord
+from .store import AttackRecord, MatrixRecord, ScoreRecord, latest_by
 
 #: the defense leaderboard's category of the attack track
 CATEGORY = ATTACKS_CATEGORY
@@ -41,28 +41,13 @@ VS = "vs_"
 
 
 def latest_attacks(attacks: Iterable[AttackRecord]) -> list[AttackRecord]:
-    """Each attack's latest run per split and attacked defense (by ``finished_at``), in the given order."""
-    chosen: dict[tuple[str, str, str], AttackRecord] = {}
-    for record in attacks:
-        slot = (record.split_hash, record.attack, record.defense)
-        held = chosen.get(slot)
-        if held is None or (record.finished_at, record.key) >= (held.finished_at, held.key):
-            chosen[slot] = record
-    kept = {id(r) for r in chosen.values()}
-    return [r for r in attacks if id(r) in kept]
+    """Each attack's latest run per split and attacked defense, in the given order."""
+    return latest_by(attacks, lambda r: (r.split_hash, r.attack, r.defense))
 
 
 def latest_matrix(matrix: Iterable[MatrixRecord]) -> list[MatrixRecord]:
-    """Each (attack, defense) cell's latest row per split (by ``finished_at``), in the given order."""
-    matrix = list(matrix)
-    chosen: dict[tuple[str, str, str], MatrixRecord] = {}
-    for row in matrix:
-        slot = (row.split_hash, row.attack, row.defense)
-        held = chosen.get(slot)
-        if held is None or (row.finished_at, row.key) >= (held.finished_at, held.key):
-            chosen[slot] = row
-    kept = {id(r) for r in chosen.values()}
-    return [r for r in matrix if id(r) in kept]
+    """Each (attack, defense) cell's latest row per split, in the given order."""
+    return latest_by(matrix, lambda r: (r.split_hash, r.attack, r.defense))
 
 
 def _bits(row: MatrixRecord, partition: str) -> tuple[np.ndarray, np.ndarray] | None:

@@ -303,7 +303,8 @@ def _classify_in_child(defense: DefenseTarget, attacks: list[AttackRecord], spli
     started = time.perf_counter()
     status, reason = run_harness_child(
         "harness.scoring.exported_worker", ["predict"],
-        {"export": defense.export, "images.npy": split.attack_images_path, "adversarial.npy": folder / "adversarial.npy"},
+        {"export": defense.export, "images.npy": split.attack_images_path,
+         "adversarial.npy": folder / "adversarial.npy"},
         folder / "child", settings.timeout, settings.threads, isolation, limits)
     details = {"seconds": round(time.perf_counter() - started, 3), "isolation": isolation.kind,
                "attacks_classified": len(attacks)}

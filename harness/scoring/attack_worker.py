@@ -191,17 +191,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--threads", type=int, default=None)
     args = parser.parse_args(argv)
-    try:
+    from .worker import run_reporting_failure
+
+    def work() -> None:
         settings = json.loads(args.settings)
         if not isinstance(settings, dict):
             raise ValueError(f"settings must be a JSON object, got {type(settings).__name__}")
         run(settings, args.images, args.out, args.submission, args.export, args.threads)
-    except Exception as exc:  # noqa: BLE001 - the organiser records one line as the reason
-        from .worker import failure_line
 
-        print(f"worker failed: {failure_line(exc)}"[:2000], file=sys.stderr, flush=True)
-        return EXIT_FAILED
-    return 0
+    return run_reporting_failure(work)
 
 
 if __name__ == "__main__":

@@ -113,17 +113,13 @@ def main(argv: list[str] | None = None) -> int:
         else:
             sub.add_argument("--adversarial", type=Path, required=True)
     args = parser.parse_args(argv)
-    try:
-        if args.mode == "attack":
-            attack(args.export, args.images, args.out, json.loads(args.settings), args.threads)
-        else:
-            predict(args.export, args.images, args.adversarial, args.out, args.threads)
-    except Exception as exc:  # noqa: BLE001 - the organiser records one line as the reason
-        from .worker import failure_line
+    from .worker import run_reporting_failure
 
-        print(f"worker failed: {failure_line(exc)}"[:2000], file=sys.stderr, flush=True)
-        return EXIT_FAILED
-    return 0
+    if args.mode == "attack":
+        return run_reporting_failure(lambda: attack(args.export, args.images, args.out, json.loads(args.settings),
+                                                    args.threads))
+    return run_reporting_failure(lambda: predict(args.export, args.images, args.adversarial, args.out,
+                                                 args.threads))
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ import sqlite3
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterable
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS results (
@@ -318,12 +318,18 @@ class ResultStore:
         return row[0] if row else None
 
 
-def latest(records: list[ScoreRecord]) -> list[ScoreRecord]:
-    """Each submission's latest record per split (by ``finished_at``), in the order of ``records``."""
-    chosen: dict[tuple[str, str], ScoreRecord] = {}
+def latest_by(records: Iterable[Any], slot: Callable[[Any], tuple]) -> list[Any]:
+    """The latest record (by ``finished_at``, then key) of each ``slot(record)``, in the order of ``records``."""
+    records = list(records)
+    chosen: dict[tuple, Any] = {}
     for record in records:
-        held = chosen.get((record.split_hash, record.submission))
+        held = chosen.get(slot(record))
         if held is None or (record.finished_at, record.key) >= (held.finished_at, held.key):
-            chosen[(record.split_hash, record.submission)] = record
+            chosen[slot(record)] = record
     kept = {id(r) for r in chosen.values()}
     return [r for r in records if id(r) in kept]
+
+
+def latest(records: list[ScoreRecord]) -> list[ScoreRecord]:
+    """Each submission's latest record per split, in the order of ``records``."""
+    return latest_by(records, lambda r: (r.split_hash, r.submission))

@@ -20,6 +20,7 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import Callable
 
 EXIT_FAILED = 3
 
@@ -91,9 +92,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-export", dest="export", action="store_false",
                         help="skip the code-free export after predicting")
     args = parser.parse_args(argv)
+    return run_reporting_failure(lambda: run(args.submission, args.profile, args.images, args.out, args.artifact,
+                                             args.threads, args.export))
+
+
+def run_reporting_failure(work: Callable[[], object]) -> int:
+    """Every scoring child's ending: 0 when ``work()`` returns; on any exception one line on stderr (the
+    organiser's recorded reason, :func:`failure_line`) and ``EXIT_FAILED``."""
     try:
-        run(args.submission, args.profile, args.images, args.out, args.artifact, args.threads, args.export)
-    except Exception as exc:  # noqa: BLE001 - the scorer records one line as the reason
+        work()
+    except Exception as exc:  # noqa: BLE001 - the organiser records one line as the reason
         print(f"worker failed: {failure_line(exc)}"[:2000], file=sys.stderr, flush=True)
         return EXIT_FAILED
     return 0
