@@ -98,7 +98,9 @@ def _demo(out: Path, submissions: Path, timeout: float, fresh: bool, progress: b
     report.line(f"hidden split ready ({split_dir})")
     entries = entries_from_paths([submissions])
     skip = skipped_on_this_machine([e.root for e in entries], PROFILE)
-    console.rule(f"2. scoring {len(entries)} submissions ({PROFILE} profile)")
+    attacks = sum(entry.track == "attack" for entry in entries)
+    console.rule(f"2. scoring {len(entries) - attacks} defenses and {attacks} attack submission"
+                 f"{'s' if attacks != 1 else ''} ({PROFILE} profile)")
     try:
         isolation = choose_isolation("auto")
     except UsageError as exc:  # the demo scores the project's own examples: trusted code, said so out loud
