@@ -201,7 +201,7 @@ def render_leaderboard(columns: list[str], rows: list[dict[str, object]], title:
     flagged row's mark (:func:`flag_lines` explains them) when any row has one. The score's 95% interval
     ("low-high") follows the score when the table still fits, else it is left to the CSV. Headers too long to
     fit are abbreviated, with a legend in the caption; when even that does not fit, the framework column is left
-    to the CSV too."""
+    to the CSV too, and last the columns are set one space apart instead of two."""
     from rich.console import Console
 
     marks = flag_marks(rows)
@@ -219,16 +219,18 @@ def render_leaderboard(columns: list[str], rows: list[dict[str, object]], title:
     narrow = [c for c in shown if c != "framework"]  # last resort: the framework left to the CSV
     narrow_legend = "; ".join(f"{a} = {n}" for n, a in short.items() if n != "framework") + "; framework in the CSV"
     table = None
-    for chosen, names, note in ((with_ci, headers, ""), (with_ci, abbreviated, legend), (shown, abbreviated, legend),
-                                (narrow, abbreviated, narrow_legend.removeprefix("; "))):
-        table = _leaderboard_table(chosen, names, rows, title, note, marks)
+    narrow_note = narrow_legend.removeprefix("; ")
+    for chosen, names, note, gap in ((with_ci, headers, "", 1), (with_ci, abbreviated, legend, 1),
+                                     (shown, abbreviated, legend, 1), (narrow, abbreviated, narrow_note, 1),
+                                     (narrow, abbreviated, narrow_note, 0)):
+        table = _leaderboard_table(chosen, names, rows, title, note, marks, gap)
         if measure.measure(table).maximum <= width:
             return table
     return table
 
 
 def _leaderboard_table(shown: list[str], headers: dict[str, str], rows: list[dict[str, object]], title: str,
-                       legend: str, marks: dict[str, str]):
+                       legend: str, marks: dict[str, str], gap: int = 1):
     from rich import box
     from rich.table import Table
 
@@ -241,8 +243,8 @@ def _leaderboard_table(shown: list[str], headers: dict[str, str], rows: list[dic
         caption += f"; isolation: {', '.join(isolations)}"
     if legend:
         caption += f"; {legend}"
-    table = Table(title=title, caption=caption,
-                  box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True, padding=(0, 1))
+    table = Table(title=title, caption=caption,  # gap 0: one space between columns (the last resort for 80)
+                  box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True, padding=(0, gap))
     for column in shown:
         text = column in ("submission", "framework", "flags")
         table.add_column(headers[column], justify="left" if text else "right", overflow="fold",

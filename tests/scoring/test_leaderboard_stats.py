@@ -131,3 +131,23 @@ def test_the_store_leaderboard_shows_the_same_ranks(tmp_path):
     assert shown.exit_code == 0, shown.output
     ranks = [line.split()[0] for line in shown.output.splitlines() if line.split()[1:2] in (["a"], ["b"], ["c"])]
     assert ranks == ["=1", "=1", "3"], shown.output
+
+
+def test_eight_categories_and_long_names_fit_80_columns_without_folding_a_name():
+    from rich.console import Console
+
+    from harness.scoring.leaderboard import render_leaderboard
+
+    categories = ["clean", "noise", "geometry", "fgsm", "bim", "pgd", "unseen", "attacks"]
+    columns = ["rank", "submission", "team", "framework", "clean_top1"] + [f"top1_{c}" for c in categories] + [
+        "score", "score_ci_low", "score_ci_high", "partition", "status", "isolation"]
+    rows = [{"rank": str(i + 1), "submission": name, "team": "t", "framework": "torch", "clean_top1": 1.0,
+             **{f"top1_{c}": 0.5 for c in categories}, "score": 0.5, "score_ci_low": 0.4, "score_ci_high": 0.6,
+             "partition": "public", "status": "scored", "isolation": "ns"}
+            for i, name in enumerate(("cnn-baseline", "mobilenet-nsl", "wrn50-hardening"))]
+    console = Console(width=80, record=True, color_system=None)
+    console.print(render_leaderboard(columns, rows, "public leaderboard", 80))
+    lines = console.export_text().splitlines()
+    assert max(map(len, lines)) <= 80
+    for name in ("cnn-baseline", "mobilenet-nsl", "wrn50-hardening"):
+        assert any(name in line for line in lines), "\n".join(lines)  # on one line, not folded
