@@ -219,9 +219,9 @@ def score_submissions(
 
     if executor not in EXECUTORS:
         raise UsageError(f"--executor '{executor}': expected one of {', '.join(EXECUTORS)}")
-    if executor == "local":
-        choose_isolation(sandbox)  # an isolation that cannot run is an error before anything starts
     split = open_split(split_dir)
+    if executor == "local" or split.attack_track is not None:  # the attack track runs here, whatever the executor
+        choose_isolation(sandbox)  # an isolation that cannot run is an error before anything starts
     num_classes = int(split.summary["num_classes"])
     event = on_event or (lambda kind, entry, detail: None)
     profile_name = profile or "base"
