@@ -1,4 +1,4 @@
-"""Test helpers: fake installed distributions with entry points, image-folder writers."""
+"""Test helpers: fake installed distributions with entry points, image-folder writers, shared Keras backbones."""
 
 from __future__ import annotations
 
@@ -132,3 +132,19 @@ def tensorflow_for_tests(*, module_level: bool = False):
     # Error 302"); torch still runs on the CPU.
     warnings.filterwarnings("ignore", "CUDA initialization", UserWarning)
     return tf, keras
+
+
+_KERAS_BACKBONES: dict[tuple, object] = {}
+
+
+def keras_backbone(name: str, input_shape: tuple[int, int, int] = (8, 8, 3), num_classes: int = 3):
+    """Keras backbone ``name`` built by the registry with its default parameters, once per session and shared
+    by the backbone contract and tests/tf (a Keras application takes 2-12 s to build on 2 cores). Tests that
+    change it (e.g. which layers are trainable) must put it back as they found it."""
+    key = (name, tuple(input_shape), int(num_classes))
+    if key not in _KERAS_BACKBONES:
+        from harness import registry
+
+        _KERAS_BACKBONES[key] = registry.create_backbone(name, framework="tf", num_classes=num_classes,
+                                                         input_shape=input_shape)
+    return _KERAS_BACKBONES[key]

@@ -9,6 +9,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 from contract_helpers import NUM_CLASSES, SHAPE, float_batch, require, variant_cases
+from helpers import keras_backbone
 
 from harness import registry
 from harness.contracts import framework_of
@@ -61,7 +62,10 @@ def test_backbone_gives_finite_logits_with_input_gradients_and_exports(name, fra
     require(framework)
     frameworks = ("torch", "tf") if framework == "any" else (framework,)
     for used in frameworks:
-        model = registry.create_backbone(name, framework=used, num_classes=NUM_CLASSES, input_shape=SHAPE)
+        if used == "tf":  # built once per session: tests/tf/test_tf_backbones.py checks the same models
+            model = keras_backbone(name, SHAPE, NUM_CLASSES)
+        else:
+            model = registry.create_backbone(name, framework=used, num_classes=NUM_CLASSES, input_shape=SHAPE)
         assert framework_of(model) == used
         x = float_batch(used, n=BATCH)
         logits, gradient = logits_and_gradient(model, used, x)

@@ -126,7 +126,7 @@ def test_leaderboard_command_public_and_private(scored):
 
 def test_killed_organiser_resumes_without_lost_or_duplicated_rows(hidden_split, submissions_dir, tmp_path):
     folder = tmp_path / "subs"
-    for name in ("one", "two", "three"):
+    for name in ("one", "two"):  # killed after the first: the second is lost work the rerun must do
         shutil.copytree(submissions_dir / "tiny", folder / name)
         text = (folder / name / "submission.toml").read_text().replace('name = "tiny"', f'name = "{name}"')
         (folder / name / "submission.toml").write_text(text.replace("epochs = 4", "epochs = 1"))
@@ -152,10 +152,10 @@ def test_killed_organiser_resumes_without_lost_or_duplicated_rows(hidden_split, 
         assert [r["submission"] for r in csv.DictReader(handle)] == ["one", "one"]
     subprocess.run(command, check=True, stdout=subprocess.DEVNULL, timeout=400)
     rows_after = sqlite3.connect(db).execute("SELECT submission, finished_at FROM results").fetchall()
-    assert sorted(r[0] for r in rows_after) == ["one", "three", "two"]
+    assert sorted(r[0] for r in rows_after) == ["one", "two"]
     assert first[0] in rows_after  # the finished row was kept, not redone
     with open(board, newline="") as handle:
-        assert len(list(csv.DictReader(handle))) == 6
+        assert len(list(csv.DictReader(handle))) == 4
 
 
 def test_a_given_artifact_of_a_submission_with_its_own_plugins_is_scored(hidden_split, submissions_dir, tmp_path):

@@ -47,6 +47,15 @@ def digits_model(digits_splits):
 
 
 @pytest.fixture(scope="session")
+def second_digits_model(digits_splits):
+    """nsl-cnn trained like ``digits_model`` from another seed (1): the seed experiment's unregularized
+    baseline and the robustness tests' transfer reference, a model independent of ``digits_model``."""
+    from tf_helpers import train_standard
+
+    return train_standard(digits_splits, seed=1, epochs=10)
+
+
+@pytest.fixture(scope="session")
 def digits_batch(digits_splits):
     """The first 200 test images as float32 NHWC in [0, 1], with int64 labels."""
     import numpy as np

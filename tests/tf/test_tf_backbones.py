@@ -10,20 +10,24 @@ import tf_keras as keras
 from harness import registry
 from harness.errors import DownloadError, UsageError
 from harness_tf import backbones as B
+from helpers import keras_backbone
 
 APPLICATIONS = ["densenet121", "efficientnet_b0", "mobilenet_v2", "nasnet_mobile"]
+#: the shared applications' input and classes (those of tests/contracts)
+SHAPE, CLASSES = (8, 8, 3), 3
 
 
 def build(name, **params):
     params.setdefault("input_shape", (8, 8, 1))
-    return registry.create_backbone(name, framework="tf", num_classes=10, **params)
+    params.setdefault("num_classes", 10)
+    return registry.create_backbone(name, framework="tf", **params)
 
 
 @pytest.fixture(scope="module")
 def applications():
-    """Every Keras application on 8x8 grey digits (resized to 32x32 inside), built once."""
-    keras.utils.set_random_seed(0)
-    return {name: build(name, head_hidden=16) for name in APPLICATIONS}
+    """Every Keras application on 8x8 RGB images (resized to 32x32 inside), with the contract's 3 classes: the
+    session's models (tests/helpers.py), which the backbone contract builds first in a full run."""
+    return {name: keras_backbone(name, SHAPE, CLASSES) for name in APPLICATIONS}
 
 
 def test_nsl_cnn_is_the_tutorial_architecture_with_logits():
@@ -39,18 +43,25 @@ def test_nsl_cnn_is_the_tutorial_architecture_with_logits():
 
 
 @pytest.mark.parametrize("name", APPLICATIONS)
-def test_applications_resize_and_repeat_grey_inside(applications, name):
+def test_applications_resize_inside(applications, name):
     """The Keras applications' own layout (the contract itself is checked in tests/contracts)."""
     model = applications[name]
-    assert model.name == name and model.input_shape == (None, 8, 8, 1) and model.output_shape == (None, 10)
+    assert model.name == name and model.input_shape == (None, 8, 8, 3) and model.output_shape == (None, CLASSES)
     assert model.get_layer("min_size").get_config()["height"] == 32
-    # grey images are repeated to RGB inside the model
-    grey_to_rgb = model.get_layer("grey_to_rgb")
-    assert grey_to_rgb.output_shape[-1] == 3
+    assert "grey_to_rgb" not in [layer.name for layer in model.layers]  # RGB in: nothing to repeat
     # BatchNorm statistics move as fast as PyTorch's (Keras's 0.999 leaves a short run's at their init)
     body = next(layer for layer in model.layers if isinstance(layer, keras.Model))
     norms = [layer for layer in body.layers if isinstance(layer, keras.layers.BatchNormalization)]
     assert norms and all(layer.momentum == B.BN_MOMENTUM for layer in norms)
+
+
+def test_grey_images_are_repeated_to_rgb_inside():
+    """One code path before every application's body (the smallest shows it): 1 channel in, 3 into the body."""
+    model = build("mobilenet_v2", head_hidden=0)
+    assert model.input_shape == (None, 8, 8, 1) and model.output_shape == (None, 10)
+    assert model.get_layer("grey_to_rgb").output_shape[-1] == 3
+    body = next(layer for layer in model.layers if isinstance(layer, keras.Model))
+    assert body.input_shape == (None, 32, 32, 3)
 
 
 @pytest.mark.parametrize("name", ["nsl-cnn", *APPLICATIONS])
@@ -90,12 +101,13 @@ def test_local_weights_files_load_backbone_or_whole_model(applications, tmp_path
     body.save_weights(str(body_file), save_format="h5")
     model.save_weights(str(model_file), save_format="h5")
     # a backbone file (what keras.applications downloads): the body is loaded, the head is new
-    from_body = build("mobilenet_v2", head_hidden=16, weights=str(body_file))
+    shared = {"input_shape": SHAPE, "num_classes": CLASSES}  # the shared model's, default head
+    from_body = build("mobilenet_v2", weights=str(body_file), **shared)
     new_body = next(layer for layer in from_body.layers if isinstance(layer, keras.Model))
     assert all(np.array_equal(a, b) for a, b in zip(body.get_weights(), new_body.get_weights()))
     # a whole-model file: identical predictions
-    from_model = build("mobilenet_v2", head_hidden=16, weights=str(model_file))
-    x = tf.random.stateless_uniform([3, 8, 8, 1], seed=[2, 3])
+    from_model = build("mobilenet_v2", weights=str(model_file), **shared)
+    x = tf.random.stateless_uniform([3, *SHAPE], seed=[2, 3])
     assert np.array_equal(from_model(x, training=False), model(x, training=False))
 
 
@@ -124,10 +136,9 @@ def test_pretrained_offline_raises_download_error_with_the_offline_route(monkeyp
     assert ".keras" in info.value.hint and "weights=PATH" in info.value.hint
 
 
-def test_a_local_copy_of_the_imagenet_file_builds_the_imagenet_graph(tmp_path, monkeypatch):
+def test_a_local_copy_of_the_imagenet_file_builds_the_imagenet_graph(applications, tmp_path, monkeypatch):
     """EfficientNet scales its input differently with weights="imagenet": weights=PATH must match that."""
-    keras.utils.set_random_seed(1)
-    source = build("efficientnet_b0", input_shape=(32, 32, 3), head_hidden=0)
+    source = applications["efficientnet_b0"]  # its body takes (32, 32, 3) too: 8x8 inputs are resized first
     body = next(layer for layer in source.layers if isinstance(layer, keras.Model))
     path = tmp_path / "efficientnetb0_notop.h5"
     body.save_weights(str(path), save_format="h5")

@@ -10,7 +10,7 @@ from harness.errors import UsageError
 from harness.frameworks import get_runtime, quantize_within_budget
 from harness.registry import create_attack, create_defense
 from harness_tf.train import model_weights
-from tf_helpers import FAST, nsl_cnn, subset, train_standard
+from tf_helpers import FAST, nsl_cnn, subset
 
 STEP = 0.2  # the seeds' adv_step_size, used for training and for the reference perturbations
 BUDGET = {"epochs": 10, "optimizer": "adam", "lr": 3e-3, "weight_decay": 0.0, "seed": 1, **FAST}
@@ -26,9 +26,10 @@ def regularized(digits_splits):
 
 
 @pytest.fixture(scope="module")
-def baseline(digits_splits):
-    """nsl-cnn with the same seed and budget, trained without regularization."""
-    return train_standard(digits_splits, seed=1, epochs=BUDGET["epochs"])
+def baseline(second_digits_model):
+    """nsl-cnn with the same seed and budget, trained without regularization (shared: tests/tf/conftest.py)."""
+    assert BUDGET["epochs"] == 10 and BUDGET["seed"] == 1  # what second_digits_model is trained with
+    return second_digits_model
 
 
 def test_seed_experiment_nsl_is_clearly_more_accurate_on_reference_perturbations(

@@ -10,7 +10,6 @@ import tf_keras as keras
 from harness.frameworks import get_runtime
 from harness.robustness import Reference, evaluate_robustness
 from harness.robustness import checks as C
-from tf_helpers import train_standard
 
 pytest.importorskip("art")
 
@@ -21,10 +20,10 @@ N = 64
 
 
 @pytest.fixture(scope="module")
-def digits(digits_splits, digits_model):
+def digits(digits_splits, digits_model, second_digits_model):
+    """N test images, their labels, the model under test and an independently trained transfer reference."""
     test = digits_splits.test
-    other = train_standard(digits_splits, seed=3, epochs=6)
-    return np.array(test.images[:N]), np.array(test.labels[:N], dtype=np.int64), digits_model, other
+    return np.array(test.images[:N]), np.array(test.labels[:N], dtype=np.int64), digits_model, second_digits_model
 
 
 def test_honest_keras_model_raises_no_flag_and_the_worst_case_holds(digits, tmp_path):
