@@ -4,11 +4,10 @@ The tests copy this module into one attack submission folder per attack (``track
 
 - ``far``   returns images 0.5 away from the clean ones (outside the budget and [0, 1]): clipped, then scored;
 - ``nan``   returns NaN images: the attack fails with the reason;
-- ``clean`` returns the clean images unchanged: it fools nobody;
 - ``peek``  hunts for labels, the split, the results store and the defenses' files (exports, submissions)
   from inside its child and writes what it could read into ``peek-report.json`` in its working folder
   (``found``: readable secret paths; ``walked``: entries seen; ``labels_given``: whether y was not None);
-  returns the clean images;
+  returns the clean images unchanged (it fools nobody);
 - ``hang``  starts a grandchild that spins, then never returns: the time limit kills the process group.
 """
 
@@ -60,11 +59,6 @@ class NotANumber(Hostile):
         return x * float("nan")
 
 
-class Clean(Hostile):
-    def images(self, x, y):
-        return x.clone()
-
-
 class Peek(Hostile):
     def images(self, x, y):
         found, walked = [], 0
@@ -99,7 +93,7 @@ class Hang(Hostile):
             time.sleep(1)
 
 
-ATTACKS = {"far": Far, "nan": NotANumber, "clean": Clean, "peek": Peek, "hang": Hang}
+ATTACKS = {"far": Far, "nan": NotANumber, "peek": Peek, "hang": Hang}
 
 
 @hookimpl

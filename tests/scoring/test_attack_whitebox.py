@@ -5,9 +5,19 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import write_recipe
+from conftest import scored_tiny_record
 
-TRACK = """
+RECIPE = """
+[split]
+dataset = "digits"
+source = "test"
+seed = 7
+limit = 30
+
+[[perturbations]]
+category = "clean"
+kind = "clean"
+
 [attack_track]
 count = 20
 eps = 0.1
@@ -20,34 +30,29 @@ name = "fgsm"
 
 
 @pytest.fixture(scope="module")
-def whitebox_run(tmp_path_factory, submissions_dir, tiny_artifact):
-    from harness.scoring.scorer import entries_from_paths, score_submissions
-    from harness.scoring.split import build_split, load_recipe
+def whitebox_run(tmp_path_factory, tiny_artifact):
+    """Two scored defenses (made in this process): tiny with its export, and "opaque" whose model could not be
+    exported; the track run twice, the second time with nothing new to do."""
+    from harness.sandbox.choice import choose_isolation
+    from harness.scoring.attack_track import run_attack_track
+    from harness.scoring.child_run import RunSettings
+    from harness.scoring.split import build_split, load_recipe, open_split
     from harness.scoring.store import ResultStore
 
     folder = tmp_path_factory.mktemp("whitebox")
-    recipe = write_recipe(folder, submissions_dir / "tiny")
-    recipe.write_text(recipe.read_text() + TRACK)
-    build_split(load_recipe(recipe), folder / "split", references=tiny_artifact.parents[1], progress=False)
-    entries = entries_from_paths([submissions_dir / "tiny"], {"tiny": tiny_artifact})
-    store_path = folder / "results.sqlite"
-    score_submissions(entries, folder / "split", store_path, folder / "board.csv", profile="cpu", timeout=120,
-                      work_dir=folder / "work", progress=False)
-    with ResultStore(store_path) as store:
-        split_hash = store.latest_split()
-        # a second defense whose model could not be exported: its record says why, and it has no export
-        (tiny,) = store.records(split_hash)
-        from dataclasses import replace
-
-        store.add(replace(tiny, submission="opaque", content_hash="o" * 64,
-                          details={**tiny.details, "export": {"status": "not exportable", "reason": "custom op"},
-                                   "export_dir": None}))
-    again = []
-    score_submissions(entries, folder / "split", store_path, folder / "board.csv", profile="cpu", timeout=120,
-                      work_dir=folder / "work", progress=False,
-                      on_event=lambda kind, who, detail: again.append((kind, who.name)))
-    with ResultStore(store_path) as store:
-        return store.records(split_hash), store.attack_records(split_hash), store.matrix_records(split_hash), again
+    (folder / "recipe.toml").write_text(RECIPE)
+    build_split(load_recipe(folder / "recipe.toml"), folder / "split", progress=False)
+    split = open_split(folder / "split")
+    settings = RunSettings("cpu", 120.0, None, "auto", None, ("digits", "test"))
+    events = [], []
+    with ResultStore(folder / "results.sqlite") as store:
+        store.add(scored_tiny_record(folder / "split", tiny_artifact, folder / "export"))
+        store.add(scored_tiny_record(folder / "split", tiny_artifact, None, name="opaque"))
+        for seen in events:
+            run_attack_track(split, [], store, profile="cpu", settings=settings, isolation=choose_isolation("auto"),
+                             work_dir=folder / "work", event=lambda kind, who, detail: seen.append((kind, who.name)))
+        return (store.records(split.split_hash), store.attack_records(split.split_hash),
+                store.matrix_records(split.split_hash), events)
 
 
 def test_each_attack_runs_on_each_defense_export(whitebox_run):
@@ -78,9 +83,7 @@ def test_the_unexportable_defense_counts_0_in_attacks_with_the_reason(whitebox_r
 
 
 def test_a_rerun_runs_only_what_is_missing(whitebox_run):
-    _, _, _, again = whitebox_run
-    assert ("cached", "tiny") in again  # the defense
-    assert ("cached", "baseline-fgsm vs tiny") in again  # its attack run
-    # only the defense added since runs: its cell fails at once (no export), nothing else runs again
-    assert {who for kind, who in again if kind in ("running", "attacked", "classified")} <= {"baseline-fgsm vs opaque"}
-    assert ("failed", "baseline-fgsm vs opaque") in again
+    _, _, _, (first, again) = whitebox_run
+    assert ("attacked", "baseline-fgsm vs tiny") in first and ("classified", "tiny") in first
+    assert ("failed", "baseline-fgsm vs opaque") in first
+    assert again == [("cached", "baseline-fgsm vs tiny"), ("cached", "baseline-fgsm vs opaque")]
