@@ -61,8 +61,10 @@ Adaptive images are stored clean; ``organiser/summary.json["adaptive"]`` records
 adaptive category's settings and seed for the second scoring phase
 (:mod:`harness.scoring.adaptive`). With ``[attack_track]`` the build also writes
 ``attack_track/images.npy`` (the clean source images, random order), ``organiser/attack_labels.npy`` and
-``organiser/attack_tags.csv`` (id, label, partition), and ``summary["attack_track"]`` (the rules); a recipe
-without it builds the same split as before.
+``organiser/attack_tags.csv`` (id, label, partition), a copy of each transfer baseline's surrogate submission
+in ``organiser/surrogates/<label>/`` and ``summary["attack_track"]`` (the rules, surrogates named by their
+copies: the split hash follows their content, not the organiser's paths); a recipe without it builds the same
+split as before.
 
 ``build_split`` writes ``OUT/images/`` (for participants: images.npy, ids.json and
 their manifest) and ``OUT/organiser/`` (labels, per-image tags with partition,
@@ -109,6 +111,8 @@ IMAGES_DIR = "images"
 ORGANISER_DIR = "organiser"
 MANIFEST = "manifest.json"
 ATTACK_DIR = "attack_track"
+#: transfer baselines' surrogate submissions, copied into the split (organiser side: never shown to a defense)
+SURROGATES_DIR = "organiser/surrogates"
 ACCESS = ("transfer", "white-box")
 ATTACK_TRACK_FIELDS = {"source": Field((str,)), "count": Field((int,), required=True),
                        "eps": Field((float,), required=True), "norm": Field((str,)), "access": Field((str,)),
@@ -665,8 +669,11 @@ def _build_split(recipe: Recipe, out: Path, references: Path, runs: Path | None,
         summary["adaptive"] = adaptive
     attack_track = _attack_track_images(recipe, dataset) if recipe.attack_track is not None else None
     if attack_track is not None:
-        summary["attack_track"] = {**recipe.attack_track.to_dict(), "count": len(attack_track[1]),
-                                   "public_count": int(attack_track[2].sum())}
+        rules = recipe.attack_track.to_dict()
+        for baseline in rules["baselines"]:  # the copy in the split, not the organiser's folder (hash: content only)
+            if baseline["surrogate"]:
+                baseline["surrogate"] = f"{SURROGATES_DIR}/{baseline['label']}"
+        summary["attack_track"] = {**rules, "count": len(attack_track[1]), "public_count": int(attack_track[2].sum())}
     with atomic_directory(out) as tmp:
         image_dir, organiser = tmp / IMAGES_DIR, tmp / ORGANISER_DIR
         image_dir.mkdir()
@@ -683,6 +690,7 @@ def _build_split(recipe: Recipe, out: Path, references: Path, runs: Path | None,
         shutil.copyfile(recipe.path, organiser / "recipe.toml")
         if attack_track is not None:
             _write_attack_track(tmp, *attack_track)
+            _copy_surrogates(tmp, recipe.attack_track)
         (organiser / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
         image_files = _manifest(image_dir, image_dir)
         (image_dir / MANIFEST).write_text(json.dumps({"files": image_files, "count": count}, indent=2) + "\n")
@@ -729,6 +737,21 @@ def _write_attack_track(tmp: Path, images: np.ndarray, labels: np.ndarray, publi
             writer.writerow([f"atk-{i:05d}", int(label), "public" if is_public else "private"])
 
 
+def _copy_surrogates(tmp: Path, rules: AttackTrackRules) -> None:
+    """Each transfer baseline's surrogate submission, copied into ``SURROGATES_DIR/<label>`` (its files as
+    :func:`harness.submission.submission_files` lists them): the split holds everything its scoring runs, and
+    its hash follows their content, not where the organiser keeps them."""
+    from ..submission import submission_files
+
+    for baseline in rules.baselines:
+        if baseline.surrogate is None:
+            continue
+        target = tmp / SURROGATES_DIR / baseline.label
+        for relative in submission_files(baseline.surrogate):
+            (target / relative).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(baseline.surrogate / relative, target / relative)
+
+
 # --------------------------------------------------------------------------- reading and verifying
 
 
@@ -755,7 +778,12 @@ class HiddenSplit:
     def attack_track(self) -> AttackTrackRules | None:
         """The attack track's rules (None: the split has no attack track)."""
         data = self.summary.get("attack_track")
-        return AttackTrackRules.from_dict(data) if data else None
+        if not data:
+            return None
+        rules = AttackTrackRules.from_dict(data)
+        baselines = tuple(replace(b, surrogate=self.root / b.surrogate) if b.surrogate is not None
+                          and not b.surrogate.is_absolute() else b for b in rules.baselines)
+        return replace(rules, baselines=baselines)  # surrogates: their copies in this split
 
     @property
     def attack_images_path(self) -> Path:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -133,7 +134,26 @@ def test_build_writes_the_attack_track_and_leaves_other_splits_unchanged(tmp_pat
     images = np.load(split.attack_images_path)
     assert images.shape == (20, 8, 8, 1) and images.dtype == np.uint8
     assert split.attack_public.sum() == summary["attack_track"]["public_count"] == 6  # 30% of 20
-    assert split.attack_track == load_recipe(tmp_path / "recipe.toml").attack_track
+    from dataclasses import replace
+
+    from harness.submission import content_hash
+
+    rules, given = split.attack_track, load_recipe(tmp_path / "recipe.toml").attack_track
+    (copy,) = [b.surrogate for b in rules.baselines]  # the surrogate is the split's copy, same files
+    assert copy == root / "organiser" / "surrogates" / "baseline-fgsm"
+    assert content_hash(copy) == content_hash(given.baselines[0].surrogate)
+    assert "organiser/surrogates/baseline-fgsm/submission.toml" in manifest
+    assert rules == replace(given, baselines=(replace(given.baselines[0], surrogate=copy),))
+    # the split hash follows the surrogate's content, not where the organiser keeps it: the same recipe (its
+    # surrogate relative to it) in two places gives one split
+    hashes = []
+    for place in ("here", "elsewhere/deeper"):
+        folder = tmp_path / place
+        shutil.copytree(given.baselines[0].surrogate, folder / "surrogate")
+        text = (tmp_path / "recipe.toml").read_text().replace(str(given.baselines[0].surrogate), "surrogate")
+        (folder / "recipe.toml").write_text(text)
+        hashes.append(build_split(load_recipe(folder / "recipe.toml"), folder / "split", progress=False)["split_hash"])
+    assert hashes[0] == hashes[1]
     assert summary["attack_track"]["count"] == 20
     with open(root / "organiser" / "attack_tags.csv", newline="") as handle:
         tags = list(csv.DictReader(handle))
