@@ -36,11 +36,17 @@ def split_build(
 
 
 def split_table(summary: dict) -> Table:
+    """The split's categories and image counts; with an attack track, its rules in the caption."""
     table = Table(title=f"hidden split: {summary['count']} images ({summary['public_count']} public)")
     table.add_column("category")
     table.add_column("images", justify="right")
     for category, count in summary["categories"].items():
         table.add_row(category, str(count))
+    track = summary.get("attack_track")
+    if track:
+        baselines = ", ".join(b["label"] for b in track.get("baselines") or ()) or "none"
+        table.caption = (f"attack track: {track['count']} images ({track['public_count']} public), "
+                         f"{track['access']} access, {track['norm']} eps {track['eps']:g}; baselines: {baselines}")
     return table
 
 

@@ -174,3 +174,14 @@ def test_build_errors_name_attack_track_fields(tmp_path):
     with pytest.raises(UsageError, match=r"attack_track\.source: dataset 'digits' has no split 'nope'"):
         build_split(load_recipe(recipe(tmp_path, TRACK + 'source = "nope"\n')), tmp_path / "s", progress=False)
     assert not (tmp_path / "s").exists()
+
+
+def test_the_split_table_states_the_attack_track():
+    from harness.cli.split_cmd import split_table
+
+    summary = {"count": 120, "public_count": 36, "categories": {"clean": 120},
+               "attack_track": {"count": 20, "public_count": 6, "access": "transfer", "norm": "linf", "eps": 0.1,
+                                "baselines": [{"label": "baseline-fgsm"}, {"label": "baseline-pgd"}]}}
+    assert split_table(summary).caption == ("attack track: 20 images (6 public), transfer access, linf eps 0.1; "
+                                            "baselines: baseline-fgsm, baseline-pgd")
+    assert split_table({**summary, "attack_track": None}).caption is None
