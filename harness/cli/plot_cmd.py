@@ -90,7 +90,8 @@ def compare(
 @app.command("matrix")
 def matrix(
     db: Path = typer.Argument(..., help="SQLite results store of harness score (a split with an attack track)."),
-    out: Optional[Path] = OUT_OPTION,
+    out: Optional[Path] = typer.Option(None, "--out", help="PNG file (default: matrix_public.png, or "
+                                       "matrix_private.png with --private, beside the store)."),
     private: bool = typer.Option(False, "--private", help="The private partition (organisers)."),
     split_hash: Optional[str] = typer.Option(None, "--split-hash", help="This split (default: the latest scored "
                                                                         "attack track)."),
