@@ -42,7 +42,7 @@ share, and a secret seed::
     weight = 1
 
     [attack_track]               # optional: the attack track's contest rules
-    source = "test"              # its clean source images' dataset split (default: [split] source)
+    source = "test"              # its clean source images: the held-out split, [split] source (the default)
     count = 60                   # how many source images (drawn with a stream of the split's seed)
     eps = 0.1                    # every attack's budget, pixel space
     norm = "linf"                # or l2
@@ -340,6 +340,10 @@ def _attack_track(path: Path, table: Mapping[str, Any], source: str) -> AttackTr
     for name in ("time_limit", "defense_time_limit"):
         if name in values and not 0 < values[name] < math.inf:
             raise _field_error(path, f"attack_track.{name}", f"must be a number of seconds > 0, got {values[name]!r}")
+    if values.get("source", source) != source:  # every child's dataset view withholds that one split only
+        raise _field_error(path, "attack_track.source", f"must be the held-out split '{source}' ([split] source): "
+                                                        f"defenses train with the dataset's other splits in view, so "
+                                                        f"they would have seen '{values['source']}' with its labels")
     rules = AttackTrackRules(source=values.get("source", source), count=values["count"], eps=values["eps"],
                              norm=values.get("norm", "linf"), access=values.get("access", "transfer"),
                              time_limit=values.get("time_limit", 600.0),
@@ -706,13 +710,7 @@ def _attack_track_images(recipe: Recipe, dataset) -> tuple[np.ndarray, np.ndarra
     order, a ``public_fraction`` share public, drawn from a stream of the split's seed of their own (the
     split's other draws are unchanged)."""
     rules = recipe.attack_track
-    if rules.source not in dataset.splits:
-        raise UsageError(f"{recipe.path}: attack_track.source: dataset '{recipe.dataset}' has no split "
-                         f"'{rules.source}' (splits: {', '.join(dataset.splits)})")
-    source = dataset.split(rules.source)
-    if not source.labelled:
-        raise UsageError(f"{recipe.path}: attack_track.source: split '{rules.source}' has no labels; the "
-                         "attack track scores against labelled images")
+    source = dataset.split(rules.source)  # the split's own source: present and labelled, checked before
     if rules.count > len(source):
         raise UsageError(f"{recipe.path}: attack_track.count: {rules.count} images asked, split "
                          f"'{rules.source}' holds {len(source)}")
