@@ -26,7 +26,8 @@ from typing import Iterable
 import numpy as np
 
 from ..atomic import write_text
-from .leaderboard import CELL_WIDTH, PARTITIONS, _percent, short_headers
+from .leaderboard import (PARTITIONS, SCORE_CI, _percent, board_table, first_fitting, interval_cell,
+                          short_headers)
 from .split import ATTACKS_CATEGORY
 from .stats import (ALPHA, bootstrap_weights, pack_bits, score_interval, seed_from, shared_ranks, sign_flip_test,
                     unpack_bits, wilson_interval)
@@ -185,8 +186,6 @@ def write_attack_leaderboard(attacks: list[AttackRecord], matrix: list[MatrixRec
     return Path(path)
 
 
-#: the terminal's column for the score's interval
-SCORE_CI = "score_ci"
 #: columns the terminal table leaves to the CSV
 TERMINAL_HIDDEN = ("team", "framework", "score_ci_low", "score_ci_high", "defenses", "partition", "status", "reason",
                    "isolation", "split_hash", "harness_version")
@@ -196,8 +195,6 @@ def render_attack_leaderboard(columns: list[str], rows: list[dict[str, object]],
     """A rich Table of attack rows that fits ``width`` columns: success and score in percent, the score's 95%
     interval, one column per defense (headers abbreviated with a legend when needed; left to the CSV when even
     that does not fit, after the kind and the interval), failed and invalid rows in red with rank "-"."""
-    from rich.console import Console
-
     shown = [c for c in columns if c not in TERMINAL_HIDDEN]
     at = shown.index("score") + 1
     with_ci = shown[:at] + [SCORE_CI] + shown[at:]
@@ -206,43 +203,28 @@ def render_attack_leaderboard(columns: list[str], rows: list[dict[str, object]],
     legend = "; ".join(f"{a} = {n}" for n, a in short.items())
     abbreviated = {c: short.get(h, h) for c, h in headers.items()}
     no_vs = [c for c in with_ci if not c.startswith(VS)]
-    measure = Console(width=10_000, file=io.StringIO(), color_system=None)
-    table = None
     no_kind = [c for c in with_ci if c != "kind"]
-    for chosen, names, note in ((with_ci, headers, ""), (with_ci, abbreviated, legend),
-                                (no_kind, abbreviated, f"{legend}; kind in the CSV"),
-                                ([c for c in no_kind if c != SCORE_CI], abbreviated, f"{legend}; kind in the CSV"),
-                                (no_vs, headers, "success per defense in the CSV")):
-        table = _attack_table(chosen, names, rows, title, note)
-        if measure.measure(table).maximum <= width:
-            return table
-    return table
+    return first_fitting((_attack_table(chosen, names, rows, title, note) for chosen, names, note in (
+        (with_ci, headers, ""), (with_ci, abbreviated, legend), (no_kind, abbreviated, f"{legend}; kind in the CSV"),
+        ([c for c in no_kind if c != SCORE_CI], abbreviated, f"{legend}; kind in the CSV"),
+        (no_vs, headers, "success per defense in the CSV"))), width)
 
 
 def _attack_table(shown: list[str], headers: dict[str, str], rows: list[dict[str, object]], title: str,
                   note: str):
-    from rich import box
-    from rich.table import Table
-
     caption = ("success (%) per defense: share of the images it gets right when clean that the attack's image "
                "fools; score = the mean over defenses")
     caption += "; 95% CI: the score's interval" if SCORE_CI in shown else "; 95% intervals in the CSV"
     if any(str(row.get("rank", "")).startswith("=") for row in rows):
         caption += "; =k: rank shared (no significant difference)"
     caption += "; clipped: images moved into the budget" + (f"; {note}" if note else "")
-    table = Table(title=title, caption=caption, box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True,
-                  padding=(0, 1))
-    for column in shown:
-        text = column in ("attack", "kind")
-        table.add_column(headers[column], justify="left" if text else "right", overflow="fold",
-                         min_width=None if text else CELL_WIDTH)
+    table = board_table(title, caption, shown, headers, ("attack", "kind"))
     for row in rows:
         cells = []
         for column in shown:
             value = row.get(column, "")
             if column == SCORE_CI:
-                low, high = _percent(row.get("score_ci_low")), _percent(row.get("score_ci_high"))
-                value = f"{low}-{high}" if low and high else ""
+                value = interval_cell(row)
             elif value not in ("", None) and (column.startswith(VS) or column == "score"):
                 value = _percent(value) or value
             elif column == "rank" and not row.get("rank"):

@@ -15,7 +15,7 @@ from __future__ import annotations
 import csv
 import io
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Iterable
 
 from ..atomic import write_text
 from ..errors import UsageError
@@ -202,8 +202,6 @@ def render_leaderboard(columns: list[str], rows: list[dict[str, object]], title:
     ("low-high") follows the score when the table still fits, else it is left to the CSV. Headers too long to
     fit are abbreviated, with a legend in the caption; when even that does not fit, the framework column is left
     to the CSV too, and last the columns are set one space apart instead of two."""
-    from rich.console import Console
-
     marks = flag_marks(rows)
     shown = [c for c in columns if c not in TERMINAL_HIDDEN and not c.endswith(CI_SUFFIXES)
              and (c != "flags" or marks)]
@@ -212,28 +210,57 @@ def render_leaderboard(columns: list[str], rows: list[dict[str, object]], title:
     else:
         with_ci = shown
     headers = {c: {"clean_top1": "clean", SCORE_CI: "95% CI"}.get(c, c.removeprefix("top1_")) for c in with_ci}
-    measure = Console(width=10_000, file=io.StringIO(), color_system=None)
     short = short_headers([headers[c] for c in with_ci if c not in ("submission", SCORE_CI)])
     legend = "; ".join(f"{abbreviation} = {name}" for name, abbreviation in short.items())
     abbreviated = {c: short.get(h, h) for c, h in headers.items()}
     narrow = [c for c in shown if c != "framework"]  # last resort: the framework left to the CSV
     narrow_legend = "; ".join(f"{a} = {n}" for n, a in short.items() if n != "framework") + "; framework in the CSV"
-    table = None
     narrow_note = narrow_legend.removeprefix("; ")
-    for chosen, names, note, gap in ((with_ci, headers, "", 1), (with_ci, abbreviated, legend, 1),
-                                     (shown, abbreviated, legend, 1), (narrow, abbreviated, narrow_note, 1),
-                                     (narrow, abbreviated, narrow_note, 0)):
-        table = _leaderboard_table(chosen, names, rows, title, note, marks, gap)
+    return first_fitting((_leaderboard_table(chosen, names, rows, title, note, marks, gap)
+                          for chosen, names, note, gap in ((with_ci, headers, "", 1), (with_ci, abbreviated, legend, 1),
+                                                           (shown, abbreviated, legend, 1),
+                                                           (narrow, abbreviated, narrow_note, 1),
+                                                           (narrow, abbreviated, narrow_note, 0))), width)
+
+
+def first_fitting(tables: Iterable[Any], width: int) -> Any:
+    """The first of ``tables`` (rich Tables, most complete first, built lazily) that fits ``width`` columns;
+    the last one when none does."""
+    from rich.console import Console
+
+    measure = Console(width=10_000, file=io.StringIO(), color_system=None)
+    table = None
+    for table in tables:
         if measure.measure(table).maximum <= width:
             return table
     return table
 
 
-def _leaderboard_table(shown: list[str], headers: dict[str, str], rows: list[dict[str, object]], title: str,
-                       legend: str, marks: dict[str, str], gap: int = 1):
+def board_table(title: str, caption: str, shown: list[str], headers: dict[str, str], text_columns: tuple[str, ...],
+                gap: int = 1) -> Any:
+    """An empty leaderboard table (both boards): ``shown`` columns under ``headers``, ``text_columns`` left-aligned,
+    numbers right-aligned at least ``CELL_WIDTH`` wide (a cell too narrow folds, never "…"); ``gap`` 0 sets the
+    columns one space apart instead of two (the last resort for 80 columns)."""
     from rich import box
     from rich.table import Table
 
+    table = Table(title=title, caption=caption, box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True,
+                  padding=(0, gap))
+    for column in shown:
+        text = column in text_columns
+        table.add_column(headers[column], justify="left" if text else "right", overflow="fold",
+                         min_width=None if text else CELL_WIDTH)
+    return table
+
+
+def interval_cell(row: dict[str, object]) -> str:
+    """The score's 95% interval as the terminal shows it ("low-high" in percent; "" without one)."""
+    low, high = _percent(row.get("score_ci_low")), _percent(row.get("score_ci_high"))
+    return f"{low}-{high}" if low and high else ""
+
+
+def _leaderboard_table(shown: list[str], headers: dict[str, str], rows: list[dict[str, object]], title: str,
+                       legend: str, marks: dict[str, str], gap: int = 1):
     isolations = sorted({str(row.get("isolation") or "?") for row in rows if row.get("status") == "scored"})
     caption = "top-1 accuracy (%) per perturbation category; score = their mean"
     caption += "; 95% CI: the score's interval" if SCORE_CI in shown else "; 95% intervals in the CSV"
@@ -243,19 +270,13 @@ def _leaderboard_table(shown: list[str], headers: dict[str, str], rows: list[dic
         caption += f"; isolation: {', '.join(isolations)}"
     if legend:
         caption += f"; {legend}"
-    table = Table(title=title, caption=caption,  # gap 0: one space between columns (the last resort for 80)
-                  box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True, padding=(0, gap))
-    for column in shown:
-        text = column in ("submission", "framework", "flags")
-        table.add_column(headers[column], justify="left" if text else "right", overflow="fold",
-                         min_width=None if text else CELL_WIDTH)  # a cell too narrow folds, never "…"
+    table = board_table(title, caption, shown, headers, ("submission", "framework", "flags"), gap)
     for row in rows:
         cells = []
         for column in shown:
             value = row.get(column, "")
             if column == SCORE_CI:
-                low, high = _percent(row.get("score_ci_low")), _percent(row.get("score_ci_high"))
-                value = f"{low}-{high}" if low and high else ""
+                value = interval_cell(row)
             elif column == "flags":
                 value = marks.get(str(row.get("submission")), "")
             elif value not in ("", None) and (column.startswith(("top1_", "clean_")) or column == "score"):
