@@ -80,6 +80,33 @@ def score_metrics(top1: np.ndarray, split: HiddenSplit, *, top5_clean: np.ndarra
     return metrics, correct
 
 
+def breakdown(top1: np.ndarray, split: HiddenSplit) -> dict[str, dict[str, list[int]]]:
+    """{partition: {perturbation tag: [correct, total]}} from per-image correctness (split order; adaptive images
+    robust), tags in first-seen order: what the site's per-perturbation pictures draw (:func:`split.parse_tag`)."""
+    top1 = np.asarray(top1, dtype=bool).reshape(-1)
+    tags = np.asarray(split.perturbations or ["clean"] * len(top1))
+    found: dict[str, dict[str, list[int]]] = {}
+    for partition, mask in (("public", split.public), ("private", ~split.public)):
+        counts: dict[str, list[int]] = {}
+        for tag in dict.fromkeys(tags[mask].tolist()):
+            chosen = mask & (tags == tag)
+            counts[tag] = [int(top1[chosen].sum()), int(chosen.sum())]
+        found[partition] = counts
+    return found
+
+
+#: the longest submission.toml a record keeps as its spec (characters)
+SPEC_LIMIT = 65_536
+
+
+def submission_spec(entry: Entry) -> str:
+    """``entry``'s submission.toml as submitted (at most ``SPEC_LIMIT`` characters; "" when unreadable)."""
+    try:
+        return (entry.root / SUBMISSION_FILE).read_text(encoding="utf-8", errors="replace")[:SPEC_LIMIT]
+    except OSError:
+        return ""
+
+
 def correctness(logits: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
     """Per image: is its label among the ``k`` highest logits."""
     if k >= logits.shape[1]:
@@ -264,7 +291,7 @@ def score_submissions(
             timings: dict[str, Any] = {}
             correct: dict[str, Any] = {}
             flags: list[str] = []
-            details: dict[str, Any] = {"isolation": isolation}
+            details: dict[str, Any] = {"isolation": isolation, "spec": submission_spec(entry)}
             if status == "ok":
                 try:
                     logits = check_predictions(job.scratch / "work" / "predictions.npy", len(split.ids), num_classes)
@@ -274,7 +301,8 @@ def score_submissions(
                     seed = seed_from(split.split_hash)
                     metrics, correct = score_metrics(top1, split, top5_clean=correctness(logits, split.labels, 5),
                                                      unscored=unscored, seed=seed)
-                    details.update(bootstrap_seed=seed, export=timings.get("export"))
+                    details.update(bootstrap_seed=seed, export=timings.get("export"),
+                                   breakdown=breakdown(top1, split))
                     export_dir, _ = exported_model(job.scratch)
                     if export_dir is not None:  # where the attack track finds it
                         details["export_dir"] = str(export_dir.resolve())

@@ -78,6 +78,7 @@ import csv
 import hashlib
 import json
 import math
+import re
 import shutil
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -168,6 +169,39 @@ class Perturbation:
         """What the second scoring phase needs of an adaptive entry (summary.json["adaptive"][category])."""
         return {"attack": self.name, "eps": self.eps, "norm": self.norm, "params": dict(self.params),
                 "members": [m if isinstance(m, str) else dict(m) for m in self.members], "seed": int(seed)}
+
+
+@dataclass(frozen=True)
+class Tag:
+    """A per-image tag read back (:func:`parse_tag`): ``kind:name@severity{key=value,...}``."""
+
+    kind: str
+    name: str
+    severity: int | None = None
+    params: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def eps(self) -> float | None:
+        """The attack budget of an attack or adaptive tag (None for others or without one)."""
+        try:
+            return float(self.params["eps"])
+        except (KeyError, ValueError):
+            return None
+
+
+_TAG = re.compile(r"^(?P<kind>[^:]+):(?P<name>[^@{]*)(?:@(?P<severity>-?\d+))?(?:\{(?P<params>.*)\})?$")
+
+
+def parse_tag(tag: str) -> Tag:
+    """The parts of a :attr:`Perturbation.tag` (``clean`` is kind and name ``clean``); values stay strings."""
+    if tag == "clean":
+        return Tag("clean", "clean")
+    found = _TAG.match(tag)
+    if found is None:
+        return Tag("other", tag)
+    params = dict(part.split("=", 1) for part in (found["params"] or "").split(",") if "=" in part)
+    severity = int(found["severity"]) if found["severity"] is not None else None
+    return Tag(found["kind"], found["name"], severity, params)
 
 
 @dataclass(frozen=True)
@@ -767,6 +801,8 @@ class HiddenSplit:
     #: the attack track's labels and public mask in attack-track image order (None: the split has none)
     attack_labels: np.ndarray | None = None
     attack_public: np.ndarray | None = None
+    #: each image's perturbation tag (tags.csv, split order): :func:`parse_tag` reads one
+    perturbations: list[str] = field(default_factory=list)
 
     @property
     def images_path(self) -> Path:
@@ -836,4 +872,5 @@ def open_split(root: str | Path, verify: bool = True) -> HiddenSplit:
                        categories=[r["category"] for r in rows],
                        public=np.array([r["partition"] == "public" for r in rows]),
                        summary=json.loads((organiser / "summary.json").read_text()),
-                       attack_labels=attack_labels, attack_public=attack_public)
+                       attack_labels=attack_labels, attack_public=attack_public,
+                       perturbations=[r["perturbation"] for r in rows])
