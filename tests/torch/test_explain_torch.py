@@ -9,6 +9,7 @@ from typer.testing import CliRunner
 
 from harness.cli.main import app
 from harness.explain import CELL, COLUMNS, DPI, HEADER
+from harness.plots import MAP_CELL
 from helpers import TEST_SUBMISSIONS
 
 torch = pytest.importorskip("torch")
@@ -74,6 +75,9 @@ def test_cli_explain_end_to_end(tmp_path):
     with Image.open(png) as image:
         assert image.size == (round(COLUMNS * CELL * DPI), round((HEADER + 3 * CELL) * DPI))
         assert np.asarray(image.convert("L"), dtype=np.float32).std() > 0
+    assert "activations.png" in result.output
+    with Image.open(runs / "tiny" / "cpu" / "activations.png") as image:  # 3 images x 2 layers x 2 rows
+        assert image.size[1] == round((HEADER + 12 * MAP_CELL) * DPI)
     # image files, an explicit class list, a larger eps and another attack
     Image.fromarray((np.arange(64 * 48) % 255).astype(np.uint8).reshape(48, 64)).save(tmp_path / "a.png")
     out = tmp_path / "files.png"
@@ -82,6 +86,7 @@ def test_cli_explain_end_to_end(tmp_path):
     assert result.exit_code == 0, result.output
     with Image.open(out) as image:
         assert image.size == (round(COLUMNS * CELL * DPI), round((HEADER + 1 * CELL) * DPI))
+    assert (tmp_path / "files-activations.png").is_file()
     result = CliRunner().invoke(app, ["explain", tiny, "-P", "cpu", "--runs", str(runs), "--classes", "3,seven",
                                       "--out", str(out)])
     assert result.exit_code == 2
