@@ -51,12 +51,15 @@ from ..sandbox.limits import default_limits
 from ..sandbox.view import cache_without_split
 from .adaptive import OUTCOME_DIR, AdaptiveCategory, run_both_phases
 from .child_run import Entry, Job, RunSettings
+from .worker import EXPLAIN_FILE, HISTORY_FILE, REPORT_DIR
 from .split import HiddenSplit
 
 #: files a task sends back besides the predictions (organiser-side names)
 RETURNED_FILES = ("work/predictions.npy", "work/result.json", "stdout.log", "stderr.log")
 #: the child's code-free export, sent back when the split has an attack track (its defenses classify there)
 EXPORT_DIR = "work/export"
+#: the child's report (``--explain``), sent back when there is one; the organiser checks and draws it
+REPORT_FILES = tuple(f"work/{REPORT_DIR}/{name}" for name in (HISTORY_FILE, EXPLAIN_FILE))
 
 
 @dataclass(frozen=True)
@@ -176,7 +179,8 @@ def task_request(job: Job, settings: RunSettings, staging: str | None, images_di
             "content_hash": entry.content_hash, "key": job.key, "profile": settings.profile,
             "timeout": settings.timeout, "threads": settings.threads,
             "sandbox": settings.sandbox, "memory_gb": settings.memory_gb, "withhold": list(settings.withhold),
-            "staging": staging, "adaptive": list(adaptive), "num_classes": num_classes, "export": export}
+            "staging": staging, "adaptive": list(adaptive), "num_classes": num_classes, "export": export,
+            "explain": settings.explain}
 
 
 def submit_task(remote, options: dict[str, Any], *args: Any):
@@ -273,9 +277,11 @@ def ray_runs(jobs: list[Job], split: HiddenSplit, settings: RunSettings, categor
 
 
 def returned_files(scratch: Path, export: bool = False) -> list[str]:
-    """What a task sends back from its scratch folder: ``RETURNED_FILES``, the adaptive outcome's files and, with
-    ``export``, the model's code-free export (``EXPORT_DIR``)."""
+    """What a task sends back from its scratch folder: ``RETURNED_FILES``, the report's files (``REPORT_FILES``),
+    the adaptive outcome's files and, with ``export``, the model's code-free export (``EXPORT_DIR``)."""
     found = [relative for relative in RETURNED_FILES if (scratch / relative).is_file()]
+    found += [relative for relative in REPORT_FILES
+              if (scratch / relative).is_file() and not (scratch / relative).is_symlink()]
     outcome = scratch / OUTCOME_DIR
     if outcome.is_dir():
         found += [p.relative_to(scratch).as_posix() for p in sorted(outcome.iterdir()) if p.is_file()]
@@ -302,7 +308,7 @@ def keep_returned(scratch: Path, returned: dict[str, Any]) -> None:
     if scratch.exists():
         shutil.rmtree(scratch)
     for relative, content in returned["files"].items():
-        if relative in RETURNED_FILES or _in_outcome(relative) or _in_export(relative):
+        if relative in RETURNED_FILES + REPORT_FILES or _in_outcome(relative) or _in_export(relative):
             (scratch / relative).parent.mkdir(parents=True, exist_ok=True)
             (scratch / relative).write_bytes(content)
     kept = ("node", "isolation", "staged", "restored", "stage_seconds", "child_seconds")
@@ -402,7 +408,7 @@ def run_on_worker(request: dict[str, Any], submission: bytes, artifact: bytes | 
                                          request["timeout"], request["threads"], isolation, limits,
                                          tuple(request["withhold"]), categories,
                                          num_classes=request.get("num_classes"), cache=cache,
-                                         export=bool(request.get("export")))
+                                         export=bool(request.get("export")), explain=int(request.get("explain") or 0))
         result["child_seconds"] = round(time.perf_counter() - started, 3)
         for relative in returned_files(scratch, export=bool(request.get("export"))):
             result["files"][relative] = (scratch / relative).read_bytes()
