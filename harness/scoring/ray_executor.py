@@ -5,7 +5,8 @@ only decides what a task gets and what comes back. The organiser's process
 keeps the labels, tags, recipe and results store; a task receives
 
 - a request: submission name, framework, content hash, profile, timeout, threads,
-  sandbox and memory cap, the dataset split to withhold (its name only);
+  sandbox and memory cap, the number of report images (``--explain``), the dataset split to
+  withhold (its name only);
 - the submission folder as a tar archive (its content hash is checked on arrival);
 - the hidden images (``images.npy`` bytes) and the training cache of the datasets the
   submissions name, without the held-out split the hidden images come from. Both are
@@ -17,7 +18,8 @@ On the worker the child runs exactly as with the local executor (``run_both_phas
 bubblewrap when it runs on that node, else a limited process, same timeout and
 checks; then the adaptive phase's children on the child's export when the split has
 adaptive categories, whose settings and image positions the request carries), and the
-task returns predictions, timings, the adaptive outcome and the capped logs. A worker
+task returns predictions, timings, the adaptive outcome, the child's report files (``--explain``)
+and the capped logs. A worker
 that dies mid-task (killed process, lost node) is retried by Ray up to
 ``retries`` times, then the submission is recorded as failed with the reason.
 """
