@@ -351,7 +351,7 @@ def plot_activations(clean: np.ndarray, adversarial: np.ndarray, maps: Sequence[
             for ax, image, heading in ((top[0], clean[i], headings[0]), (bottom[0], adversarial[i], headings[1])):
                 _show_image(ax, image)
                 ax.set_ylabel(heading, fontsize=7)
-            top[0].set_title(f"image {i + 1}, {layer.layer[:18]}", fontsize=7)
+            top[0].set_title(f"image {i + 1}", fontsize=7)
             for k in range(layer.clean.shape[-1]):
                 pair = (layer.clean[i, ..., k], layer.adversarial[i, ..., k])
                 low, high = float(min(p.min() for p in pair)), float(max(p.max() for p in pair))
@@ -359,8 +359,8 @@ def plot_activations(clean: np.ndarray, adversarial: np.ndarray, maps: Sequence[
                 for ax, values in zip((top[k + 1], bottom[k + 1]), pair):
                     ax.imshow(values, cmap="inferno", vmin=low, vmax=high, interpolation="nearest")
                 top[k + 1].set_title(f"{layer.layer[:12]} ch {int(layer.channels[i, k])}", fontsize=7)
-    if title:
-        fig.suptitle(title, fontsize=10)
-    fig.subplots_adjust(left=0.04, right=0.99, bottom=0.01, top=1 - HEADER / (HEADER + rows * MAP_CELL),
-                        wspace=0.05, hspace=0.3)
+    height = HEADER + rows * MAP_CELL
+    if title:  # a fixed distance from the top whatever the height, clear of the first row's titles
+        fig.suptitle(title, fontsize=10, y=1 - 0.08 / height, va="top")
+    fig.subplots_adjust(left=0.04, right=0.99, bottom=0.01, top=1 - HEADER / height, wspace=0.05, hspace=0.3)
     return _write(fig, path, tight=False)
