@@ -24,14 +24,16 @@ from typing import Any, Mapping
 import numpy as np
 
 from ..atomic import atomic_directory
+from ..explain import ACTIVATION_CHANNELS, ACTIVATION_LAYERS, TOPK
 from .worker import EXPLAIN_FILE, HISTORY_FILE, REPORT_DIR
 
-#: caps on what a child's report may hold
+#: caps on what a child's report may hold (the pictures' layers, channels and top classes: what a harness child
+#: makes, so that a hostile one cannot make the organiser draw for long)
 MAX_NPZ_BYTES = 20 * 2**20
 MAX_HISTORY_BYTES = 2**20
 MAX_IMAGES, MAX_SIDE, MAX_EPOCHS = 16, 512, 1000
-MAX_NAME, MAX_CLASSES, MAX_TOPK = 100, 100_000, 10
-MAX_LAYERS, MAX_CHANNELS, MAX_MEMBERS = 8, 16, 64
+MAX_NAME, MAX_CLASSES, MAX_TOPK = 100, 100_000, TOPK
+MAX_LAYERS, MAX_CHANNELS, MAX_MEMBERS = ACTIVATION_LAYERS, ACTIVATION_CHANNELS, 64
 #: float slack of the [0, 1] range checks (the child's float32 arithmetic)
 ATOL = 1e-3
 #: the pictures drawn, by what they show
@@ -44,10 +46,11 @@ class BadReport(Exception):
     """What is wrong with a child's report, as one line."""
 
 
-def report_details(work: Path, folder: Path, child: Any, *, name: str,
-                   num_classes: int | None = None) -> dict[str, Any]:
+def report_details(work: Path, folder: Path, child: Any, *, name: str, num_classes: int | None = None,
+                   images: int = MAX_IMAGES) -> dict[str, Any]:
     """``{"history": [...], "report": {...}}`` for a scored record's details from the child's ``work`` folder
-    (``child``: the ``"report"`` entry of its result.json); the pictures go into ``folder``. Never raises."""
+    (``child``: the ``"report"`` entry of its result.json; ``images``: how many it was asked to explain, the most
+    it may return); the pictures go into ``folder``. Never raises."""
     history: list[dict[str, Any]] = []
     source = Path(work) / REPORT_DIR
     if not isinstance(child, Mapping):
@@ -58,7 +61,7 @@ def report_details(work: Path, folder: Path, child: Any, *, name: str,
                 history = read_history(source / HISTORY_FILE)
             if child.get("status") != "ok":
                 raise BadReport(f"the scoring child's report failed: {one_line(child.get('reason'))}")
-            explained = read_explained(source / EXPLAIN_FILE, num_classes)
+            explained = read_explained(source / EXPLAIN_FILE, num_classes, images)
             with atomic_directory(folder) as tmp:
                 explained.draw(tmp / PICTURES["explain"], tmp / PICTURES["activations"], name)
                 pictures = {kind: file for kind, file in PICTURES.items() if (tmp / file).is_file()}
@@ -128,9 +131,10 @@ def _epoch(file: str, index: int, epoch: Any) -> dict[str, Any]:
 # --------------------------------------------------------------------------- explain.npz
 
 
-def read_explained(path: Path, num_classes: int | None = None) -> Any:
+def read_explained(path: Path, num_classes: int | None = None, images: int = MAX_IMAGES) -> Any:
     """The :class:`harness.explain.Explained` of an ``explain.npz`` (:meth:`~harness.explain.Explained.arrays`),
-    checked; ``num_classes``: how many classes the split has (the class names must match)."""
+    checked; ``num_classes``: how many classes the split has (the class names must match); ``images``: the most
+    images it may hold (at most ``MAX_IMAGES``)."""
     check_file(path, MAX_NPZ_BYTES)
     try:
         with zipfile.ZipFile(path) as archive:  # the unpacked sizes, before numpy unpacks anything
@@ -147,7 +151,7 @@ def read_explained(path: Path, num_classes: int | None = None) -> Any:
             arrays = {key: npz[key] for key in npz.files}
     except (ValueError, OSError, EOFError, zipfile.BadZipFile, KeyError) as exc:
         raise BadReport(f"{path.name}: unreadable ({one_line(exc, 120)})") from None
-    return _explained(Arrays(path.name, arrays), num_classes)
+    return _explained(Arrays(path.name, arrays), num_classes, min(int(images), MAX_IMAGES))
 
 
 class Arrays:
@@ -187,13 +191,13 @@ class Arrays:
         return names
 
 
-def _explained(a: Arrays, num_classes: int | None) -> Any:
+def _explained(a: Arrays, num_classes: int | None, most: int) -> Any:
     from ..explain import Explained, Explanation, LayerMaps
 
     labels = a.get("labels", "int", (None,))
     count = len(labels)
-    if not 1 <= count <= MAX_IMAGES:
-        raise a.bad("labels", f"has {count} images, expected 1 to {MAX_IMAGES}")
+    if not 1 <= count <= most:
+        raise a.bad("labels", f"has {count} images, expected 1 to {most}")
     class_names = a.names("class_names", a.get("class_names", "str", (None,)))
     if not 1 <= len(class_names) <= MAX_CLASSES or (num_classes is not None and len(class_names) != num_classes):
         raise a.bad("class_names", f"has {len(class_names)} names, expected "

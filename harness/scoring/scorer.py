@@ -317,7 +317,8 @@ def score_submissions(
                     status, reason = "failed", getattr(exc, "message", str(exc))
             if status == "scored" and explain > 0:  # never fails the record: a bad report is recorded as failed
                 details.update(report_details(job.scratch / "work", work_dir / "reports" / job.scratch.name,
-                                              timings.get("report"), name=entry.name, num_classes=num_classes))
+                                              timings.get("report"), name=entry.name, num_classes=num_classes,
+                                              images=explain))
             store.add(_record(entry, split, profile_name, status, reason, metrics, timings, isolation, correct,
                               flags, details))
             report.done(f"{entry.name} {status}" + (f" ({reason})" if reason else ""))

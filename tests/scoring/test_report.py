@@ -54,6 +54,8 @@ def test_a_good_report_is_drawn_and_its_history_kept(tmp_path):
     for name in ("explain.png", "activations.png"):
         with Image.open(tmp_path / "reports" / "tiny-0123" / name) as image:
             assert image.size[0] > 300 and np.asarray(image.convert("L"), dtype=np.float32).std() > 0
+    asked_one = report_details(tmp_path / "work", tmp_path / "one", child, name="tiny", images=1)["report"]
+    assert asked_one == {"status": "failed", "reason": "explain.npz: labels has 2 images, expected 1 to 1"}
     # a failed report later: the earlier pictures go, the reason stays one line
     child = {"status": "failed", "reason": "UsageError: no\nconv layer"}
     details = report_details(tmp_path / "work", tmp_path / "reports" / "tiny-0123", child, name="tiny")
@@ -84,7 +86,8 @@ BAD_ARRAYS = {
     "long name": (_set("class_names", np.array(["x" * 101] * 10)), "longer than 100"),
     "huge image": (_set("clean_images", np.zeros((2, 513, 8, 1), np.float32)), "at most 512 pixels"),
     "pixels out of range": (_set("clean_images", np.full((2, 8, 8, 1), 2.0, np.float32)), "outside [-0.001"),
-    "too many channels": (_set("layer0_channels", np.zeros((2, 17), np.int64)), "17 channels per image"),
+    "too many channels": (_set("layer0_channels", np.zeros((2, 7), np.int64)), "7 channels per image"),
+    "too many layers": (_set("layers", np.array(["a", "b", "c"])), "names 3 layers, more than 2"),
 }
 
 
