@@ -91,11 +91,17 @@ class Runtime(Protocol):
         ``layer``: name of a convolution layer (None: the last one, nested Keras models included);
         UsageError when there is none or no such name."""
 
+    def activations(self, model: Any, images: np.ndarray, count: int = 2,
+                    batch_size: int = 64) -> list[tuple[str, np.ndarray]]:
+        """(layer name, float32 N,h,w,c output) of the first ``count`` convolution layers (registration order,
+        nested Keras models included) for float [0, 1] N,H,W,C ``images``, model in inference mode: the feature
+        maps ``harness explain`` draws. UsageError when the model has no convolution layer."""
+
 
 #: every function a runtime module exports (its ``__all__``)
-RUNTIME_FUNCTIONS = ("accuracy", "adversarial_images", "art_classifier", "augment_images", "class_gradients",
-                     "configure", "device_name", "gradcam", "input_gradients", "load_weights", "predict_logits",
-                     "predict_logits_float", "save_weights")
+RUNTIME_FUNCTIONS = ("accuracy", "activations", "adversarial_images", "art_classifier", "augment_images",
+                     "class_gradients", "configure", "device_name", "gradcam", "input_gradients", "load_weights",
+                     "predict_logits", "predict_logits_float", "save_weights")
 #: the ones :class:`RuntimeBase` writes once, in the order :meth:`RuntimeBase.batching_functions` returns them
 BATCHING_FUNCTIONS = ("predict_logits", "predict_logits_float", "adversarial_images", "augment_images",
                       "input_gradients", "class_gradients")

@@ -1,6 +1,6 @@
 """Every picture the harness draws, from data the caller passes: training curves, robust accuracy vs eps,
-corruption heat maps, submissions compared, the demo's leaderboard chart, the attack track's matrix and the
-explanation grid.
+corruption heat maps, submissions compared, the demo's leaderboard chart, the attack track's matrix, the
+explanation grid and the feature maps of the first convolution layers.
 
 Each function draws one PNG, written atomically, and returns its path. matplotlib is imported only when
 drawing, and only its object API (no pyplot: no GUI backend, no global figure state). Reading the files these
@@ -17,7 +17,7 @@ import numpy as np
 from .atomic import atomic_path
 
 if TYPE_CHECKING:
-    from .explain import Explanation
+    from .explain import Explanation, LayerMaps
     from .robustness.evaluate import RobustnessReport
     from .scoring.store import MatrixRecord, ScoreRecord
     from .training import TrainingHistory
@@ -26,6 +26,8 @@ DPI = 100
 #: explanation grid: inches per cell, header height in inches; a grid is (columns * CELL) x (HEADER + rows * CELL)
 CELL, HEADER = 1.5, 0.6
 PANELS = ("image", "top-5", "saliency +", "saliency -", "Grad-CAM")
+#: activation picture: inches per cell (its first column is the image, then one column per channel)
+MAP_CELL = 1.1
 
 
 def _figure(width: float, height: float, dpi: float | None = DPI) -> Any:
@@ -324,3 +326,41 @@ def _show_image(ax: Any, image: np.ndarray) -> None:
         ax.imshow(image[..., 0], cmap="gray", vmin=0, vmax=1, interpolation="nearest")
     else:
         ax.imshow(np.clip(image, 0, 1), interpolation="nearest")
+
+
+def plot_activations(clean: np.ndarray, adversarial: np.ndarray, maps: Sequence[LayerMaps], path: str | Path, *,
+                     title: str = "", headings: Sequence[str] = ("clean", "adversarial")) -> Path:
+    """Feature maps of the first convolution layers: per image and layer two rows, the clean image and its
+    strongest channels above the adversarial image and the same channels; each channel pair shares one colour
+    scale (inferno: dark low, bright high), titled with its layer and channel.
+
+    ``clean``/``adversarial``: float [0, 1] N,H,W,C images; ``maps``: one :class:`~harness.explain.LayerMaps`
+    per layer."""
+    count = len(clean)
+    columns = 1 + max(m.clean.shape[-1] for m in maps)
+    rows = 2 * count * len(maps)
+    fig = _figure(columns * MAP_CELL, HEADER + rows * MAP_CELL)
+    axes = np.asarray(fig.subplots(rows, columns, squeeze=False))
+    for a in axes.flat:
+        a.set_xticks([])
+        a.set_yticks([])
+        a.set_frame_on(False)
+    for i in range(count):
+        for l, layer in enumerate(maps):
+            top, bottom = axes[2 * (i * len(maps) + l)], axes[2 * (i * len(maps) + l) + 1]
+            for ax, image, heading in ((top[0], clean[i], headings[0]), (bottom[0], adversarial[i], headings[1])):
+                _show_image(ax, image)
+                ax.set_ylabel(heading, fontsize=7)
+            top[0].set_title(f"image {i + 1}", fontsize=7)
+            for k in range(layer.clean.shape[-1]):
+                pair = (layer.clean[i, ..., k], layer.adversarial[i, ..., k])
+                low, high = float(min(p.min() for p in pair)), float(max(p.max() for p in pair))
+                high = high if high > low else low + 1.0  # a constant pair: one flat colour, not a warning
+                for ax, values in zip((top[k + 1], bottom[k + 1]), pair):
+                    ax.imshow(values, cmap="inferno", vmin=low, vmax=high, interpolation="nearest")
+                top[k + 1].set_title(f"{layer.layer[:12]} ch {int(layer.channels[i, k])}", fontsize=7)
+    height = HEADER + rows * MAP_CELL
+    if title:  # a fixed distance from the top whatever the height, clear of the first row's titles
+        fig.suptitle(title, fontsize=10, y=1 - 0.08 / height, va="top")
+    fig.subplots_adjust(left=0.04, right=0.99, bottom=0.01, top=1 - HEADER / height, wspace=0.05, hspace=0.3)
+    return _write(fig, path, tight=False)

@@ -10,8 +10,8 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from harness.cli.main import app
-from harness.explain import Explanation
-from harness.plots import CELL, DPI, HEADER, PANELS, plot_explanations, saliency_maps
+from harness.explain import Explanation, layer_maps
+from harness.plots import CELL, DPI, HEADER, MAP_CELL, PANELS, plot_activations, plot_explanations, saliency_maps
 from harness.training import EpochMetrics, TrainingHistory, save_metrics_json
 
 
@@ -116,6 +116,39 @@ def test_explanation_grid_size(tmp_path, channels):
     path = plot_explanations(versions, [f"class {i}" for i in range(10)], tmp_path / "grid.png",
                              labels=np.array([0, 1, 2]), title="t", headings=("clean", "fgsm"))
     assert_png(path, (round(2 * len(PANELS) * CELL * DPI), round((HEADER + 3 * CELL) * DPI)))
+
+
+class FakeRuntime:
+    """``activations`` of a model whose channel c of layer l is the image's first channel times (c + 1) * (l + 1)
+    (pooled 2x2 in layer 1), channel 2 negative: the strongest channels are known."""
+
+    @staticmethod
+    def activations(model, images, count=2):
+        scale = np.array([1.0, 3.0, -2.0, 2.0], np.float32)
+        first = images[..., :1] * scale
+        second = first.reshape(len(images), 4, 2, 4, 2, 4).mean(axis=(2, 4)) * 2
+        return [("conv_a", first), ("conv_b", second)][:count]
+
+
+def test_layer_maps_keep_the_strongest_channels_of_the_clean_image_for_both_versions():
+    rng = np.random.default_rng(1)
+    clean, adversarial = rng.random((2, 8, 8, 3), dtype=np.float32), rng.random((2, 8, 8, 3), dtype=np.float32)
+    maps = layer_maps(FakeRuntime, None, clean, adversarial, count=2, channels=3)
+    assert [m.layer for m in maps] == ["conv_a", "conv_b"]
+    assert maps[0].channels.tolist() == [[1, 3, 0], [1, 3, 0]]  # by mean activation: 3x, 2x, 1x (not -2x)
+    assert maps[0].clean.shape == maps[0].adversarial.shape == (2, 8, 8, 3) and maps[1].clean.shape == (2, 4, 4, 3)
+    np.testing.assert_allclose(maps[0].adversarial[1, ..., 0], adversarial[1, ..., 0] * 3.0, rtol=1e-6)
+
+
+def test_activation_picture_size(tmp_path):
+    rng = np.random.default_rng(2)
+    clean, adversarial = rng.random((2, 8, 8, 1), dtype=np.float32), rng.random((2, 8, 8, 1), dtype=np.float32)
+    maps = layer_maps(FakeRuntime, None, clean, adversarial, count=2, channels=4)
+    maps[1].clean[0] = 0.0  # a constant channel pair still draws
+    maps[1].adversarial[0] = 0.0
+    path = plot_activations(clean, adversarial, maps, tmp_path / "maps.png", title="t", headings=("clean", "fgsm"))
+    # per image and layer two rows (clean, adversarial); the image, then 4 channels
+    assert_png(path, (round(5 * MAP_CELL * DPI), round((HEADER + 2 * 2 * 2 * MAP_CELL) * DPI)))
 
 
 def matrix_store(db) -> None:

@@ -1,4 +1,5 @@
-"""``harness explain``: what a trained model looks at, clean and attacked, as one PNG grid (docs/pictures.md)."""
+"""``harness explain``: what a trained model looks at, clean and attacked, as a PNG grid and a PNG of its first
+convolution layers' feature maps (docs/pictures.md)."""
 
 from __future__ import annotations
 
@@ -22,10 +23,12 @@ def explain(
     count: int = typer.Option(4, "--count", min=1, max=32, help="Validation images (one per class)."),
     layer: Optional[str] = typer.Option(None, "--layer", help="Grad-CAM layer name (default: last convolution)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the attack."),
-    out: Optional[Path] = typer.Option(None, "--out", help="PNG file (default: RUNS/<submission>/<profile>/"
-                                       "explain.png)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="PNG file of the grid (default: RUNS/<submission>/"
+                                       "<profile>/explain.png); the feature maps go beside it as "
+                                       "<stem>-activations.png (default: activations.png)."),
 ) -> None:
-    """Saliency (positive / negative), Grad-CAM and top-5 of clean and adversarial images: one PNG grid."""
+    """Saliency (positive / negative), Grad-CAM and top-5 of clean and adversarial images (one PNG grid), and the
+    first convolution layers' strongest feature maps of each, clean above adversarial (a second PNG)."""
     from ..errors import UsageError
     from ..explain import explain_model, pick_images, read_images
     from ..submission import load_submission
@@ -45,6 +48,9 @@ def explain(
                              hint="give image files: harness explain SUBMISSION IMAGE...")
         names = [c.strip() for c in classes.split(",") if c.strip()] if classes else None
         pictures, labels = pick_images(dataset.split("val"), model.info["class_names"], names, count)
+    maps = run_dir / "activations.png" if out is None else out.with_name(f"{out.stem}-activations.png")
     target = explain_model(model, pictures, out or run_dir / "explain.png", labels, attack=attack, eps=eps,
-                           seed=seed, layer=layer)
-    console.print(f"[green]explained[/] {loaded_submission.name} ({len(pictures)} images) -> {target}")
+                           seed=seed, layer=layer, activations=maps)
+    console.print(f"[green]explained[/] {loaded_submission.name} ({len(pictures)} images) -> {target}",
+                  highlight=False, soft_wrap=True)
+    console.print(f"[green]feature maps[/] -> {maps}", highlight=False, soft_wrap=True)

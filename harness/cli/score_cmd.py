@@ -75,6 +75,9 @@ def score(
     artifact: Optional[List[str]] = typer.Option(None, "--artifact",
                                                  help="NAME=FOLDER: use this trained model instead of training."),
     retry_failed: bool = typer.Option(False, "--retry-failed", help="Score again submissions stored as failed."),
+    explain: int = typer.Option(0, "--explain", min=0, max=16, help="Each child also explains N validation images "
+                                "(saliency, Grad-CAM, feature maps) and returns its training history; checked and "
+                                "drawn into WORK_DIR/reports/ (0: none)."),
     sandbox: str = typer.Option("auto", "--sandbox", help="Child isolation: auto (bwrap, else the built-in ns "
                                 "sandbox, else landlock, else refuse), bwrap, ns or landlock (fail if it cannot run), "
                                 "or none (no isolation: only for submissions you trust)."),
@@ -119,7 +122,8 @@ def score(
             warn_unisolated()
         records = score_submissions(entries, split, db, leaderboard, profile=profile, timeout=timeout,
                                     work_dir=work_dir, threads=threads, retry_failed=retry_failed,
-                                    sandbox=isolation.kind, memory_gb=memory_gb, on_event=_printer)
+                                    sandbox=isolation.kind, memory_gb=memory_gb, on_event=_printer,
+                                    explain=explain)
     else:
         from rich.live import Live
 
@@ -137,7 +141,8 @@ def score(
             records = score_submissions(entries, split, db, leaderboard, profile=profile, timeout=timeout,
                                         work_dir=work_dir, threads=threads, retry_failed=retry_failed,
                                         sandbox=sandbox, memory_gb=memory_gb, on_event=view,
-                                        executor="ray", ray_options=options, progress=False)  # the live view
+                                        executor="ray", ray_options=options, progress=False,  # the live view
+                                        explain=explain)
         console.print()
     show_leaderboard(leaderboard, private=False)
     from ..scoring.scorer import attack_leaderboard_path

@@ -123,13 +123,13 @@ def run_both_phases(entry: Entry, profile: str | None, images: Path, scratch: Pa
                     threads: int | None, isolation: Isolation, limits: Limits,
                     withhold: tuple[str, str] | None, categories: list[AdaptiveCategory], *,
                     num_classes: int | None = None, cache: Path | None = None,
-                    export: bool = False) -> tuple[str, str]:
+                    export: bool = False, explain: int = 0) -> tuple[str, str]:
     """Child 1 (:func:`~harness.scoring.child_run.run_child`: train, predict, export when there are adaptive
     ``categories`` or ``export`` is asked for: the attack track classifies with it), then, when it succeeded,
     the adaptive phase on its export; child 1's (status, reason). Both executors run this, so the phase runs
-    where child 1 ran."""
+    where child 1 ran. ``explain`` N > 0: child 1 also writes its report of N images (``--explain``)."""
     status, reason = run_child(entry, profile, images, scratch, timeout, threads, isolation, limits, withhold,
-                               cache, export=bool(categories) or export)
+                               cache, export=bool(categories) or export, explain=explain)
     if status == "ok" and categories:
         export_dir, why = exported_model(scratch)
         run_adaptive_phase(export_dir, why, images, categories, scratch, timeout, threads, isolation, limits,

@@ -67,6 +67,8 @@ class RunSettings:
     sandbox: str
     memory_gb: float | None
     withhold: tuple[str, str]
+    #: images of each scored submission's report (0: no report; :mod:`harness.scoring.report`)
+    explain: int = 0
 
 
 def read_entry(path: str | Path, artifact: Path | None = None) -> Entry:
@@ -145,11 +147,12 @@ def run_harness_child(module: str, arguments: Sequence[str], inputs: Mapping[str
 def run_child(entry: Entry, profile: str | None, images: Path, scratch: Path, timeout: float,
               threads: int | None, isolation: Isolation | None = None, limits: Limits | None = None,
               withhold: tuple[str, str] | None = None, cache: Path | None = None, *,
-              export: bool = False) -> tuple[str, str]:
+              export: bool = False, explain: int = 0) -> tuple[str, str]:
     """Run the worker for ``entry`` (isolated, limited); ("ok", "") or ("failed", reason).
 
     ``export``: the worker also exports the model code-free into ``scratch/work/export`` for the adaptive
-    phase (:mod:`harness.scoring.adaptive`); without it the worker is told ``--no-export``.
+    phase (:mod:`harness.scoring.adaptive`); without it the worker is told ``--no-export``. ``explain`` N > 0:
+    it also writes its report of N validation images into ``scratch/work/report`` (``--explain N``).
 
     It sees its copies of the submission, the images (and the given artifact) and the dataset cache.
     ``withhold`` (dataset, split): that split of the dataset cache is not in the child's view (the held-out
@@ -159,6 +162,7 @@ def run_child(entry: Entry, profile: str | None, images: Path, scratch: Path, ti
     if entry.artifact is not None:
         inputs["artifact"] = entry.artifact
     arguments = (["--profile", profile] if profile else []) + ([] if export else ["--no-export"])
+    arguments += ["--explain", str(int(explain))] if explain > 0 else []
     return run_harness_child("harness.scoring.worker", arguments, inputs, scratch,
                              timeout, threads, isolation, limits, withhold=withhold,
                              cache=Path(cache) if cache is not None else cache_dir())

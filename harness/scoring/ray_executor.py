@@ -5,7 +5,8 @@ only decides what a task gets and what comes back. The organiser's process
 keeps the labels, tags, recipe and results store; a task receives
 
 - a request: submission name, framework, content hash, profile, timeout, threads,
-  sandbox and memory cap, the dataset split to withhold (its name only);
+  sandbox and memory cap, the number of report images (``--explain``), the dataset split to
+  withhold (its name only);
 - the submission folder as a tar archive (its content hash is checked on arrival);
 - the hidden images (``images.npy`` bytes) and the training cache of the datasets the
   submissions name, without the held-out split the hidden images come from. Both are
@@ -17,7 +18,8 @@ On the worker the child runs exactly as with the local executor (``run_both_phas
 bubblewrap when it runs on that node, else a limited process, same timeout and
 checks; then the adaptive phase's children on the child's export when the split has
 adaptive categories, whose settings and image positions the request carries), and the
-task returns predictions, timings, the adaptive outcome and the capped logs. A worker
+task returns predictions, timings, the adaptive outcome, the child's report files (``--explain``)
+and the capped logs. A worker
 that dies mid-task (killed process, lost node) is retried by Ray up to
 ``retries`` times, then the submission is recorded as failed with the reason.
 """
@@ -51,12 +53,15 @@ from ..sandbox.limits import default_limits
 from ..sandbox.view import cache_without_split
 from .adaptive import OUTCOME_DIR, AdaptiveCategory, run_both_phases
 from .child_run import Entry, Job, RunSettings
+from .worker import EXPLAIN_FILE, HISTORY_FILE, REPORT_DIR
 from .split import HiddenSplit
 
 #: files a task sends back besides the predictions (organiser-side names)
 RETURNED_FILES = ("work/predictions.npy", "work/result.json", "stdout.log", "stderr.log")
 #: the child's code-free export, sent back when the split has an attack track (its defenses classify there)
 EXPORT_DIR = "work/export"
+#: the child's report (``--explain``), sent back when there is one; the organiser checks and draws it
+REPORT_FILES = tuple(f"work/{REPORT_DIR}/{name}" for name in (HISTORY_FILE, EXPLAIN_FILE))
 
 
 @dataclass(frozen=True)
@@ -176,7 +181,8 @@ def task_request(job: Job, settings: RunSettings, staging: str | None, images_di
             "content_hash": entry.content_hash, "key": job.key, "profile": settings.profile,
             "timeout": settings.timeout, "threads": settings.threads,
             "sandbox": settings.sandbox, "memory_gb": settings.memory_gb, "withhold": list(settings.withhold),
-            "staging": staging, "adaptive": list(adaptive), "num_classes": num_classes, "export": export}
+            "staging": staging, "adaptive": list(adaptive), "num_classes": num_classes, "export": export,
+            "explain": settings.explain}
 
 
 def submit_task(remote, options: dict[str, Any], *args: Any):
@@ -273,9 +279,11 @@ def ray_runs(jobs: list[Job], split: HiddenSplit, settings: RunSettings, categor
 
 
 def returned_files(scratch: Path, export: bool = False) -> list[str]:
-    """What a task sends back from its scratch folder: ``RETURNED_FILES``, the adaptive outcome's files and, with
-    ``export``, the model's code-free export (``EXPORT_DIR``)."""
+    """What a task sends back from its scratch folder: ``RETURNED_FILES``, the report's files (``REPORT_FILES``),
+    the adaptive outcome's files and, with ``export``, the model's code-free export (``EXPORT_DIR``)."""
     found = [relative for relative in RETURNED_FILES if (scratch / relative).is_file()]
+    found += [relative for relative in REPORT_FILES
+              if (scratch / relative).is_file() and not (scratch / relative).is_symlink()]
     outcome = scratch / OUTCOME_DIR
     if outcome.is_dir():
         found += [p.relative_to(scratch).as_posix() for p in sorted(outcome.iterdir()) if p.is_file()]
@@ -302,7 +310,7 @@ def keep_returned(scratch: Path, returned: dict[str, Any]) -> None:
     if scratch.exists():
         shutil.rmtree(scratch)
     for relative, content in returned["files"].items():
-        if relative in RETURNED_FILES or _in_outcome(relative) or _in_export(relative):
+        if relative in RETURNED_FILES + REPORT_FILES or _in_outcome(relative) or _in_export(relative):
             (scratch / relative).parent.mkdir(parents=True, exist_ok=True)
             (scratch / relative).write_bytes(content)
     kept = ("node", "isolation", "staged", "restored", "stage_seconds", "child_seconds")
@@ -402,7 +410,7 @@ def run_on_worker(request: dict[str, Any], submission: bytes, artifact: bytes | 
                                          request["timeout"], request["threads"], isolation, limits,
                                          tuple(request["withhold"]), categories,
                                          num_classes=request.get("num_classes"), cache=cache,
-                                         export=bool(request.get("export")))
+                                         export=bool(request.get("export")), explain=int(request.get("explain") or 0))
         result["child_seconds"] = round(time.perf_counter() - started, 3)
         for relative in returned_files(scratch, export=bool(request.get("export"))):
             result["files"][relative] = (scratch / relative).read_bytes()

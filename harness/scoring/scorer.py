@@ -26,6 +26,7 @@ from ..sandbox.choice import choose_isolation
 from ..sandbox.limits import default_limits
 from .adaptive import AdaptiveCategory, adaptive_categories, exported_model, read_adaptive_outcome, run_both_phases
 from .child_run import Entry, Job, RunSettings, check_predictions, read_entry
+from .report import MAX_IMAGES, report_details
 from .split import HiddenSplit, open_split
 from .stats import pack_bits, score_interval, seed_from, wilson_interval
 from .store import ResultStore, ScoreRecord, result_key
@@ -199,7 +200,7 @@ def local_runs(jobs: list[Job], split: HiddenSplit, settings: RunSettings, categ
         status, reason = run_both_phases(job.entry, settings.profile, split.images_path, job.scratch,
                                          settings.timeout, settings.threads, isolation, limits, settings.withhold,
                                          categories, num_classes=int(split.summary["num_classes"]),
-                                         export=split.attack_track is not None)
+                                         export=split.attack_track is not None, explain=settings.explain)
         yield job, status, reason, isolation.kind
 
 
@@ -221,6 +222,7 @@ def score_submissions(
     executor: str = "local",
     ray_options: Any = None,
     progress: bool = True,
+    explain: int = 0,
 ) -> list[ScoreRecord]:
     """Score ``entries`` on the split (verified first); return every record of this split.
 
@@ -234,7 +236,9 @@ def score_submissions(
     (``ray_options``: a :class:`harness.scoring.ray_executor.RayOptions`). ``on_event(kind,
     entry, detail)`` reports "cached", "skipped", "invalid", "queued" (ray), "running", "scored" and
     "failed". ``progress``: a bar on a terminal, else a line per submission with elapsed time
-    (:mod:`harness.progress`).
+    (:mod:`harness.progress`). ``explain`` N > 0: each child also reports on N validation images, which the
+    organiser checks and draws into ``work_dir/reports/<name>-<key12>/`` (:mod:`harness.scoring.report`); a
+    scored record's details gain ``history`` and ``report``.
 
     Attack submissions (``track = "attack"``) are not trained: when the split has an attack track they and the
     recipe's baselines are run after the defenses (:mod:`harness.scoring.attack_track`, always on this
@@ -253,8 +257,10 @@ def score_submissions(
     event = on_event or (lambda kind, entry, detail: None)
     profile_name = profile or "base"
     work_dir = Path(work_dir)
+    if not 0 <= explain <= MAX_IMAGES:
+        raise UsageError(f"--explain {explain}: expected 0 to {MAX_IMAGES} images")
     settings = RunSettings(profile, timeout, threads, sandbox, memory_gb,
-                           (split.summary.get("dataset"), split.summary.get("source")))
+                           (split.summary.get("dataset"), split.summary.get("source")), explain)
     categories = adaptive_categories(split)
     with ResultStore(db) as store, stage("score", enabled=progress) as report:
         jobs = []
@@ -309,6 +315,10 @@ def score_submissions(
                     status = "scored"
                 except (UsageError, ValueError, OSError) as exc:
                     status, reason = "failed", getattr(exc, "message", str(exc))
+            if status == "scored" and explain > 0:  # never fails the record: a bad report is recorded as failed
+                details.update(report_details(job.scratch / "work", work_dir / "reports" / job.scratch.name,
+                                              timings.get("report"), name=entry.name, num_classes=num_classes,
+                                              images=explain))
             store.add(_record(entry, split, profile_name, status, reason, metrics, timings, isolation, correct,
                               flags, details))
             report.done(f"{entry.name} {status}" + (f" ({reason})" if reason else ""))

@@ -11,6 +11,14 @@ Then, best effort, it exports the model code-free into ``--out``/export
 "exported" | "not exportable", "reason", "seconds", "format"}`` to ``result.json``
 (written again, atomically); a failed export is recorded, never fatal.
 ``--no-export`` skips it (no white-box phase to feed: no ``export`` key).
+
+``--explain N`` (N > 0): then, best effort too, it writes the site's report material into
+``--out``/report: ``history.json`` (the per-epoch metrics of the model it trained, or of the given
+artifact's folder when it has ``metrics.json``) and ``explain.npz`` (the arrays of
+:meth:`harness.explain.Explained.arrays`: clean and FGSM explanations and the first convolution
+layers' feature maps of N images of the dataset's validation split as this child sees it, the held-out
+split being withheld), and adds ``"report": {"status": "ok" | "failed", "reason", "seconds"}``. The
+organiser checks and draws them (:mod:`harness.scoring.report`).
 """
 
 from __future__ import annotations
@@ -22,13 +30,17 @@ import time
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
+
+from ..atomic import atomic_path
+
 EXIT_FAILED = 3
+#: the report's folder inside ``--out`` and its files (what the organiser reads back)
+REPORT_DIR, HISTORY_FILE, EXPLAIN_FILE = "report", "history.json", "explain.npz"
 
 
 def run(submission: Path, profile: str | None, images: Path, out: Path, artifact: Path | None,
-        threads: int | None, export: bool = True) -> dict:
-    import numpy as np
-
+        threads: int | None, export: bool = True, explain: int = 0) -> dict:
     from ..atomic import write_text
     from ..submission import load_submission, submission_plugins
     from ..workflow import load_model, read_model_info, train_submission
@@ -54,6 +66,8 @@ def run(submission: Path, profile: str | None, images: Path, out: Path, artifact
         write_text(out / "result.json", json.dumps(result) + "\n")  # the predictions count even if exporting dies
         if export:
             result["export"] = export_step(loaded, out / "export")
+        if explain > 0:
+            result["report"] = report_step(loaded, artifact, out / REPORT_DIR, explain)
     write_text(out / "result.json", json.dumps(result) + "\n")
     return result
 
@@ -75,6 +89,52 @@ def export_step(loaded, folder: Path) -> dict:
     return record
 
 
+def report_step(loaded, artifact: Path, folder: Path, count: int) -> dict:
+    """``history.json`` and ``explain.npz`` of ``count`` images into ``folder``: {"status", "reason", "seconds"};
+    never raises (a failed report is recorded, the predictions still count)."""
+    from ..atomic import write_text
+    from ..explain import explain
+    from ..training.history import METRICS_NAME
+
+    started = time.perf_counter()
+    record, notes = {"status": "ok", "reason": "", "seconds": 0.0}, []
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        metrics = Path(artifact) / METRICS_NAME
+        if metrics.is_file():
+            write_text(folder / HISTORY_FILE, metrics.read_text(encoding="utf-8"))
+        else:
+            notes.append(f"no training history (the model folder has no {METRICS_NAME})")
+        images, labels, note = report_images(loaded, count)
+        notes += [note] if note else []
+        arrays = explain(loaded, images, labels).arrays()
+        with atomic_path(folder / EXPLAIN_FILE, suffix=".npz") as tmp, open(tmp, "wb") as handle:
+            np.savez(handle, **arrays)
+    except Exception as exc:  # noqa: BLE001 - a failed report is recorded, the predictions still count
+        record.update(status="failed", reason=failure_line(exc))
+    record["reason"] = record["reason"] or "; ".join(notes)
+    record["seconds"] = round(time.perf_counter() - started, 3)
+    return record
+
+
+def report_images(loaded, count: int) -> tuple:
+    """(uint8 images, labels, note): the first image of each of the first ``count`` classes of the submission
+    dataset's labelled val split as this child sees it, else of its train split (the note says so)."""
+    from ..data import load_dataset
+    from ..errors import UsageError
+    from ..explain import pick_images
+
+    name = loaded.submission.dataset
+    dataset = load_dataset(name, **dict(loaded.submission.dataset_params))
+    names = list(loaded.info.get("class_names") or dataset.class_names)
+    for split in ("val", "train"):
+        if split in dataset.splits and dataset.split(split).labelled:
+            images, labels = pick_images(dataset.split(split), names, None, count)
+            return images, labels, "" if split == "val" else (
+                f"images from the train split: dataset '{name}' shows no labelled val split")
+    raise UsageError(f"dataset '{name}' shows no labelled val or train split")
+
+
 def failure_line(exc: BaseException) -> str:
     """The one line a failed child prints on stderr (its reason in the store): the message, no newlines."""
     message = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}".removesuffix(": ")
@@ -91,9 +151,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--no-export", dest="export", action="store_false",
                         help="skip the code-free export after predicting")
+    parser.add_argument("--explain", type=int, default=0, help="images of the report (0: no report)")
     args = parser.parse_args(argv)
     return run_reporting_failure(lambda: run(args.submission, args.profile, args.images, args.out, args.artifact,
-                                             args.threads, args.export))
+                                             args.threads, args.export, args.explain))
 
 
 def run_reporting_failure(work: Callable[[], object]) -> int:

@@ -6,8 +6,9 @@ TensorFlow calls, and its bound methods are this module's functions.
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import tensorflow as tf
@@ -151,17 +152,13 @@ def gradcam(model: keras.Model, images: np.ndarray, class_ids: np.ndarray, layer
     conv = convs[layer] if layer is not None else list(convs.values())[-1]
     captured: list[tf.Tensor] = []
     tapes: list[tf.GradientTape] = []
-    original, patched = conv.call, "call" in vars(conv)
 
-    def capture(*args: Any, **kwargs: Any) -> Any:
-        output = original(*args, **kwargs)
+    def keep(output: tf.Tensor) -> None:
         tapes[-1].watch(output)  # also when the layer's weights are frozen
         captured.append(output)
-        return output
 
-    conv.call = capture
     outputs = []
-    try:
+    with _outputs_of(conv, keep):
         for start in range(0, len(images), batch_size):
             captured.clear()
             x = _float_batch(images[start : start + batch_size])
@@ -180,11 +177,53 @@ def gradcam(model: keras.Model, images: np.ndarray, class_ids: np.ndarray, layer
             peak = tf.reduce_max(cam, axis=(1, 2), keepdims=True)
             peak = tf.where(peak > 0, peak, tf.ones_like(peak))  # an all-zero map stays zero
             outputs.append((cam / peak).numpy())
-    finally:
-        if patched:
-            conv.call = original
-        else:
-            del conv.call  # back to the class's method
     if not outputs:
         return np.zeros((0,) + tuple(np.shape(images)[1:3]), np.float32)
     return np.concatenate(outputs).astype(np.float32, copy=False)
+
+
+@contextlib.contextmanager
+def _outputs_of(layer: Any, keep: Callable[[tf.Tensor], None]) -> Iterator[None]:
+    """Inside, every output of ``layer`` is passed to ``keep`` (its ``call`` wrapped for the duration: works in
+    nested models, where Keras offers no hook); afterwards the layer's own ``call`` is back."""
+    original, patched = layer.call, "call" in vars(layer)
+
+    def capture(*args: Any, **kwargs: Any) -> Any:
+        output = original(*args, **kwargs)
+        keep(output)
+        return output
+
+    layer.call = capture
+    try:
+        yield
+    finally:
+        if patched:
+            layer.call = original
+        else:
+            del layer.call  # back to the class's method
+
+
+def activations(model: keras.Model, images: np.ndarray, count: int = 2,
+                batch_size: int = 64) -> list[tuple[str, np.ndarray]]:
+    """(name, float32 N,h,w,c output) of the first ``count`` Conv2D layers (nested models included; a Keras
+    Conv2D's output includes its fused activation) for float [0, 1] N,H,W,C ``images``."""
+    from harness.errors import UsageError
+
+    convs = list(_conv_layers(model).items())[: max(1, int(count))]
+    if not convs:
+        raise UsageError("activations: the model has no Conv2D layer")
+    batch: dict[str, np.ndarray] = {}  # a layer called twice in one forward pass keeps its first output
+    captured: dict[str, list[np.ndarray]] = {name: [] for name, _ in convs}
+    with contextlib.ExitStack() as stack:
+        for name, layer in convs:
+            stack.enter_context(_outputs_of(layer, lambda output, name=name: batch.setdefault(
+                name, np.asarray(tf.cast(output, tf.float32)))))
+        for start in range(0, len(images), batch_size):
+            batch.clear()
+            model(_float_batch(images[start : start + batch_size]), training=False)
+            for name in [n for n in captured if n not in batch]:  # in the model but not run: not a map
+                del captured[name]
+            for name, parts in captured.items():
+                parts.append(batch[name])
+    return [(name, np.concatenate(parts).astype(np.float32, copy=False) if parts
+             else np.zeros((0, 0, 0, 0), np.float32)) for name, parts in captured.items()]

@@ -183,3 +183,39 @@ def gradcam(model: torch.nn.Module, images: np.ndarray, class_ids: np.ndarray, l
     if not outputs:
         return np.zeros((0,) + tuple(np.shape(images)[1:3]), np.float32)
     return np.concatenate(outputs).astype(np.float32, copy=False)
+
+
+def activations(model: torch.nn.Module, images: np.ndarray, count: int = 2,
+                batch_size: int = 64) -> list[tuple[str, np.ndarray]]:
+    """(name, float32 N,h,w,c output) of the first ``count`` ``nn.Conv2d`` layers, in registration order, for
+    float [0, 1] N,H,W,C ``images`` (caught by forward hooks; model in inference mode)."""
+    from harness.errors import UsageError
+
+    convs = [(name, module) for name, module in model.named_modules() if isinstance(module, torch.nn.Conv2d)]
+    if not convs:
+        raise UsageError("activations: the model has no nn.Conv2d layer")
+    convs = convs[: max(1, int(count))]
+    device = model_device(model)
+    batch: dict[str, np.ndarray] = {}
+
+    def keep(name: str, output: torch.Tensor) -> None:  # None: the hook leaves the output as it is
+        if name not in batch:  # a layer called twice in one forward pass keeps its first output
+            batch[name] = output.detach().float().permute(0, 2, 3, 1).cpu().numpy()
+
+    handles = [module.register_forward_hook(lambda _module, _inputs, output, name=name: keep(name, output))
+               for name, module in convs]
+    captured: dict[str, list[np.ndarray]] = {name: [] for name, _ in convs}
+    try:
+        with eval_mode(model), torch.no_grad():
+            for start in range(0, len(images), batch_size):
+                batch.clear()
+                model(_float_batch(images[start : start + batch_size], device).permute(0, 3, 1, 2))
+                for name in [n for n in captured if n not in batch]:  # registered but not run: not a map
+                    del captured[name]
+                for name, parts in captured.items():
+                    parts.append(batch[name])
+    finally:
+        for handle in handles:
+            handle.remove()
+    return [(name, np.concatenate(parts).astype(np.float32, copy=False) if parts
+             else np.zeros((0, 0, 0, 0), np.float32)) for name, parts in captured.items()]

@@ -60,3 +60,23 @@ def test_gradcam_peaks_at_the_single_bright_patch(nested):
     assert runtime.gradcam(model, images, np.zeros(2, np.int64), layer="conv_a").shape == (2, 16, 16)
     with pytest.raises(UsageError, match="no Conv2D layer 'nope'"):
         runtime.gradcam(model, images, np.zeros(2, np.int64), layer="nope")
+
+
+@pytest.mark.parametrize("nested", [False, True])
+def test_activations_are_the_first_conv_layers_outputs(nested):
+    images = np.zeros((2, 16, 16, 1), np.float32)
+    images[0, 10:14, 2:6] = 1.0
+    model = _patch_model(nested)
+    found = runtime.activations(model, images, count=2)
+    assert [name for name, _ in found] == ["conv_a", "conv_b"]
+    (_, first), (_, second) = found
+    assert first.shape == second.shape == (2, 8, 8, 2) and first.dtype == np.float32
+    expected = np.zeros((8, 8), np.float32)
+    expected[5:7, 1:3] = 1.0  # 0.25 x a bright 2x2 window (relu fused into the layer)
+    np.testing.assert_allclose(first[0, ..., 0], expected)
+    np.testing.assert_allclose(second[0, ..., 1], expected * 0.5)
+    assert not first[1].any()
+    assert "call" not in vars(runtime._conv_layers(model)["conv_a"])  # the layers' own calls are back
+    assert [name for name, _ in runtime.activations(model, images, count=1)] == ["conv_a"]
+    with pytest.raises(UsageError, match="no Conv2D"):
+        runtime.activations(keras.Sequential([keras.Input((16, 16, 1)), keras.layers.Flatten()]), images)

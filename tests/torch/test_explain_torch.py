@@ -9,6 +9,7 @@ from typer.testing import CliRunner
 
 from harness.cli.main import app
 from harness.explain import CELL, COLUMNS, DPI, HEADER
+from harness.plots import MAP_CELL
 from helpers import TEST_SUBMISSIONS
 
 torch = pytest.importorskip("torch")
@@ -74,6 +75,9 @@ def test_cli_explain_end_to_end(tmp_path):
     with Image.open(png) as image:
         assert image.size == (round(COLUMNS * CELL * DPI), round((HEADER + 3 * CELL) * DPI))
         assert np.asarray(image.convert("L"), dtype=np.float32).std() > 0
+    assert "activations.png" in result.output
+    with Image.open(runs / "tiny" / "cpu" / "activations.png") as image:  # 3 images x 2 layers x 2 rows
+        assert image.size[1] == round((HEADER + 12 * MAP_CELL) * DPI)
     # image files, an explicit class list, a larger eps and another attack
     Image.fromarray((np.arange(64 * 48) % 255).astype(np.uint8).reshape(48, 64)).save(tmp_path / "a.png")
     out = tmp_path / "files.png"
@@ -82,7 +86,28 @@ def test_cli_explain_end_to_end(tmp_path):
     assert result.exit_code == 0, result.output
     with Image.open(out) as image:
         assert image.size == (round(COLUMNS * CELL * DPI), round((HEADER + 1 * CELL) * DPI))
+    assert (tmp_path / "files-activations.png").is_file()
     result = CliRunner().invoke(app, ["explain", tiny, "-P", "cpu", "--runs", str(runs), "--classes", "3,seven",
                                       "--out", str(out)])
     assert result.exit_code == 2
     assert "unknown class 'seven'" in result.output and len(result.output.strip().splitlines()) <= 2
+
+
+def test_activations_are_the_first_conv_layers_outputs_channels_last():
+    images = np.zeros((2, 16, 16, 1), np.float32)
+    images[0, 10:14, 2:6] = 1.0
+    model = _patch_model()
+    found = runtime.activations(model, images, count=2)
+    assert [name for name, _ in found] == ["0", "2"]
+    (_, first), (_, second) = found
+    assert first.shape == second.shape == (2, 8, 8, 2) and first.dtype == np.float32
+    expected = np.zeros((8, 8), np.float32)
+    expected[5:7, 1:3] = 1.0  # 0.25 x a bright 2x2 window
+    np.testing.assert_allclose(first[0, ..., 0], expected)
+    np.testing.assert_allclose(second[0, ..., 1], expected * 0.5)  # 1x1 conv of two relu'd channels
+    assert not first[1].any()
+    assert [name for name, _ in runtime.activations(model, images, count=1)] == ["0"]
+    from harness.errors import UsageError
+
+    with pytest.raises(UsageError, match="no nn.Conv2d"):
+        runtime.activations(torch.nn.Sequential(torch.nn.Flatten()), images)
