@@ -280,7 +280,8 @@ def contest_problems(path: str | Path) -> tuple[ContestSpec | None, list[Problem
             baselines.append(found)
 
     if problems:
-        return None, problems
+        order = {key: i for i, key in enumerate(data)}  # the file's order, missing fields last
+        return None, sorted(problems, key=lambda p: order.get(p.field.split(".")[0].split("[")[0], len(order)))
     output = (folder / values["output"]).resolve() if "output" in values else folder / "runs" / values["name"]
     return ContestSpec(
         path=path.resolve(), name=values["name"], recipe=recipe, split=split, output=output, tracks=tracks,
