@@ -121,7 +121,8 @@ def test_take_refuses_links_and_unsafe_archives(tmp_path):
     assert {path: taken.folder for path, taken in problems.items()} == dict.fromkeys(problems)
     assert problems["alpha/peek"].problem == "alpha/peek: a folder holding a link or special file, refused"
     assert problems["alpha/link.tar.gz"].problem == "alpha/link.tar.gz: a symbolic link, refused"
-    assert "alpha/evil.tar.gz: member '../escape.txt' points outside the archive" in problems["alpha/evil.tar.gz"].problem
+    evil = problems["alpha/evil.tar.gz"].problem
+    assert "alpha/evil.tar.gz: member '../escape.txt' points outside the archive" in evil
     assert problems["alpha/junk.tar.gz"].problem.startswith("alpha/junk.tar.gz: not a readable submission archive")
     assert str(tmp_path) not in "".join(t.problem for t in problems.values())  # no organiser path in a reason
     assert not (tmp_path / "escape.txt").exists() and not any(into.glob("*/labels.npy"))
