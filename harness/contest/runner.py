@@ -113,9 +113,18 @@ def prepare_split(contest: ContestSpec, progress: bool = True) -> Path:
         verify_split(out)
         return out
     with stage("contest split", enabled=progress) as report:
-        report.line(f"{'recipe changed: rebuilding' if kept.is_file() else 'building'} {out} from {contest.recipe}")
+        say(report, f"{'recipe changed: rebuilding' if kept.is_file() else 'building'} {out} from {contest.recipe}")
         build_split(load_recipe(contest.recipe), out, references=contest.output / "references", progress=progress)
     return out
+
+
+def say(report, text: str, always: bool = False) -> None:
+    """``text`` as a stage line when piped, printed above the bars on a terminal, nothing with progress off
+    (unless ``always``)."""
+    if report.mode == "bars" or always and report.mode == "off":
+        report.console.print(text, markup=False, highlight=False, soft_wrap=True)
+    else:
+        report.line(text)
 
 
 def _day(seconds: float) -> str:
@@ -228,7 +237,7 @@ class _Runner:
             if found.status == "accepted":
                 self.accepted.append(found)
             shown = f"as {found.submission}" if found.status == "accepted" else f"({found.reason})"
-            self.report.line(f"{found.status} {'baseline ' if baseline else ''}{item.inbox_path} {shown}")
+            say(self.report, f"{found.status} {'baseline ' if baseline else ''}{item.inbox_path} {shown}")
             self.changed()
         self.fingerprints[(item.inbox_path, item.signature)] = taken.fingerprint
 
@@ -274,7 +283,7 @@ class _Runner:
                 if folder.is_dir():
                     entries[e.id] = dataclasses.replace(read_entry(folder), name=e.submission, team=e.team)
                 else:
-                    self.report.line(f"skipped {e.submission}: its snapshot {folder} is gone")
+                    say(self.report, f"skipped {e.submission}: its snapshot {folder} is gone")
                     self.scored.add(e.id)
         attacks = [entries[e.id] for e in self.order() if e.track == "attack" and e.id in entries]
         defenses = [entries[e.id] for e in pending if e.track != "attack" and e.id in entries]
@@ -324,7 +333,8 @@ def run_contest(contest: ContestSpec | str | Path, inbox: str | Path | None, *, 
 
         ray = ray_session(contest.executor.ray_options())
     with stage("contest", enabled=progress) as report, Ledger(contest.db) as ledger, ray, \
-            BackgroundUpdate(on_update, report.line) if on_update is not None else contextlib.nullcontext() as update:
+            BackgroundUpdate(on_update, lambda text: say(report, text, always=True)) if on_update is not None \
+            else contextlib.nullcontext() as update:
         ledger.set_settings({**contest.settings(), "split_hash": split_hash, "updated_at": time.time()})
         runner = _Runner(contest, inbox, split_dir, split_hash, ledger, update, report, progress)
         runner.record_baselines()
