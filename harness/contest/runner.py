@@ -40,7 +40,6 @@ class BackgroundUpdate:
         self._callback, self._report = callback, report
         self._condition = threading.Condition()
         self._pending = self._closing = False
-        self.runs = 0
         self._thread = threading.Thread(target=self._loop, name="contest-update", daemon=True)
         self._thread.start()
 
@@ -62,7 +61,6 @@ class BackgroundUpdate:
                 self._callback()
             except Exception as exc:  # noqa: BLE001 - an update never stops the contest: reported, then on
                 self._report(f"update failed: {type(exc).__name__}: {exc}")
-            self.runs += 1
 
     def close(self) -> None:
         """Run the waiting update, if any, and stop the thread."""

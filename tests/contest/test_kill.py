@@ -50,6 +50,8 @@ def test_sigkill_anywhere_then_rerun(tmp_path, contest_split):
     assert done.returncode == 0, done.stderr[-3000:]
     codes = [json.loads(line)["code"] for line in done.stdout.splitlines() if line.startswith("{")]
     assert codes == [0] + [-9, 0] * len(KILLS), done.stdout
+    summary = (tmp_path / "logs" / "None-0" / "output.log").read_text()
+    assert "2 accepted, 1 rejected" in summary and "beta/other" in summary and "rejected" in summary, summary
     expected = contents(outputs["None-0"] / "results.sqlite")
     assert [e[2] for e in expected[0]] == ["accepted", "accepted", "rejected"]
     assert sorted(expected[1]) == ["alpha.tiny.v1", "beta.tiny.v1"]
