@@ -49,6 +49,8 @@ RAY_ONLY = ("address", "gpus_per_submission", "cpus_per_submission")
 DEFAULT_TRACKS = ("defense",)
 DEFAULT_POLL_SECONDS = 10.0
 DEFAULT_SETTLE_SECONDS = 5.0
+#: the longest poll or settle wait (seconds)
+MAX_WAIT_SECONDS = 86400.0
 
 
 @dataclass(frozen=True)
@@ -143,6 +145,10 @@ def parse_deadline(value: Any) -> float:
         raise ValueError(f"must be a UTC date-time such as 2026-12-15T23:59:00Z, got {value!r}")
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError(f"{value.isoformat()} has no time zone: write it in UTC, e.g. 2026-12-15T23:59:00Z")
+    try:
+        utc_text(value.timestamp())
+    except (ValueError, OverflowError, OSError):
+        raise ValueError(f"{value.isoformat()} is out of range") from None
     return value.timestamp()
 
 
@@ -165,6 +171,8 @@ def _entry_path(folder: Path, text: str) -> Path | None:
     from ..pack import is_archive
     from ..submission import SUBMISSION_FILE
 
+    if "\0" in text:
+        return None
     path = (folder / text).resolve()
     return path if (path / SUBMISSION_FILE).is_file() or is_archive(path) else None
 
@@ -197,6 +205,10 @@ def contest_problems(path: str | Path) -> tuple[ContestSpec | None, list[Problem
         except ValueError as exc:
             problems.append(Problem("deadline", str(exc)))
 
+    for key in ("name", "recipe", "split", "output"):
+        if "\0" in values.get(key, ""):
+            problems.append(Problem(key, "must not hold a NUL character"))
+            values.pop(key)
     name = values.get("name")
     if name is not None and (not name.strip() or "/" in name or "\\" in name or name.startswith(".")):
         problems.append(Problem("name", f"must be a non-empty name without '/' and not starting with '.', "
@@ -248,6 +260,9 @@ def contest_problems(path: str | Path) -> tuple[ContestSpec | None, list[Problem
     for key in ("timeout", "max_per_team_per_day", "max_total_per_team", "poll_seconds"):
         _positive(values, key, problems)
     _positive(values, "settle_seconds", problems, zero=True)
+    for key in ("poll_seconds", "settle_seconds"):
+        if values.get(key, 0) > MAX_WAIT_SECONDS:
+            problems.append(Problem(key, f"must be at most {MAX_WAIT_SECONDS:g} (a day), got {values.pop(key)!r}"))
 
     executor = ExecutorSpec()
     if "executor" in values:

@@ -101,3 +101,41 @@ def test_cli_validate(folder):
     assert done.exit_code == 2
     assert done.output.splitlines() == [f"{bad}: timeout: must be a finite number above 0, got -1.0",
                                         f"{bad}: sandbox: must be one of auto, bwrap, ns, landlock, none, got 'x'"]
+
+
+CONTEST_KEYS = ["name", "recipe", "split", "output", "tracks", "profile", "timeout", "sandbox", "deadline",
+                "max_per_team_per_day", "max_total_per_team", "reveal_private", "baselines", "poll_seconds",
+                "settle_seconds", "bogus"]
+DATE_TIMES = ["2026-12-15T23:59:00Z", "2026-12-15T23:59:00", "2026-12-15", "23:59:00", "9999-12-31T23:59:59-23:59",
+              "0001-01-01T00:00:00+23:59", '"2026-12-15T23:59:00+01:00"', '"\\u0000"']
+
+
+def test_contest_toml_fuzz(folder):
+    """Every contest file ends in a contest or one-line problems, never another exception."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from harness.contest.spec import contest_problems
+    from harness.errors import HarnessError
+    from test_toml_fuzz import FUZZ, garbage, one_line, toml_value, values
+
+    value_text = st.one_of(values.map(toml_value), st.sampled_from(DATE_TIMES),
+                           st.sampled_from(['"recipe.toml"', '"base"', '["defense", "attack"]', '"ray"']))
+    executor = st.dictionaries(st.sampled_from(["kind", "address", "gpus_per_submission", "cpus", "x"]), value_text,
+                               max_size=4).map(lambda d: "[executor]\n" + "".join(f"{k} = {v}\n" for k, v in d.items()))
+    document = st.tuples(st.dictionaries(st.sampled_from(CONTEST_KEYS), value_text, max_size=8), executor).map(
+        lambda t: "".join(f"{k} = {v}\n" for k, v in t[0].items()) + t[1])
+
+    @settings(FUZZ, max_examples=60)
+    @given(st.one_of(document, garbage))
+    def check(text):
+        path = write_contest(folder, text)
+        try:
+            contest, problems = contest_problems(path)
+        except HarnessError as error:
+            one_line(error)
+            return
+        assert (contest is None) == bool(problems)
+        assert all("\n" not in str(p) and p.field for p in problems), problems
+
+    check()
