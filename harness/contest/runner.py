@@ -223,7 +223,10 @@ class _Runner:
         """Decide and record ``item`` unless this version of it is recorded already."""
         key = (item.inbox_path, item.signature)
         if key not in self.fingerprints:
-            self.fingerprints[key] = fingerprint(item)
+            try:
+                self.fingerprints[key] = fingerprint(item)
+            except OSError:  # changed or removed while read: the next scan sees it again
+                return
         if self.ledger.find(item.inbox_path, self.fingerprints[key]) is not None:
             return
         taken = take(item, self.snapshots)
@@ -240,6 +243,7 @@ class _Runner:
         self.fingerprints[(item.inbox_path, item.signature)] = taken.fingerprint
 
     def record_baselines(self) -> None:
+        """Decide and record the contest's baselines (named by their path relative to the contest file)."""
         import os
 
         for path in self.contest.baselines:
@@ -248,6 +252,7 @@ class _Runner:
                 self.record(item, min(item.modified, time.time()), None, baseline=True)
 
     def record_arrivals(self, settle: bool) -> None:
+        """Decide and record the inbox's settled entries (every entry when not ``settle``), in arrival order."""
         assert self.watch is not None
         arrivals: list[Arrival] = self.watch.poll(settle=settle)
         for arrival in arrivals:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import tiny_copy
+from contest_helpers import tiny_copy
 from harness.contest.inbox import take, inbox_item
 from harness.contest.ledger import Ledger
 from harness.contest.runner import decide

@@ -7,7 +7,7 @@ import os
 import tarfile
 from pathlib import Path
 
-from conftest import tiny_copy
+from contest_helpers import tiny_copy
 from harness.contest.inbox import InboxWatch, fingerprint, scan_inbox, take
 from harness.pack import pack_submission
 from harness.submission import content_hash

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import tiny_copy, write_contest
+from contest_helpers import tiny_copy, write_contest
 from harness.pack import pack_submission
 
 pytest.importorskip("torch")

@@ -12,7 +12,7 @@ import zlib
 import numpy as np
 import pytest
 
-from conftest import tiny_copy, write_contest
+from contest_helpers import tiny_copy, write_contest
 from harness.contest.ledger import Ledger
 from harness.contest.runner import BackgroundUpdate, run_contest
 from harness.pack import pack_submission

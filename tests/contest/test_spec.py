@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from conftest import tiny_copy, write_contest
+from contest_helpers import tiny_copy, write_contest
 from harness.cli.main import app
 from harness.contest.spec import load_contest
 from harness.errors import UsageError
