@@ -63,9 +63,9 @@ def record(submission: str, team: str, public: float, private: float, *, status:
         details=details)
 
 
-def contest_store(db: Path, settings: dict | None = None) -> Path:
+def contest_store(db: Path, settings: dict | None = None, report_dir: Path | None = None) -> Path:
     """A contest store: team red sent three versions of one submission (the second is its best), blue one, one
-    baseline, one rejected entry and one accepted entry not scored yet."""
+    baseline, one rejected entry and one accepted entry not scored yet; ``report_dir``: red's best has pictures."""
     plan = [  # team, name, public, private, baseline
         ("red", "net", 0.40, 0.7171, False), ("red", "net", 0.70, 0.3131, False), ("red", "net", 0.55, 0.9191, False),
         ("blue", "cnn", 0.60, 0.6161, False), ("organisers", "baseline", 0.50, 0.5151, True)]
@@ -77,7 +77,8 @@ def contest_store(db: Path, settings: dict | None = None) -> Path:
             ledger.add(ContestEntry(f"{team}/{name}-{number}", f"fp{number}", team, 1_790_000_000 + number * 60,
                                     "accepted", name=name, submission=submission, track="defense",
                                     spec=f'name = "{name}"\n', baseline=baseline))
-            store.add(record(submission, team, public, private, finished_at=1_790_000_100 + number))
+            store.add(record(submission, team, public, private, finished_at=1_790_000_100 + number,
+                             report_dir=report_dir if number == 1 else None))
         ledger.add(ContestEntry("red/net-late", "fp9", "red", 1_790_001_000, "rejected", name="net",
                                 reason="over the limit: 3 entries per day (max_per_team_per_day)", track="defense"))
         ledger.add(ContestEntry("blue/cnn-2", "fp10", "blue", 1_790_001_100, "accepted", name="cnn",
