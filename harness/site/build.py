@@ -8,6 +8,7 @@ partition shown is ever read into a page: a public build holds no private number
 from __future__ import annotations
 
 import math
+import sqlite3
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -15,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UsageError
-from ..scoring.attack_board import attack_leaderboard_rows, with_attack_category
+from ..scoring.attack_board import attack_leaderboard_rows
 from ..scoring.leaderboard import category_columns, flag_lines, leaderboard_rows
 from ..scoring.store import AttackRecord, MatrixRecord, ResultStore, ScoreRecord, latest
 
@@ -57,7 +58,10 @@ def read_store(db: str | Path, split_hash: str | None = None) -> StoreView:
     db = Path(db)
     if not db.is_file():
         raise UsageError(f"{db}: no such results store", hint="run: harness score ... --db FILE")
-    contest = is_contest_store(db)
+    try:
+        contest = is_contest_store(db)
+    except sqlite3.DatabaseError as exc:
+        raise UsageError(f"{db}: not a results store ({exc})") from None
     entries, settings = [], {}
     if contest:
         with Ledger(db) as ledger:
@@ -149,9 +153,9 @@ def _percent(value: Any) -> str:
     return f"{number * 100:.1f}" if math.isfinite(number) else ""
 
 
-def board(view: StoreView, partition: str, page_of: dict[str, str]) -> dict[str, Any]:
-    """The defense board of ``partition``: columns, ranked rows (with links), failures, notes."""
-    records = with_attack_category(view.records, view.matrix)
+def board(view: StoreView, records: list[ScoreRecord], partition: str, page_of: dict[str, str]) -> dict[str, Any]:
+    """The defense board of ``partition`` from ``records`` (the view's, with the attacks category): columns, ranked
+    rows (with links), failures, notes."""
     chosen, entry_of = chosen_records(view, records)
     rows = leaderboard_rows(chosen, partition)
     categories = [c for c in category_columns(chosen) if c != "top1_clean"]
@@ -217,7 +221,7 @@ def attack_board(view: StoreView, partition: str) -> dict[str, Any] | None:
 
 def contest_entries(view: StoreView, records: list[ScoreRecord], page_of: dict[str, str]) -> dict[str, list]:
     """A contest's rejected entries (with reasons) and accepted ones not yet in the store."""
-    stored = {r.submission for r in records}
+    stored = {r.submission for r in records} | {a.attack for a in view.attacks}  # attack entries: attack runs
     rejected, waiting = [], []
     for entry in view.entries:
         item = {"arrived": utc(entry.arrived_at), "team": entry.team, "name": entry.name,

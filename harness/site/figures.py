@@ -1,5 +1,6 @@
 """A record's charts from what the scorer stored: training curves (``details["history"]``), robust accuracy vs
-eps and the corruption heat map (``details["breakdown"]`` of the partition shown), as :class:`Figure` SVG texts.
+eps and the corruption heat map (``details["breakdown"]`` of the partition shown), as :class:`Figure` panels that
+:func:`record_chart` puts into one SVG document (one file per page).
 
 Only the partition shown is read, so a public site never draws a private number.
 """
@@ -19,11 +20,11 @@ MAX_EPOCHS = 1000
 
 @dataclass
 class Figure:
-    """One chart: its page caption, the image's alt text and the SVG document."""
+    """One chart: what it shows (caption), its words for the image's alt text, its SVG panels."""
 
     caption: str
     alt: str
-    svg: str
+    panels: list[svg.Panel]
 
 
 def _number(value: Any) -> float | None:
@@ -35,14 +36,15 @@ def _number(value: Any) -> float | None:
 
 
 def history_figures(history: Any, name: str) -> list[Figure]:
-    """Loss and top-1 per epoch (train and validation) from ``details["history"]``; [] without usable epochs."""
+    """Loss and top-1 per epoch (train and validation) from ``details["history"]``, one chart above the other in
+    one figure; [] without usable epochs."""
     if not isinstance(history, list):
         return []
     epochs = [e for e in history[:MAX_EPOCHS] if isinstance(e, dict) and _number(e.get("epoch")) is not None]
     if not epochs:
         return []
     xs = [float(e["epoch"]) for e in epochs]
-    figures = []
+    panels, words = [], []
     for metric, label, percent in (("loss", "loss", False), ("top1", "top-1 accuracy", True)):
         series = [(f"{part} {label.split()[0]}", xs, [_number(e.get(f"{part}_{metric}")) for e in epochs])
                   for part in ("train", "val")]
@@ -50,14 +52,14 @@ def history_figures(history: Any, name: str) -> list[Figure]:
         if not series:
             continue
         last = {s[0]: next((y for y in reversed(s[2]) if y is not None), None) for s in series}
-        summary = ", ".join(f"{k} {v * 100:.1f}%" if percent else f"{k} {v:.3g}" for k, v in last.items()
-                            if v is not None)
-        figures.append(Figure(
-            f"Training {label} per epoch", f"Line chart of {name}'s training {label} over {len(epochs)} epochs; "
-            f"last epoch: {summary}.",
-            svg.line_chart(series, title=f"Training {label}", x_label="epoch", y_label=label,
-                           y_range=(0.0, 1.0) if percent else None, percent=percent)))
-    return figures
+        words += [f"{k} {v * 100:.1f}%" if percent else f"{k} {v:.3g}" for k, v in last.items() if v is not None]
+        panels.append({"series": series, "title": f"Training {label}", "x_label": "epoch", "y_label": label,
+                       "y_range": (0.0, 1.0) if percent else None, "percent": percent})
+    if not panels:
+        return []
+    return [Figure("training loss and top-1 accuracy per epoch (train and validation)",
+                   f"Line charts of {name}'s training loss and top-1 accuracy over {len(epochs)} epochs; last epoch: "
+                   f"{', '.join(words)}.", [svg.line_chart(**panel) for panel in panels])]
 
 
 def _counts(breakdown: Any, partition: str) -> dict[str, tuple[int, int]]:
@@ -94,10 +96,10 @@ def eps_figure(breakdown: Any, partition: str, name: str) -> Figure | None:
             xs, ys = [0.0] + xs, [clean[0] / clean[1]] + ys
         series.append((label, xs, ys))
         words.append(f"{label}: " + ", ".join(f"{y * 100:.1f}% at eps {x:g}" for x, y in zip(xs, ys)))
-    return Figure("Robust accuracy vs attack budget (eps, pixel space [0, 1]); eps 0 is the clean accuracy",
+    return Figure("robust accuracy vs attack budget (eps, pixel space [0, 1]; eps 0: the clean accuracy)",
                   f"Line chart of {name}'s accuracy against attack budget. " + "; ".join(words) + ".",
-                  svg.line_chart(series, title="Accuracy vs eps", x_label="eps", y_label="top-1 accuracy",
-                                 y_range=(0.0, 1.0), percent=True, markers=True))
+                  [svg.line_chart(series, title="Accuracy vs eps", x_label="eps", y_label="top-1 accuracy",
+                                  y_range=(0.0, 1.0), percent=True, markers=True)])
 
 
 def corruption_figure(breakdown: Any, partition: str, name: str) -> Figure | None:
@@ -119,10 +121,10 @@ def corruption_figure(breakdown: Any, partition: str, name: str) -> Figure | Non
     values = [[cells[r][s][0] / cells[r][s][1] if s in cells[r] else None for s in severities] for r in rows]
     words = "; ".join(f"{r}: " + ", ".join(f"severity {s} {v * 100:.1f}%" for s, v in zip(severities, vs)
                                            if v is not None) for r, vs in zip(rows, values))
-    return Figure("Accuracy per corruption and severity (%)",
+    return Figure("accuracy per corruption and severity (%)",
                   f"Heat map of {name}'s accuracy per corruption and severity. {words}.",
-                  svg.heat_map(rows, [str(s) for s in severities], values, title="Accuracy per corruption",
-                               column_label="sev."))
+                  [svg.heat_map(rows, [str(s) for s in severities], values, title="Accuracy per corruption",
+                                column_label="sev.")])
 
 
 def record_figures(details: dict[str, Any], partition: str, name: str) -> list[Figure]:
@@ -133,3 +135,13 @@ def record_figures(details: dict[str, Any], partition: str, name: str) -> list[F
         if figure is not None:
             figures.append(figure)
     return figures
+
+
+def record_chart(details: dict[str, Any], partition: str, name: str) -> tuple[str, str, str] | None:
+    """(SVG document, caption, alt text) of every chart of a record's page one above the other; None without any."""
+    figures = record_figures(details, partition, name)
+    if not figures:
+        return None
+    caption = "From the top: " + "; ".join(f.caption for f in figures) + "."
+    return (svg.document([p for f in figures for p in f.panels], f"Charts of {name}"), caption,
+            " ".join(f.alt for f in figures))

@@ -1,5 +1,5 @@
 """The site's charts as small SVG documents: line charts (training curves, robust accuracy vs eps) and heat maps
-(corruption x severity).
+(corruption x severity), as :class:`Panel` s that :func:`document` stacks into one file.
 
 Hand-written on purpose: matplotlib costs about 0.1 s a figure, so a contest of 1,000 results with three charts
 each would spend minutes drawing on every rebuild; these take well under a millisecond each (benchmarks/
@@ -10,6 +10,7 @@ submitters and recipes); the documents reference nothing outside themselves (no 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Sequence
 from xml.sax.saxutils import escape
 
@@ -21,11 +22,26 @@ MARGIN = (52, 12, 30, 64)
 FONT = 'font-family="sans-serif" font-size="12"'
 
 
-def _number(value: float) -> str:
-    return f"{value:.6g}"
+@dataclass
+class Panel:
+    """One chart's SVG elements in a ``width`` x ``height`` box at the origin."""
+
+    width: int
+    height: int
+    body: list[str]
 
 
-def _document(width: int, height: int, body: list[str], title: str) -> str:
+def document(panels: Sequence[Panel], title: str) -> str:
+    """One SVG document of ``panels`` one above the other (a page's charts in one file: creating a file costs
+    more than drawing a chart, see docs/site.md)."""
+    width = max((p.width for p in panels), default=WIDTH)
+    height = sum(p.height for p in panels)
+    body, y = [], 0
+    for panel in panels:
+        body.append(f'<g transform="translate(0 {y})">')
+        body += panel.body
+        body.append("</g>")
+        y += panel.height
     return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
             f'viewBox="0 0 {width} {height}" role="img">\n<title>{escape(title)}</title>\n'
             f'<rect width="{width}" height="{height}" fill="#ffffff"/>\n' + "\n".join(body) + "\n</svg>\n")
@@ -50,9 +66,9 @@ def nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
 
 def line_chart(series: Sequence[tuple[str, Sequence[float], Sequence[float | None]]], *, title: str, x_label: str,
                y_label: str, y_range: tuple[float, float] | None = None, percent: bool = False,
-               markers: bool = False) -> str:
-    """An SVG line chart of ``series`` ((label, xs, ys); a None y breaks the line), axes with round ticks, a
-    legend below. ``y_range`` fixes the y axis (else it spans the data and 0); ``percent`` labels y as percent."""
+               markers: bool = False) -> Panel:
+    """A line chart of ``series`` ((label, xs, ys); a None y breaks the line), axes with round ticks, a legend
+    below. ``y_range`` fixes the y axis (else it spans the data and 0); ``percent`` labels y as percent."""
     left, right, top, bottom = MARGIN
     plot_w, plot_h = WIDTH - left - right, HEIGHT - top - bottom
     xs = [float(x) for _, values, _ in series for x in values]
@@ -99,7 +115,7 @@ def line_chart(series: Sequence[tuple[str, Sequence[float], Sequence[float | Non
                     f'stroke="{color}" stroke-width="3"/>')
         body.append(f'<text x="{legend_x + 20}" y="{HEIGHT - 8}" {FONT}>{escape(label)}</text>')
         legend_x += 28 + 7 * len(label)
-    return _document(WIDTH, HEIGHT, body, title)
+    return Panel(WIDTH, HEIGHT, body)
 
 
 #: heat map colour stops (light yellow to dark blue), accuracy 0 -> 1
@@ -116,8 +132,8 @@ def _color(value: float) -> str:
 
 
 def heat_map(rows: Sequence[str], columns: Sequence[str], values: Sequence[Sequence[float | None]], *, title: str,
-             column_label: str) -> str:
-    """An SVG heat map: ``values[row][column]`` in [0, 1] written in each cell as a percentage (None: blank)."""
+             column_label: str) -> Panel:
+    """A heat map: ``values[row][column]`` in [0, 1] written in each cell as a percentage (None: blank)."""
     label_w = max([7 * len(r) for r in rows] + [40]) + 10
     cell_w, cell_h, top = 56, 26, 48
     width = label_w + cell_w * max(len(columns), 1) + 10
@@ -139,4 +155,4 @@ def heat_map(rows: Sequence[str], columns: Sequence[str], values: Sequence[Seque
                         f'fill="{_color(float(value))}"/>')
             body.append(f'<text x="{x + cell_w / 2 - 1}" y="{y + cell_h / 2 + 3}" text-anchor="middle" {FONT} '
                         f'fill="{ink}">{float(value) * 100:.1f}</text>')
-    return _document(width, height, body, title)
+    return Panel(width, height, body)

@@ -76,7 +76,7 @@ def test_site_in_a_real_browser(tmp_path, report_dir):
             assert link.startswith("file://") and Path(unquote(urlsplit(link).path)).is_file(), link
             driver.get(link)
             assert driver.find_elements(By.TAG_NAME, "main"), link  # a page of the site, not an error page
-        assert images >= 12  # the charts of every entry, the two pictures of one
+        assert images == 7  # the charts of each of the 5 entries (one SVG each), the two pictures of one
         severe += [entry for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
         assert not severe, severe
     finally:

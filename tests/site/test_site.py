@@ -16,7 +16,8 @@ from harness.cli.main import app
 from harness.errors import UsageError
 from harness.scoring.store import ResultStore
 from harness.site import build_site, check_site
-from harness.site.figures import corruption_figure, eps_figure
+from harness.site import svg
+from harness.site.figures import corruption_figure, eps_figure, record_chart
 
 BEFORE, AFTER = 1_790_000_000.0, 1_900_000_000.0  # the contest's deadline (2026-12-15) lies between
 
@@ -136,13 +137,13 @@ def test_plain_store_pages_failures_history_and_pictures(tmp_path, plain_store):
     beta = sorted((site / "submissions").glob("beta-*.html"))
     assert len(beta) == 2 and all(len(rows(p, "history")) == 2 for p in beta)
     alpha = next((site / "submissions").glob("alpha-*.html")).read_text()
-    assert alpha.count('src="../pictures/') == 2 and alpha.count('src="../charts/') == 4
+    assert alpha.count('src="../pictures/') == 2 and alpha.count('src="../charts/') == 1
     assert "zero-gradients" in alpha and "pgd" in alpha
     assert check_site(site) == []
-    picture = next((site / "pictures").iterdir())
-    inode = picture.stat().st_ino
-    build_site(plain_store, site, now=BEFORE)  # a rebuild keeps unchanged pictures (hard links, not rewritten)
-    assert picture.stat().st_ino == inode
+    kept = [next((site / folder).iterdir()) for folder in ("pictures", "charts")]
+    inodes = [path.stat().st_ino for path in kept]
+    build_site(plain_store, site, now=BEFORE)  # a rebuild keeps unchanged pictures and charts (hard links)
+    assert [path.stat().st_ino for path in kept] == inodes
 
 
 def test_hostile_text_is_escaped(tmp_path):
@@ -152,7 +153,7 @@ def test_hostile_text_is_escaped(tmp_path):
         store.add(record(evil, f"team{evil}", 0.5, 0.5, spec=f'name = "{evil}"\n</pre>{evil}'))
         store.add(record("x", "y", 0, 0, status="failed", reason=f'<img src=x onerror="alert(2)">{evil}'))
     build_site(db, tmp_path / "site")
-    text = site_text(tmp_path / "site")
+    text = "\n".join(p.read_text(encoding="utf-8") for p in (tmp_path / "site").rglob("*") if p.is_file())
     assert "<script>alert" not in text and "<img src=x" not in text and "</pre><script" not in text
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in text
     assert check_site(tmp_path / "site") == []
@@ -178,8 +179,11 @@ def test_charts_from_the_breakdown():
     heat = corruption_figure(breakdown, "public", "m")
     assert "fog: severity 1 80.0%, severity 3 40.0%" in heat.alt and "rotation (augmentation)" in heat.alt
     for figure in (eps, heat):
-        assert ET.fromstring(figure.svg).tag.endswith("svg")  # well-formed
+        assert ET.fromstring(svg.document(figure.panels, "t")).tag.endswith("svg")  # well-formed
     assert eps_figure(breakdown, "private", "m") is None
+    document, caption, alt = record_chart({"breakdown": breakdown}, "public", "m")
+    assert ET.fromstring(document).get("height") == str(svg.HEIGHT + heat.panels[0].height)  # one above the other
+    assert caption.startswith("From the top: robust accuracy") and alt == f"{eps.alt} {heat.alt}"
 
 
 def test_check_site_finds_broken_links_and_missing_alt(tmp_path):
