@@ -216,3 +216,45 @@ def test_cli_build_and_check(tmp_path, plain_store):
     result = runner.invoke(app, ["site", "build", str(plain_store), "--out", str(tmp_path / "s2"),
                                  "--split-hash", "ffff"])
     assert result.exit_code == 2 and "--split-hash ffff: matches no split" in result.output
+
+
+def test_attack_track_pages(tmp_path, plain_store):
+    from harness.scoring.store import AttackRecord, MatrixRecord
+
+    with ResultStore(plain_store) as store:
+        defenses = {r.submission: r for r in store.records() if r.status == "scored"}
+        for name, status, reason in (("blur-attack", "ok", ""), ("broken", "failed", "crashed: <boom>")):
+            attack = AttackRecord(name, "reds", "torch", "submission", "cpu", name.ljust(64, "0"), record(
+                "x", "y", 0, 0).split_hash, "0.test", status, reason)
+            store.add_attack(attack)
+            if status != "ok":
+                continue
+            for number, defense in enumerate(defenses.values()):
+                store.add_matrix(MatrixRecord(name, "submission", attack.key, defense.submission, defense.team,
+                                              defense.key, defense.split_hash, "0.test", "scored", metrics={
+                                                  "public": {"count": 20, "clean_correct": 10, "fooled": 3 + number,
+                                                             "success": (3 + number) / 10}}))
+    build_site(plain_store, tmp_path / "site")
+    attacks = tmp_path / "site" / "attacks.html"
+    board = rows(attacks, "attacks")
+    assert [(r[0], r[1]) for r in board] == [("1", "blur-attack"), ("-", "broken")]
+    assert board[1][-3:-1] == ["failed", "crashed: <boom>"]  # its reason, as text
+    alpha = next((tmp_path / "site" / "submissions").glob("alpha-*.html"))
+    assert rows(alpha, "against") == [["blur-attack", "submission", "scored", "30.0", ""]]
+    assert 'href="attacks.html"' in (tmp_path / "site" / "index.html").read_text()
+    assert check_site(tmp_path / "site") == []
+
+
+def test_a_contest_before_its_first_result(tmp_path):
+    from harness.contest.ledger import ContestEntry, Ledger
+
+    db = tmp_path / "new.sqlite"
+    with Ledger(db) as ledger:
+        ledger.add(ContestEntry("a/x", "f1", "a", 1_790_000_000, "rejected", reason="invalid: no submission.toml"))
+        ledger.set_settings({"name": "Just started", "deadline": 1_800_000_000, "reveal_private": False})
+    summary = build_site(db, tmp_path / "site", now=BEFORE)
+    assert (summary.pages, summary.contest) == (1, True)
+    index = tmp_path / "site" / "index.html"
+    assert "No scored submission yet." in index.read_text()
+    assert rows(index, "rejected")[0][-1] == "invalid: no submission.toml"
+    assert check_site(tmp_path / "site") == []
