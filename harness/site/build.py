@@ -145,7 +145,8 @@ def chosen_records(view: StoreView, records: list[ScoreRecord]) -> tuple[list[Sc
     return chosen, entry_of
 
 
-def _percent(value: Any) -> str:
+def percent(value: Any) -> str:
+    """A fraction as a percentage with one decimal ("93.1"); "" when it is not a finite number."""
     try:
         number = float(value)
     except (TypeError, ValueError):
@@ -171,7 +172,7 @@ def board(view: StoreView, records: list[ScoreRecord], partition: str, page_of: 
         cells = []
         for column in categories:
             value = row.get(column, "")
-            text = _percent(value)
+            text = percent(value)
             cells.append({"text": text or ("n/a" if value not in ("", None) else ""),
                           "title": "" if text or value in ("", None) else f"not scored (counts 0): {value}",
                           "sort": value if text else -1})
@@ -180,10 +181,10 @@ def board(view: StoreView, records: list[ScoreRecord], partition: str, page_of: 
             "team": entry.team if entry is not None else row["team"], "framework": row["framework"],
             "baseline": bool(entry is not None and entry.baseline),
             "entries": teams_entries.get(entry.team, 0) if entry is not None and not entry.baseline else "",
-            "score": _percent(row.get("score")), "score_sort": row.get("score", ""),
-            "interval": (f"{_percent(row.get('score_ci_low'))}–{_percent(row.get('score_ci_high'))}"
-                         if _percent(row.get("score_ci_low")) and _percent(row.get("score_ci_high")) else ""),
-            "clean": _percent(row.get("clean_top1")), "cells": cells,
+            "score": percent(row.get("score")), "score_sort": row.get("score", ""),
+            "interval": (f"{percent(row.get('score_ci_low'))}–{percent(row.get('score_ci_high'))}"
+                         if percent(row.get("score_ci_low")) and percent(row.get("score_ci_high")) else ""),
+            "clean": percent(row.get("clean_top1")), "cells": cells,
             "flags": str(row.get("flags") or "").replace(";", "; "), "isolation": row.get("isolation", ""),
         })
     failures = []
@@ -209,10 +210,10 @@ def attack_board(view: StoreView, partition: str) -> dict[str, Any] | None:
     for row in rows:
         shown.append({
             "rank": row["rank"], "attack": row["attack"], "team": row["team"], "kind": row["kind"],
-            "framework": row["framework"], "score": _percent(row.get("score")), "score_sort": row.get("score", ""),
-            "interval": (f"{_percent(row.get('score_ci_low'))}–{_percent(row.get('score_ci_high'))}"
-                         if _percent(row.get("score_ci_low")) and _percent(row.get("score_ci_high")) else ""),
-            "cells": [_percent(row.get(f"vs_{d}")) or str(row.get(f"vs_{d}", "")) for d in defenses],
+            "framework": row["framework"], "score": percent(row.get("score")), "score_sort": row.get("score", ""),
+            "interval": (f"{percent(row.get('score_ci_low'))}–{percent(row.get('score_ci_high'))}"
+                         if percent(row.get("score_ci_low")) and percent(row.get("score_ci_high")) else ""),
+            "cells": [percent(row.get(f"vs_{d}")) or str(row.get(f"vs_{d}", "")) for d in defenses],
             "clipped": row.get("clipped", ""), "status": row["status"], "reason": row["reason"],
             "isolation": row.get("isolation", ""),
         })

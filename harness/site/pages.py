@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import stat
 from pathlib import Path
@@ -33,6 +34,8 @@ PICTURES = (
     ("activations", "First convolution layers' activation maps, clean vs adversarial",
      "Activation maps of {name}'s first convolution layers for a few validation images, clean and adversarial"),
 )
+#: what an asset is called (what a cache entry of the previous build may name)
+ASSET_NAME = re.compile(r"(charts/[0-9a-f]{24}\.svg|pictures/[0-9a-f]{24}\.png)")
 #: the longest text value of details shown under "how it was obtained"
 DETAIL_TEXT = 300
 
@@ -85,8 +88,11 @@ class Assets:
     def cached(self, key: str) -> Any:
         """What the previous build stored under ``key`` when every file it names is linked into this build."""
         value = self.old_cache.get(key)
-        names = [value] if isinstance(value, str) else [v[0] for v in value] if isinstance(value, list) else None
-        if names is None or not all(isinstance(n, str) and self._link(n) for n in names):
+        try:
+            names = [value] if isinstance(value, str) else [v[0] for v in value]
+        except (TypeError, IndexError, KeyError):
+            return None
+        if not all(isinstance(n, str) and ASSET_NAME.fullmatch(n) and self._link(n) for n in names):
             return None
         self.cache[key] = value
         return value
@@ -182,22 +188,22 @@ def _scalar(value: Any) -> str:
 
 def metric_rows(values: dict[str, Any]) -> list[dict[str, str]]:
     """(name, top-1 %, 95% interval, note) rows of one partition's metrics."""
-    from .build import _percent
+    from .build import percent
 
     unscored = values.get("unscored") or {}
     rows = []
     if "clean_top5" in values:
-        rows.append({"name": "clean (top-5)", "value": _percent(values["clean_top5"]), "interval": "", "note": ""})
+        rows.append({"name": "clean (top-5)", "value": percent(values["clean_top5"]), "interval": "", "note": ""})
     for key, value in values.items():
         if not key.startswith("top1_"):
             continue
         category = key.removeprefix("top1_")
-        low, high = _percent(values.get(f"{category}_ci_low")), _percent(values.get(f"{category}_ci_high"))
-        rows.append({"name": category, "value": _percent(value), "interval": f"{low}–{high}" if low and high else "",
+        low, high = percent(values.get(f"{category}_ci_low")), percent(values.get(f"{category}_ci_high"))
+        rows.append({"name": category, "value": percent(value), "interval": f"{low}–{high}" if low and high else "",
                      "note": f"not scored (counts 0): {unscored[category]}" if category in unscored else ""})
     if "score" in values:
-        low, high = _percent(values.get("score_ci_low")), _percent(values.get("score_ci_high"))
-        rows.append({"name": "score (mean of the categories)", "value": _percent(values["score"]),
+        low, high = percent(values.get("score_ci_low")), percent(values.get("score_ci_high"))
+        rows.append({"name": "score (mean of the categories)", "value": percent(values["score"]),
                      "interval": f"{low}–{high}" if low and high else "", "note": ""})
     return rows
 
@@ -354,14 +360,14 @@ def _pictures(record, assets: Assets) -> tuple[list[dict[str, str]], dict[str, s
 
 def _against(view: StoreView, partition: str) -> dict[str, list[dict[str, str]]]:
     """{defense record key: the attack track's rows against it (attack, status, success in the partition)}."""
-    from .build import _percent
+    from .build import percent
 
     rows: dict[str, list[dict[str, str]]] = {}
     for row in view.matrix:
         values = (row.metrics or {}).get(partition) or {}
         rows.setdefault(row.defense_key, []).append({
             "attack": row.attack, "kind": row.attack_kind, "status": row.status, "reason": row.reason,
-            "success": _percent(values.get("success")) if row.status == "scored" else ""})
+            "success": percent(values.get("success")) if row.status == "scored" else ""})
     return rows
 
 
@@ -381,11 +387,11 @@ class Histories:
             self.entries.setdefault((entry.team, entry.name), []).append(entry)
 
     def _score(self, record) -> str:
-        from .build import _percent
+        from .build import percent
 
         if record is None or record.status != "scored":
             return ""
-        return _percent((record.metrics.get(self.partition) or {}).get("score"))
+        return percent((record.metrics.get(self.partition) or {}).get("score"))
 
     def of(self, record, entry) -> list[dict[str, Any]]:
         if entry is not None:

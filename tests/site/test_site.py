@@ -125,7 +125,7 @@ def test_partition_follows_the_contest_deadline(tmp_path):
     assert build_site(hidden, tmp_path / "b", now=AFTER).partition == "public"
 
 
-def test_plain_store_pages_failures_history_and_pictures(tmp_path, plain_store):
+def test_plain_store_pages_failures_history_and_pictures(tmp_path, plain_store, monkeypatch):
     site = tmp_path / "site"
     summary = build_site(plain_store, site, now=BEFORE)
     assert (summary.pages, summary.partition, summary.contest) == (7, "public", False)  # index + 6 records
@@ -142,8 +142,11 @@ def test_plain_store_pages_failures_history_and_pictures(tmp_path, plain_store):
     assert check_site(site) == []
     kept = [next((site / folder).iterdir()) for folder in ("pictures", "charts")]
     inodes = [path.stat().st_ino for path in kept]
+    monkeypatch.setattr("harness.site.pages.record_chart", lambda *a: pytest.fail("charts drawn again"))
+    monkeypatch.setattr("harness.site.pages.read_picture", lambda *a: pytest.fail("picture read again"))
     build_site(plain_store, site, now=BEFORE)  # a rebuild keeps unchanged pictures and charts (hard links)
     assert [path.stat().st_ino for path in kept] == inodes
+    assert check_site(site) == []
 
 
 def test_hostile_text_is_escaped(tmp_path):
