@@ -6,7 +6,7 @@ import typer
 
 from .. import __version__
 from .common import HarnessGroup
-from . import contest_cmd, data_cmd, explain_cmd, plot_cmd, score_cmd, split_cmd, submission_cmd
+from . import contest_cmd, data_cmd, explain_cmd, plot_cmd, score_cmd, site_cmd, split_cmd, submission_cmd
 from .demo_cmd import demo
 from .doctor_cmd import doctor
 from .plugins_cmd import plugins
@@ -50,6 +50,7 @@ app.add_typer(split_cmd.app, name="split", rich_help_panel="Organisers")
 app.command(rich_help_panel="Organisers")(score_cmd.score)
 app.command(rich_help_panel="Organisers")(score_cmd.leaderboard)
 app.add_typer(contest_cmd.app, name="contest", rich_help_panel="Organisers")
+app.add_typer(site_cmd.app, name="site", rich_help_panel="Organisers")
 app.command(rich_help_panel="Organisers")(doctor)
 
 

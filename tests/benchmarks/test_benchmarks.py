@@ -30,6 +30,7 @@ MODULES = {
     "startup": (["startup_help_vs_python", "startup_help_vs_import_torch"], ["torch"]),
     "ray": (["ray_executor_vs_local"], ["ray", "torch"]),
     "sandbox": (["sandbox_ns_vs_none_python"], []),
+    "site": (["site_build_vs_csv_leaderboard", "site_charts_svg_vs_matplotlib"], ["jinja2"]),
 }
 #: quick runs of 11-52 s each on 2 cores, left out of `make test` to keep the whole suite under 15 minutes there;
 #: ``HARNESS_QUICK_BENCHMARKS=all make test`` (or ``make bench BENCH_ARGS=--quick``) runs them
