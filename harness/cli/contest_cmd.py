@@ -32,7 +32,17 @@ def site_updater(db: Path, site_dir: Path) -> Callable[[], None]:
     the static site of ``db`` rebuilt into ``site_dir``."""
 
     def update() -> None:
-        pass  # wired to harness.site.build_site at merge
+        from ..errors import HarnessError
+        from ..site import build_site
+
+        try:
+            built = build_site(db, site_dir)
+        except (HarnessError, OSError) as exc:  # the contest goes on; the next update tries again
+            error_console.print(f"site not rebuilt: {getattr(exc, 'message', exc)}", style="yellow",
+                                highlight=False, soft_wrap=True)
+            return
+        error_console.print(f"site rebuilt: {built.out / 'index.html'} ({built.pages} pages, {built.partition} "
+                            f"partition, {built.seconds:.1f} s)", highlight=False, soft_wrap=True)
 
     return update
 

@@ -5,9 +5,10 @@ Builds a hidden perturbed split from the digits test images (recipe
 ``cpu`` profile in child processes, writes the leaderboard CSV and a bar chart,
 and shows the leaderboard. The recipe's attack track runs the example attack
 submission and the baselines against every defense: the attack leaderboard and
-the attacks x defenses matrix picture follow. A submission whose cpu profile needs a GPU is skipped
-on a CPU-only machine with a visible note. A rerun reuses the split and every
-finished score.
+the attacks x defenses matrix picture follow. Last comes the static site
+(``runs/demo/site/index.html``: both leaderboards and a page per submission with its
+pictures). A submission whose cpu profile needs a GPU is skipped on a CPU-only machine
+with a visible note. A rerun reuses the split and every finished score.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from .common import console
 
 RECIPE = "digits-recipe.toml"
 PROFILE = "cpu"
+#: validation images each defense's child explains for its site page (harness score --explain)
+EXPLAIN = 4
 
 
 def gpu_available() -> bool:
@@ -110,7 +113,7 @@ def _demo(out: Path, submissions: Path, timeout: float, fresh: bool, progress: b
     console.print(f"isolation: {isolation.kind} ({isolation.reason})", highlight=False, soft_wrap=True)
     records = score_submissions(entries, split_dir, out / "results.sqlite", out / "leaderboard.csv",
                                 profile=PROFILE, timeout=timeout, work_dir=out / "score", on_event=_printer,
-                                skip=skip, sandbox=isolation.kind, progress=progress)
+                                skip=skip, sandbox=isolation.kind, progress=progress, explain=EXPLAIN)
     report.line(f"{len(records)} submissions scored or failed")
     console.rule("3. leaderboard")
     show_leaderboard(out / "leaderboard.csv", private=False)
@@ -126,3 +129,9 @@ def _demo(out: Path, submissions: Path, timeout: float, fresh: bool, progress: b
             matrix = attack_matrix_chart(store.matrix_records(records[0].split_hash), out / "matrix.png")
         console.print(f"attack leaderboard CSV {attack_leaderboard_path(out / 'leaderboard.csv')}, "
                       f"matrix {matrix}", highlight=False, soft_wrap=True)
+    from ..site import build_site
+
+    site = build_site(out / "results.sqlite", out / "site")
+    report.line(f"site built ({site.pages} pages)")
+    console.print(f"static site {site.out / 'index.html'} ({site.pages} pages, {site.bytes / 1e6:.1f} MB; "
+                  "open it in a browser, or publish the folder on any web host)", highlight=False, soft_wrap=True)

@@ -306,9 +306,15 @@ class _Runner:
                               profile=self.contest.profile, timeout=self.contest.timeout,
                               work_dir=self.contest.work_dir / "score", sandbox=self.contest.sandbox,
                               on_event=on_event, executor=self.contest.executor.kind,
-                              ray_options=self.contest.executor.ray_options(), progress=self.progress)
+                              ray_options=self.contest.executor.ray_options(), progress=self.progress,
+                              explain=self.contest.explain)
             names = {entry.name for entry in batch + attacks}
             self.scored.update(e.id for e in pending if e.submission in names)
+
+
+def _past(deadline: float | None) -> bool:
+    """Whether the deadline (UTC epoch seconds; None: none) has passed."""
+    return deadline is not None and time.time() > deadline
 
 
 def run_contest(contest: ContestSpec | str | Path, inbox: str | Path | None, *, once: bool = False,
@@ -340,11 +346,17 @@ def run_contest(contest: ContestSpec | str | Path, inbox: str | Path | None, *, 
             else contextlib.nullcontext() as update:
         ledger.set_settings({**contest.settings(), "split_hash": split_hash, "updated_at": time.time()})
         runner = _Runner(contest, inbox, split_dir, split_hash, ledger, update, report, progress)
+        past_deadline = _past(contest.deadline)
+        if update is not None:
+            update.poke()  # the site exists (and shows the contest's settings) before the first result
         runner.record_baselines()
         while True:
             if runner.watch is not None:
                 runner.record_arrivals(settle=not once)
             runner.score(stop)
+            if update is not None and _past(contest.deadline) != past_deadline:
+                past_deadline = not past_deadline  # the deadline passed: the site may now show the private board
+                update.poke()
             if once or stop.is_set() or stop.wait(contest.poll_seconds):
                 break
         entries = ledger.entries()

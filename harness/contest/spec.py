@@ -35,6 +35,7 @@ CONTEST_FIELDS: dict[str, Field] = {
     "baselines": Field((list,)),
     "poll_seconds": Field((float,)),
     "settle_seconds": Field((float,)),
+    "explain": Field((int,)),
 }
 #: ``[executor]``: what ``harness score --executor ray`` takes (:class:`harness.scoring.ray_executor.RayOptions`)
 EXECUTOR_FIELDS: dict[str, Field] = {
@@ -49,6 +50,8 @@ RAY_ONLY = ("address", "gpus_per_submission", "cpus_per_submission")
 DEFAULT_TRACKS = ("defense",)
 DEFAULT_POLL_SECONDS = 10.0
 DEFAULT_SETTLE_SECONDS = 5.0
+#: validation images explained per scored defense for its site page (harness score --explain)
+DEFAULT_EXPLAIN = 4
 #: the longest poll or settle wait (seconds)
 MAX_WAIT_SECONDS = 86400.0
 
@@ -96,6 +99,8 @@ class ContestSpec:
     baselines: tuple[Path, ...] = ()
     poll_seconds: float = DEFAULT_POLL_SECONDS
     settle_seconds: float = DEFAULT_SETTLE_SECONDS
+    #: validation images each scoring child explains for the submission's site page (0: no pictures)
+    explain: int = DEFAULT_EXPLAIN
 
     @property
     def split_dir(self) -> Path:
@@ -282,6 +287,10 @@ def contest_problems(path: str | Path) -> tuple[ContestSpec | None, list[Problem
                                     gpus_per_submission=table.get("gpus_per_submission", 0.0),
                                     cpus_per_submission=table.get("cpus_per_submission", 1.0))
 
+    from ..scoring.report import MAX_IMAGES
+
+    if not 0 <= values.get("explain", DEFAULT_EXPLAIN) <= MAX_IMAGES:
+        problems.append(Problem("explain", f"must be 0 to {MAX_IMAGES} images, got {values.pop('explain')!r}"))
     if values.get("reveal_private") and deadline_value is None:
         problems.append(Problem("reveal_private", "needs a deadline: the private board is shown after it"))
 
@@ -304,7 +313,8 @@ def contest_problems(path: str | Path) -> tuple[ContestSpec | None, list[Problem
         executor=executor, deadline=deadline, max_per_team_per_day=values.get("max_per_team_per_day"),
         max_total_per_team=values.get("max_total_per_team"), reveal_private=values.get("reveal_private", False),
         baselines=tuple(baselines), poll_seconds=values.get("poll_seconds", DEFAULT_POLL_SECONDS),
-        settle_seconds=values.get("settle_seconds", DEFAULT_SETTLE_SECONDS)), []
+        settle_seconds=values.get("settle_seconds", DEFAULT_SETTLE_SECONDS),
+        explain=values.get("explain", DEFAULT_EXPLAIN)), []
 
 
 def load_contest(path: str | Path) -> ContestSpec:

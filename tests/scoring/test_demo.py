@@ -9,6 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from harness.cli.main import app
+from harness.site import check_site
 
 from helpers import EXAMPLE_SUBMISSIONS
 
@@ -46,6 +47,12 @@ def test_demo_builds_the_split_scores_and_shows_the_leaderboard(tmp_path, submis
     assert [(r["attack"], r["status"], r["defenses"]) for r in attacks] == [("baseline-fgsm", "ok", "1")]
     assert "top1_attacks" in rows[0]
     assert (out / "matrix.png").read_bytes().startswith(b"\x89PNG")
+    # the static site: both boards, a page per submission with tiny's explained pictures, every link resolving
+    assert "static site demo/site/index.html" in " ".join(result.output.split())
+    assert check_site(out / "site") == []
+    assert "tiny" in (out / "site" / "index.html").read_text() and (out / "site" / "attacks.html").is_file()
+    page = next((out / "site" / "submissions").glob("tiny-*.html")).read_text()
+    assert "Explain grid of tiny" in page and "Activation maps of tiny" in page
     again = CliRunner().invoke(app, args, env={"COLUMNS": "200"})  # a rerun reuses the split and the scores
     assert again.exit_code == 0, again.output
     assert "reusing" in again.output and "cached tiny" in " ".join(again.output.split())
