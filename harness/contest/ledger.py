@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..scoring.scorer import SPEC_LIMIT
+from ..scoring.store import SQLiteFile
 
 LEDGER_SCHEMA = """
 CREATE TABLE IF NOT EXISTS contest_entries (
@@ -86,25 +87,11 @@ def slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", str(text).lower()).strip("-") or "x"
 
 
-class Ledger:
+class Ledger(SQLiteFile):
     """The contest tables of a results store file (created on first use)."""
 
     def __init__(self, path: str | Path):
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._connection = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-        self._connection.execute("PRAGMA journal_mode=WAL")
-        self._connection.execute("PRAGMA synchronous=FULL")
-        self._connection.executescript(LEDGER_SCHEMA)
-
-    def close(self) -> None:
-        self._connection.close()
-
-    def __enter__(self) -> "Ledger":
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
+        super().__init__(path, LEDGER_SCHEMA)
 
     def add(self, entry: ContestEntry) -> ContestEntry:
         """Record ``entry`` in one transaction and return it with its arrival number; an entry already recorded

@@ -216,31 +216,39 @@ class MatrixRecord:
         return matrix_key(self.attack_key, self.defense_key)
 
 
-class ResultStore:
-    """A SQLite results database (created on first use)."""
+class SQLiteFile:
+    """A SQLite file as every harness store opens it (created on first use): write-ahead log, each commit on
+    disk before it returns, autocommit outside ``with connection`` transactions; ``schema`` run on open."""
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, schema: str):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._connection = sqlite3.connect(self.path, timeout=30, isolation_level=None)
         self._connection.execute("PRAGMA journal_mode=WAL")
         self._connection.execute("PRAGMA synchronous=FULL")
-        self._connection.executescript(SCHEMA)
+        self._connection.executescript(schema)
+
+    def close(self) -> None:
+        self._connection.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+class ResultStore(SQLiteFile):
+    """A SQLite results database (created on first use)."""
+
+    def __init__(self, path: str | Path):
+        super().__init__(path, SCHEMA)
         present = {row[1] for row in self._connection.execute("PRAGMA table_info(results)")}
         for name, definition in ADDED_COLUMNS:
             if name not in present:
                 self._connection.execute(f"ALTER TABLE results ADD COLUMN {name} {definition}")
         self._connection.executescript(VIEW)
         self._connection.executescript(ATTACK_SCHEMA)
-
-    def close(self) -> None:
-        self._connection.close()
-
-    def __enter__(self) -> "ResultStore":
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
 
     def has(self, key: str) -> bool:
         return self._connection.execute("SELECT 1 FROM results WHERE key = ?", (key,)).fetchone() is not None

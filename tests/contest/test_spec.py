@@ -46,6 +46,7 @@ def folder(tmp_path, contest_recipe) -> Path:
     ('baselines = ["nothing-here"]', "baselines[0]", "a submission folder"),
     ('poll_seconds = -1', "poll_seconds", "above 0"),
     ('settle_seconds = "5"', "settle_seconds", "must be a number"),
+    ('explain = 17', "explain", "must be 0 to 16 images"),
 ])
 def test_each_field_error_is_one_line_naming_it(folder, line, field, words):
     recipe = "" if line.startswith(("recipe", "split")) else 'recipe = "recipe.toml"\n'
@@ -78,6 +79,7 @@ reveal_private = true
 baselines = ["base"]
 poll_seconds = 1
 settle_seconds = 0
+explain = 2
 [executor]
 kind = "ray"
 address = "auto"
@@ -87,7 +89,7 @@ cpus_per_submission = 2
     assert contest.output == folder / "runs" / "spring" and contest.split_dir == contest.output / "split"
     assert contest.deadline == 1797375540.0  # 22:59 UTC
     assert contest.settings()["deadline_utc"] == "2026-12-15T22:59:00Z"
-    assert contest.baselines == ((folder / "base").resolve(),) and contest.timeout == 60.0
+    assert contest.baselines == ((folder / "base").resolve(),) and contest.timeout == 60.0 and contest.explain == 2
     options = contest.executor.ray_options()
     assert (options.address, options.cpus_per_submission, options.gpus_per_submission) == ("auto", 2.0, 0.0)
 
@@ -105,7 +107,7 @@ def test_cli_validate(folder):
 
 CONTEST_KEYS = ["name", "recipe", "split", "output", "tracks", "profile", "timeout", "sandbox", "deadline",
                 "max_per_team_per_day", "max_total_per_team", "reveal_private", "baselines", "poll_seconds",
-                "settle_seconds", "bogus"]
+                "settle_seconds", "explain", "bogus"]
 DATE_TIMES = ["2026-12-15T23:59:00Z", "2026-12-15T23:59:00", "2026-12-15", "23:59:00", "9999-12-31T23:59:59-23:59",
               "0001-01-01T00:00:00+23:59", '"2026-12-15T23:59:00+01:00"', '"\\u0000"']
 
