@@ -13,9 +13,11 @@ import numpy as np
 import pytest
 
 from contest_helpers import tiny_copy, write_contest
+from harness.cli.contest_cmd import site_updater
 from harness.contest.ledger import Ledger
 from harness.contest.runner import BackgroundUpdate, run_contest
 from harness.pack import pack_submission
+from harness.site import check_site
 
 pytest.importorskip("torch")
 
@@ -52,8 +54,9 @@ def test_once_end_to_end_then_a_rerun_changes_nothing(tmp_path, contest_recipe, 
     pack_submission(tiny_copy(tmp_path / "beta-tiny", team="beta"), inbox / "beta" / "tiny.tar.gz")
     tiny_copy(inbox / "beta" / "typo", team="beta", name="typo", changes={"small-cnn": "small-cnm"})
     contest = write_contest(tmp_path, f'name = "e2e"\nrecipe = "{contest_recipe}"\nsandbox = "none"\n')
-    run = run_contest(contest, inbox, once=True, progress=False)
     out = tmp_path / "runs" / "e2e"
+    run = run_contest(contest, inbox, once=True, progress=False,
+                      on_update=site_updater(out / "results.sqlite", out / "site"))
     with Ledger(out / "results.sqlite") as ledger:
         entries, settings = ledger.entries(), ledger.settings()
     assert [(e.inbox_path, e.team, e.status, e.submission) for e in entries] == [
@@ -68,6 +71,11 @@ def test_once_end_to_end_then_a_rerun_changes_nothing(tmp_path, contest_recipe, 
     with open(out / "leaderboard.csv", newline="") as handle:
         board = list(csv.DictReader(handle))
     assert sorted(r["submission"] for r in board) == sorted(2 * list(records))
+    # the site, rebuilt in the background and once more at the end: both teams ranked, the rejection explained
+    assert check_site(out / "site") == []
+    index = (out / "site" / "index.html").read_text()
+    assert "alpha.tiny.v1" in index and "beta.tiny.v1" in index and "beta/typo" in index
+    assert "small-cnm" in index and "e2e" in index
     manifest = (out / "split" / "manifest.json").stat().st_mtime_ns
     again = run_contest(contest, inbox, once=True, progress=False)  # split reused, everything recorded and stored
     assert (out / "split" / "manifest.json").stat().st_mtime_ns == manifest and len(fake_children) == 2
@@ -83,7 +91,7 @@ def test_a_real_child_trains_and_scores_an_archive_entry(tmp_path, contest_split
     inbox = tmp_path / "inbox"
     pack_submission(tiny_copy(tmp_path / "tiny", team="gamma", changes=SMALLER), inbox / "gamma" / "tiny.tar.gz")
     contest = write_contest(tmp_path, f'name = "real"\nsplit = "{contest_split}"\nsandbox = "none"\n'
-                                      'timeout = 300\n')
+                                      'timeout = 300\nexplain = 0\n')
     [record] = run_contest(contest, inbox, once=True, progress=False).records
     assert (record.submission, record.team, record.status) == ("gamma.tiny.v1", "gamma", "scored"), record.reason
     assert record.metrics["public"]["score"] > 0.3  # trained, not guessing (10 classes)
