@@ -22,11 +22,14 @@ def build(
                                                 "private once the contest's deadline passed with reveal_private."),
     split_hash: Optional[str] = typer.Option(None, "--split-hash", help="This split (a prefix will do). Default: "
                                              "the contest's split, else the latest scored."),
+    specs: Optional[bool] = typer.Option(None, "--specs/--no-specs",
+                                         help="Show (or hide) each result's submission.toml. Default: shown, "
+                                              "unless the contest says publish_specs = false."),
 ) -> None:
     """Write the site: index.html (defense board), attacks.html, one page per submission; works offline."""
     from ..site import build_site
 
-    summary = build_site(db, out, private=private, split_hash=split_hash)
+    summary = build_site(db, out, private=private, split_hash=split_hash, specs=specs)
     console.print(f"[green]wrote[/] {summary.pages} pages ({summary.bytes / 1e6:.1f} MB, {summary.partition} "
                   f"partition) in {summary.seconds:.1f} s: {summary.out / 'index.html'}", highlight=False,
                   soft_wrap=True)

@@ -278,6 +278,8 @@ class _Runner:
                     self.scored.add(e.id)
         pending = [e for e in self.order() if e.id not in self.scored]
         if not pending:
+            if self.scored and not self.contest.team_leaderboard.is_file():  # killed before it was written
+                write_team_leaderboard(self.contest.db, self.contest.team_leaderboard)
             return
         entries = {}
         for e in self.order():
@@ -310,6 +312,20 @@ class _Runner:
                               explain=self.contest.explain)
             names = {entry.name for entry in batch + attacks}
             self.scored.update(e.id for e in pending if e.submission in names)
+            write_team_leaderboard(self.contest.db, self.contest.team_leaderboard)
+
+
+def write_team_leaderboard(db: Path, path: Path) -> Path:
+    """The contest's leaderboard of teams (each team's best scored entry by public score, plus the baselines:
+    what the site ranks, :func:`harness.site.build.chosen_records`) as a CSV in ``leaderboard.csv``'s format,
+    written atomically."""
+    from ..scoring.attack_board import with_attack_category
+    from ..scoring.leaderboard import write_leaderboard
+    from ..site.build import chosen_records, read_store
+
+    view = read_store(db)
+    chosen, _ = chosen_records(view, with_attack_category(view.records, view.matrix))
+    return write_leaderboard(chosen, path)
 
 
 def _past(deadline: float | None) -> bool:

@@ -36,6 +36,7 @@ CONTEST_FIELDS: dict[str, Field] = {
     "poll_seconds": Field((float,)),
     "settle_seconds": Field((float,)),
     "explain": Field((int,)),
+    "publish_specs": Field((bool,)),
 }
 #: ``[executor]``: what ``harness score --executor ray`` takes (:class:`harness.scoring.ray_executor.RayOptions`)
 EXECUTOR_FIELDS: dict[str, Field] = {
@@ -101,6 +102,8 @@ class ContestSpec:
     settle_seconds: float = DEFAULT_SETTLE_SECONDS
     #: validation images each scoring child explains for the submission's site page (0: no pictures)
     explain: int = DEFAULT_EXPLAIN
+    #: whether the site shows each entry's submission.toml
+    publish_specs: bool = True
 
     @property
     def split_dir(self) -> Path:
@@ -116,6 +119,11 @@ class ContestSpec:
         return self.output / "leaderboard.csv"
 
     @property
+    def team_leaderboard(self) -> Path:
+        """Each team's best entry (and the baselines), as the site ranks them."""
+        return self.output / "leaderboard-teams.csv"
+
+    @property
     def site_dir(self) -> Path:
         return self.output / "site"
 
@@ -129,7 +137,7 @@ class ContestSpec:
         return {"name": self.name, "deadline": self.deadline, "deadline_utc": utc_text(self.deadline),
                 "reveal_private": self.reveal_private, "tracks": list(self.tracks),
                 "max_per_team_per_day": self.max_per_team_per_day, "max_total_per_team": self.max_total_per_team,
-                "profile": self.profile}
+                "profile": self.profile, "publish_specs": self.publish_specs}
 
 
 def utc_text(seconds: float | None) -> str | None:
@@ -314,7 +322,7 @@ def contest_problems(path: str | Path) -> tuple[ContestSpec | None, list[Problem
         max_total_per_team=values.get("max_total_per_team"), reveal_private=values.get("reveal_private", False),
         baselines=tuple(baselines), poll_seconds=values.get("poll_seconds", DEFAULT_POLL_SECONDS),
         settle_seconds=values.get("settle_seconds", DEFAULT_SETTLE_SECONDS),
-        explain=values.get("explain", DEFAULT_EXPLAIN)), []
+        explain=values.get("explain", DEFAULT_EXPLAIN), publish_specs=values.get("publish_specs", True)), []
 
 
 def load_contest(path: str | Path) -> ContestSpec:

@@ -236,13 +236,14 @@ def contest_entries(view: StoreView, records: list[ScoreRecord], page_of: dict[s
 
 
 def build_site(db: str | Path, out: str | Path, *, private: bool | None = None, now: float | None = None,
-               split_hash: str | None = None) -> SiteSummary:
+               split_hash: str | None = None, specs: bool | None = None) -> SiteSummary:
     """Write the static site of the store ``db`` into ``out`` (replaced as a whole, atomically; pictures and charts
     that did not change are hard-linked from the previous build, not rewritten). ``private``: True shows the
     private partition, False the public one, None follows the contest (private once ``reveal_private`` is set and
     ``now`` (default: the clock) is past its deadline). ``split_hash`` (or a prefix): that split's results
     (default: the contest's split, else the latest scored). A folder ``out`` that is neither empty nor a site
-    built here is refused (a UsageError): the build replaces the whole folder."""
+    built here is refused (a UsageError): the build replaces the whole folder. ``specs``: show each result's
+    submission.toml (None: as the contest's ``publish_specs`` setting says, shown when unset)."""
     from .pages import write_site
 
     started = time.perf_counter()
@@ -253,5 +254,7 @@ def build_site(db: str | Path, out: str | Path, *, private: bool | None = None, 
     now = time.time() if now is None else float(now)
     view = read_store(db, split_hash)
     partition = choose_partition(private, view.settings, now)
-    pages, size = write_site(view, out, partition, now)
+    if specs is None:
+        specs = view.settings.get("publish_specs") is not False
+    pages, size = write_site(view, out, partition, now, specs=specs)
     return SiteSummary(out, pages, size, time.perf_counter() - started, partition, view.contest)

@@ -257,8 +257,9 @@ def previous_build(out: Path) -> tuple[Path | None, dict[str, Any]]:
     return out, cache if isinstance(cache, dict) else {}
 
 
-def write_site(view: StoreView, out: Path, partition: str, now: float) -> tuple[int, int]:
-    """Render every page of ``view`` into a fresh folder replacing ``out``; (pages, bytes) written."""
+def write_site(view: StoreView, out: Path, partition: str, now: float, *, specs: bool = True) -> tuple[int, int]:
+    """Render every page of ``view`` into a fresh folder replacing ``out``; (pages, bytes) written. ``specs``
+    False: no submission.toml on any page."""
     from ..robustness.checks import FLAGS
     from ..scoring.attack_board import with_attack_category
 
@@ -306,7 +307,8 @@ def write_site(view: StoreView, out: Path, partition: str, now: float) -> tuple[
                     flags=[(f, FLAGS.get(f.rsplit(": ", 1)[-1], "")) for f in record.flags],
                     how=how_obtained(record, entry), adaptive=adaptive_rows(record.details or {}),
                     against=against.get(record.key, []), figures=_figures(record, partition, assets),
-                    pictures=pictures, report=report, spec=_spec(record, entry), history=history.of(record, entry)
+                    pictures=pictures, report=report, spec=_spec(record, entry) if specs else None,
+                    history=history.of(record, entry)
                 ).encode()))
             marker = {"harness_version": __version__, "partition": partition, "built_at": now, "cache": assets.cache}
             text = json.dumps(marker).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")

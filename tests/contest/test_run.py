@@ -71,6 +71,9 @@ def test_once_end_to_end_then_a_rerun_changes_nothing(tmp_path, contest_recipe, 
     with open(out / "leaderboard.csv", newline="") as handle:
         board = list(csv.DictReader(handle))
     assert sorted(r["submission"] for r in board) == sorted(2 * list(records))
+    with open(out / "leaderboard-teams.csv", newline="") as handle:  # each team's best: one entry each here
+        teams = [(r["team"], r["submission"]) for r in csv.DictReader(handle) if r["partition"] == "public"]
+    assert sorted(teams) == [("alpha", "alpha.tiny.v1"), ("beta", "beta.tiny.v1")]
     # the site, rebuilt in the background and once more at the end: both teams ranked, the rejection explained
     assert check_site(out / "site") == []
     index = (out / "site" / "index.html").read_text()

@@ -47,6 +47,7 @@ def folder(tmp_path, contest_recipe) -> Path:
     ('poll_seconds = -1', "poll_seconds", "above 0"),
     ('settle_seconds = "5"', "settle_seconds", "must be a number"),
     ('explain = 17', "explain", "must be 0 to 16 images"),
+    ('publish_specs = "no"', "publish_specs", "must be"),
 ])
 def test_each_field_error_is_one_line_naming_it(folder, line, field, words):
     recipe = "" if line.startswith(("recipe", "split")) else 'recipe = "recipe.toml"\n'
@@ -107,7 +108,7 @@ def test_cli_validate(folder):
 
 CONTEST_KEYS = ["name", "recipe", "split", "output", "tracks", "profile", "timeout", "sandbox", "deadline",
                 "max_per_team_per_day", "max_total_per_team", "reveal_private", "baselines", "poll_seconds",
-                "settle_seconds", "explain", "bogus"]
+                "settle_seconds", "explain", "publish_specs", "bogus"]
 DATE_TIMES = ["2026-12-15T23:59:00Z", "2026-12-15T23:59:00", "2026-12-15", "23:59:00", "9999-12-31T23:59:59-23:59",
               "0001-01-01T00:00:00+23:59", '"2026-12-15T23:59:00+01:00"', '"\\u0000"']
 

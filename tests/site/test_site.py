@@ -162,6 +162,19 @@ def test_hostile_text_is_escaped(tmp_path):
     assert check_site(tmp_path / "site") == []
 
 
+def test_specs_follow_the_contest_setting_and_the_option(tmp_path):
+    def spec_shown(db, folder, **options) -> bool:
+        build_site(db, folder, now=BEFORE, **options)
+        page = next((folder / "submissions").glob("blue-cnn-v1-*.html")).read_text()
+        return 'class="spec">name = &#34;blue.cnn.v1&#34;' in page
+
+    shown = contest_store(tmp_path / "a.sqlite")
+    private = contest_store(tmp_path / "b.sqlite", settings={"publish_specs": False})
+    assert spec_shown(shown, tmp_path / "a") and not spec_shown(shown, tmp_path / "b", specs=False)
+    assert not spec_shown(private, tmp_path / "c") and spec_shown(private, tmp_path / "d", specs=True)
+    assert "Not published" in next((tmp_path / "c" / "submissions").glob("blue-cnn-v1-*.html")).read_text()
+
+
 def test_refuses_to_replace_a_folder_it_did_not_build(tmp_path, plain_store):
     folder = tmp_path / "mine"
     folder.mkdir()
