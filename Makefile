@@ -5,6 +5,8 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.harness-installed
 EXTRAS ?= all,dev,bench
+# make test runs the suite on this many pytest-xdist workers (1: one process, no workers)
+TEST_WORKERS ?= 2
 
 .PHONY: install demo test bench clean
 
@@ -21,7 +23,7 @@ demo: $(STAMP)
 	$(BIN)/harness demo
 
 test: $(STAMP)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest $(if $(filter 1,$(TEST_WORKERS)),-p no:xdist,-n $(TEST_WORKERS) --dist loadgroup) $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py $(BENCH_ARGS)

@@ -15,6 +15,10 @@ import pytest
 os.environ["HARNESS_DISABLE_PLUGIN_AUTOLOAD"] = "1"
 os.environ.pop("HARNESS_PLUGINS", None)
 os.environ.pop("HARNESS_DEBUG", None)
+# pytest-xdist starts its workers with COLUMNS=80 in their environment: the CLI's rich consoles would take that
+# width once, at import, and the tests that hand CliRunner a wider COLUMNS could not widen them. Without it
+# they read the width when they print, as in a run without workers.
+os.environ.pop("COLUMNS", None)
 
 TESTS = Path(__file__).parent
 sys.path.insert(0, str(TESTS / "plugins"))  # sample plugins importable by module name
