@@ -5,7 +5,9 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.harness-installed
 EXTRAS ?= all,dev,bench
-# make test runs the suite on this many pytest-xdist workers (1: one process, no workers)
+# make test runs the suite on this many pytest-xdist workers (1: one process, no workers); --dist loadscope keeps
+# each test module in one worker: its module fixtures are built once, and the tests of one module that look for
+# their own processes (fork bombs, Ray instances) never run beside each other
 TEST_WORKERS ?= 2
 
 .PHONY: install demo test bench clean
@@ -23,7 +25,7 @@ demo: $(STAMP)
 	$(BIN)/harness demo
 
 test: $(STAMP)
-	$(BIN)/python -m pytest $(if $(filter 1,$(TEST_WORKERS)),-p no:xdist,-n $(TEST_WORKERS) --dist loadgroup) $(PYTEST_ARGS)
+	$(BIN)/python -m pytest $(if $(filter 1,$(TEST_WORKERS)),-p no:xdist,-n $(TEST_WORKERS) --dist loadscope) $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py $(BENCH_ARGS)

@@ -278,8 +278,6 @@ class _Runner:
                     self.scored.add(e.id)
         pending = [e for e in self.order() if e.id not in self.scored]
         if not pending:
-            if self.scored and not self.contest.team_leaderboard.is_file():  # killed before it was written
-                write_team_leaderboard(self.contest.db, self.contest.team_leaderboard)
             return
         entries = {}
         for e in self.order():
@@ -304,7 +302,7 @@ class _Runner:
         for number, batch in enumerate(batches):
             if number and stop.is_set():
                 return
-            score_submissions(batch + attacks, self.split_dir, self.contest.db, self.contest.leaderboard,
+            score_submissions(batch + attacks, self.split_dir, self.contest.db, None,  # boards: in the background
                               profile=self.contest.profile, timeout=self.contest.timeout,
                               work_dir=self.contest.work_dir / "score", sandbox=self.contest.sandbox,
                               on_event=on_event, executor=self.contest.executor.kind,
@@ -312,7 +310,20 @@ class _Runner:
                               explain=self.contest.explain)
             names = {entry.name for entry in batch + attacks}
             self.scored.update(e.id for e in pending if e.submission in names)
-            write_team_leaderboard(self.contest.db, self.contest.team_leaderboard)
+
+
+def write_leaderboards(contest: ContestSpec, split_hash: str) -> None:
+    """The contest's CSV leaderboards from its store: ``leaderboard.csv`` (every entry) with
+    ``leaderboard-attacks.csv`` (:func:`harness.scoring.scorer.write_boards`) and ``leaderboard-teams.csv``
+    (:func:`write_team_leaderboard`); each written atomically. Nothing before the first stored result."""
+    from ..scoring.scorer import write_boards
+    from ..scoring.store import ResultStore
+
+    with ResultStore(contest.db) as store:
+        if not store.records(split_hash):
+            return
+        write_boards(store, split_hash, contest.leaderboard)
+    write_team_leaderboard(contest.db, contest.team_leaderboard)
 
 
 def write_team_leaderboard(db: Path, path: Path) -> Path:
@@ -339,8 +350,10 @@ def run_contest(contest: ContestSpec | str | Path, inbox: str | Path | None, *, 
     """Run ``contest`` on ``inbox`` (None: its baselines only): build or check its split, publish its settings in
     the ledger, record and score its baselines, then record and score each settled inbox entry; ``once``: scan
     once (no settle wait), score, return; else poll every ``poll_seconds`` until ``stop`` is set (the current
-    step finishes first). ``on_update()`` runs in a background thread after each recorded entry and stored
-    result (coalesced). Returns the ledger's entries and the split's stored records."""
+    step finishes first). In a background thread, after each recorded entry and stored result (coalesced: at
+    most one running, one waiting), at the start and when the deadline passes, the CSV leaderboards are rewritten
+    (:func:`write_leaderboards`: over a long history they take seconds, which scoring never waits for), then
+    ``on_update()`` runs (the site). Returns the ledger's entries and the split's stored records."""
     from ..scoring.split import open_split
     from ..scoring.store import ResultStore
 
@@ -357,20 +370,23 @@ def run_contest(contest: ContestSpec | str | Path, inbox: str | Path | None, *, 
         from ..scoring.ray_executor import ray_session
 
         ray = ray_session(contest.executor.ray_options())
+    def update_all() -> None:
+        write_leaderboards(contest, split_hash)
+        if on_update is not None:
+            on_update()
+
     with stage("contest", enabled=progress) as report, Ledger(contest.db) as ledger, ray, \
-            BackgroundUpdate(on_update, lambda text: say(report, text, always=True)) if on_update is not None \
-            else contextlib.nullcontext() as update:
+            BackgroundUpdate(update_all, lambda text: say(report, text, always=True)) as update:
         ledger.set_settings({**contest.settings(), "split_hash": split_hash, "updated_at": time.time()})
         runner = _Runner(contest, inbox, split_dir, split_hash, ledger, update, report, progress)
         past_deadline = _past(contest.deadline)
-        if update is not None:
-            update.poke()  # the site exists (and shows the contest's settings) before the first result
+        update.poke()  # boards and site as the store holds them (after a kill too), before anything new
         runner.record_baselines()
         while True:
             if runner.watch is not None:
                 runner.record_arrivals(settle=not once)
             runner.score(stop)
-            if update is not None and _past(contest.deadline) != past_deadline:
+            if _past(contest.deadline) != past_deadline:
                 past_deadline = not past_deadline  # the deadline passed: the site may now show the private board
                 update.poke()
             if once or stop.is_set() or stop.wait(contest.poll_seconds):

@@ -88,7 +88,7 @@ class Peek(Hostile):
 
 class Hang(Hostile):
     def images(self, x, y):
-        subprocess.Popen([sys.executable, "-c", "import time\nwhile True: time.sleep(1)"])
+        subprocess.Popen([sys.executable, "-c", "import time  # harness-hang-attack\nwhile True: time.sleep(1)"])
         while True:
             time.sleep(1)
 

@@ -32,7 +32,7 @@ from harness.scoring.ray_executor import RayOptions  # noqa: E402
 from harness.scoring.scorer import entries_from_paths, score_submissions  # noqa: E402
 from helpers import EXAMPLE_SUBMISSIONS  # noqa: E402
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("ray")]  # one Ray instance at a time (make test: -n 2)
+pytestmark = pytest.mark.slow
 
 #: scored locally and on Ray: a TF and a torch example (each costs a training per executor)
 EXAMPLES = ("cnn-baseline", "trades")
