@@ -59,7 +59,8 @@ def run(
 ) -> None:
     """Build (or check) the contest's split, then record every entry that settles in the inbox (accepted, or
     rejected with the reason: never scored) and score the accepted ones in arrival order, baselines first;
-    poll every poll_seconds until SIGINT/SIGTERM (the current step finishes first), or once with --once.
+    poll every poll_seconds until SIGINT/SIGTERM (the current step finishes first), or once with --once. The
+    CSV leaderboards and the static site (OUTPUT/site) are rewritten in the background after each change.
     Killed at any point, a rerun loses nothing and scores nothing twice."""
     from ..contest.runner import run_contest, stop_on_signals
     from ..contest.spec import load_contest

@@ -82,9 +82,7 @@ def eps_figure(breakdown: Any, partition: str, name: str) -> Figure | None:
         parsed = parse_tag(tag)
         if parsed.kind in ("attack", "adaptive") and parsed.eps is not None and math.isfinite(parsed.eps):
             label = parsed.name if parsed.kind == "attack" else f"{parsed.name} (adaptive)"
-            pair = points.setdefault(label, {}).setdefault(parsed.eps, [0, 0])
-            pair[0] += correct
-            pair[1] += total
+            _tally(points, label, parsed.eps, correct, total)
     if not points:
         return None
     clean = counts.get("clean")
@@ -102,6 +100,13 @@ def eps_figure(breakdown: Any, partition: str, name: str) -> Figure | None:
                                   y_range=(0.0, 1.0), percent=True, markers=True)])
 
 
+def _tally(table: dict, row: str, column: Any, correct: int, total: int) -> None:
+    """Add (correct, total) to ``table[row][column]`` (a [correct, total] pair, created at [0, 0])."""
+    pair = table.setdefault(row, {}).setdefault(column, [0, 0])
+    pair[0] += correct
+    pair[1] += total
+
+
 def corruption_figure(breakdown: Any, partition: str, name: str) -> Figure | None:
     """Accuracy per corruption (and augmentation with a severity) x severity as a heat map; None without such
     tags in the partition."""
@@ -111,9 +116,7 @@ def corruption_figure(breakdown: Any, partition: str, name: str) -> Figure | Non
         if parsed.severity is None or parsed.kind not in ("corruption", "augmentation"):
             continue
         label = parsed.name if parsed.kind == "corruption" else f"{parsed.name} (augmentation)"
-        pair = cells.setdefault(label, {}).setdefault(parsed.severity, [0, 0])
-        pair[0] += correct
-        pair[1] += total
+        _tally(cells, label, parsed.severity, correct, total)
     if not cells:
         return None
     severities = sorted({s for row in cells.values() for s in row})
