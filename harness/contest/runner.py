@@ -12,6 +12,7 @@ stored result, so scoring never waits for it.
 from __future__ import annotations
 
 import contextlib
+import os
 import dataclasses
 import signal
 import threading
@@ -29,6 +30,10 @@ from .spec import ContestSpec, load_contest, utc_text
 
 #: scorer events after which a result is stored (the site is rebuilt then)
 STORED_EVENTS = ("scored", "failed", "invalid", "attacked", "classified")
+
+
+#: how much lower than the runner the background update (CSV boards, site) runs, where the OS allows a thread's
+UPDATE_NICENESS = 10
 
 
 class BackgroundUpdate:
@@ -50,6 +55,10 @@ class BackgroundUpdate:
             self._condition.notify()
 
     def _loop(self) -> None:
+        try:  # Linux: a thread is a task of its own; at nice 10 the scoring children get the cores first
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), UPDATE_NICENESS)
+        except (AttributeError, OSError):  # elsewhere: the whole process would be lowered, so leave it
+            pass
         while True:
             with self._condition:
                 while not (self._pending or self._closing):

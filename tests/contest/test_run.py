@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import sys
 import threading
 import time
 import zlib
@@ -15,7 +17,7 @@ import pytest
 from contest_helpers import tiny_copy, write_contest
 from harness.cli.contest_cmd import site_updater
 from harness.contest.ledger import Ledger
-from harness.contest.runner import BackgroundUpdate, run_contest
+from harness.contest.runner import UPDATE_NICENESS, BackgroundUpdate, run_contest
 from harness.pack import pack_submission
 from harness.site import check_site
 
@@ -136,3 +138,12 @@ def test_background_update_coalesces_and_survives_errors():
     gate.set()
     update.close()
     assert len(calls) == 2 and lines == ["update failed: RuntimeError: disk full"]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="a thread's own niceness is Linux's")
+def test_background_update_runs_below_the_scoring_priority():
+    seen = []
+    with BackgroundUpdate(lambda: seen.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))) as update:
+        update.poke()
+    assert seen == [min(os.getpriority(os.PRIO_PROCESS, 0) + UPDATE_NICENESS, 19)]
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == os.getpriority(os.PRIO_PROCESS, 0)
