@@ -117,8 +117,8 @@ def generate_store(folder: Path, teams: int, versions: int, seed: int = 0) -> Pa
             ledger.add(ContestEntry(f"team-000/late-{extra}.tar.gz", f"late{extra}", "team-000",
                                     1_800_000_000 + extra, "rejected", name="robust-net",
                                     reason="arrived after the deadline (2026-12-15 23:59 UTC)", track="defense"))
-        ledger.set_settings({"name": "Benchmark cup", "deadline": "2026-12-15T23:59:00Z", "reveal_private": True,
-                             "split_hash": split})
+        ledger.set_settings({"name": "Benchmark cup", "deadline": 1_797_379_140.0,  # 2026-12-15T23:59:00Z
+                             "reveal_private": True, "split_hash": split})
     return db
 
 

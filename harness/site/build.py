@@ -85,19 +85,11 @@ def read_store(db: str | Path, split_hash: str | None = None) -> StoreView:
 
 
 def deadline_seconds(value: Any) -> float | None:
-    """The contest deadline as UTC epoch seconds from the ledger's setting (epoch seconds or ISO 8601 with a
-    zone, e.g. ``2026-12-15T23:59:00Z``; a time without a zone is read as UTC); None when absent or unreadable."""
-    if isinstance(value, bool) or value is None:
+    """The contest deadline from the ledger's ``deadline`` setting: UTC epoch seconds, as ``harness contest run``
+    stores it (:meth:`harness.contest.spec.ContestSpec.settings`); None when absent or not a finite number."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         return None
-    if isinstance(value, (int, float)):
-        return float(value) if math.isfinite(value) else None
-    try:
-        moment = datetime.fromisoformat(str(value).strip().replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment.timestamp()
+    return float(value)
 
 
 def choose_partition(private: bool | None, settings: dict[str, Any], now: float) -> str:

@@ -8,6 +8,7 @@ import zlib
 from pathlib import Path
 
 from harness.contest.ledger import ContestEntry, Ledger, contest_submission_name
+from harness.contest.spec import parse_deadline
 from harness.scoring.store import ResultStore, ScoreRecord
 
 SPLIT = "ab" * 32
@@ -83,6 +84,6 @@ def contest_store(db: Path, settings: dict | None = None, report_dir: Path | Non
                                 reason="over the limit: 3 entries per day (max_per_team_per_day)", track="defense"))
         ledger.add(ContestEntry("blue/cnn-2", "fp10", "blue", 1_790_001_100, "accepted", name="cnn",
                                 submission="blue.cnn.v2", track="defense"))
-        ledger.set_settings({"name": "Digits robustness cup", "deadline": "2026-12-15T23:59:00Z",
+        ledger.set_settings({"name": "Digits robustness cup", "deadline": parse_deadline("2026-12-15T23:59:00Z"),
                              "reveal_private": True, "split_hash": SPLIT, **(settings or {})})
     return db
