@@ -16,7 +16,8 @@ callables to their layout (:class:`BoundAugmentation`); :func:`augment_batch`
 applies them to a framework's training batch, converting for framework-neutral
 ones (float batch -> uint8 N,H,W,C numpy -> the augmentation with a numpy generator
 seeded from the framework generator -> back); :func:`augment_images` applies them to
-uint8 images with a seed (what split recipes do). Nothing here imports torch or
+uint8 images with a seed (what split recipes do), :class:`AugmentStream` chunk by chunk with one
+random stream (bounded memory, the same images). Nothing here imports torch or
 tensorflow until a framework batch is converted.
 """
 
@@ -29,7 +30,7 @@ import numpy as np
 
 from .errors import PluginError, UsageError
 
-__all__ = ["LAYOUTS", "BoundAugmentation", "augment_batch", "augment_images", "resolve_augmentations"]
+__all__ = ["LAYOUTS", "AugmentStream", "BoundAugmentation", "augment_batch", "augment_images", "resolve_augmentations"]
 
 #: layout (a spec's framework) -> what its augmentations take
 LAYOUTS = {
@@ -141,17 +142,43 @@ def augment_images(augmentations: Sequence[BoundAugmentation], images: np.ndarra
     runtime (``augment_images``, one framework generator seeded with ``seed``; the neutral
     ones are converted as in training). Mixing torch and tf augmentations is a UsageError.
     """
-    images = np.asarray(images)
-    frameworks = sorted({a.layout for a in augmentations} - {"any"})
-    if len(frameworks) > 1:
-        raise UsageError("one augmentation list cannot mix torch and tf augmentations: "
-                         + ", ".join(f"{a.name} ({a.layout})" for a in augmentations))
-    if frameworks:
-        from .frameworks import get_runtime
+    return AugmentStream(augmentations, seed, batch_size)(images)
 
-        return get_runtime(frameworks[0]).augment_images(list(augmentations), images, seed=seed,
-                                                         batch_size=batch_size)
-    rng = np.random.default_rng(seed)
-    for augmentation in augmentations:
-        images = augmentation(images, generator=rng)
-    return images
+
+class AugmentStream:
+    """:func:`augment_images` over consecutive chunks of one image sequence, one random stream running on.
+
+    ``stream = AugmentStream(augmentations, seed)``; ``stream(chunk)`` for each chunk in order. With a
+    framework's augmentations (batches of ``batch_size`` from one framework generator) or a single
+    framework-neutral one that draws per block of :data:`harness.chunks.BATCH` images (the corruptions),
+    chunks holding whole batches give the images of one :func:`augment_images` call on the whole sequence:
+    what split building and evaluation rely on to stream without changing a result. Several neutral ones run
+    in order on each chunk.
+    """
+
+    def __init__(self, augmentations: Sequence[BoundAugmentation], seed: int, batch_size: int = 256):
+        self.augmentations = list(augmentations)
+        self.seed = int(seed)
+        self.batch_size = batch_size
+        frameworks = sorted({a.layout for a in self.augmentations} - {"any"})
+        if len(frameworks) > 1:
+            raise UsageError("one augmentation list cannot mix torch and tf augmentations: "
+                             + ", ".join(f"{a.name} ({a.layout})" for a in self.augmentations))
+        self.runtime = None
+        if frameworks:
+            from .frameworks import get_runtime
+
+            self.runtime = get_runtime(frameworks[0])
+            self.generator = self.runtime.RUNTIME.seeded_generator(self.seed)
+        else:
+            self.generator = np.random.default_rng(self.seed)
+
+    def __call__(self, images: np.ndarray) -> np.ndarray:
+        """The next chunk of uint8 N,H,W,C ``images``, augmented."""
+        images = np.asarray(images)
+        if self.runtime is not None:
+            return self.runtime.augment_images(self.augmentations, images, seed=self.seed,
+                                               batch_size=self.batch_size, generator=self.generator)
+        for augmentation in self.augmentations:
+            images = augmentation(images, generator=self.generator)
+        return images

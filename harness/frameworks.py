@@ -64,8 +64,9 @@ class Runtime(Protocol):
         """float32 N,H,W,C adversarial images in [0, 1] made by an attack plugin of this framework."""
 
     def augment_images(self, augmentations: list[Any], images: np.ndarray, seed: int,
-                       batch_size: int = 256) -> np.ndarray:
-        """uint8 images after this framework's (or framework-neutral) augmentations, applied in order, seeded."""
+                       batch_size: int = 256, generator: Any = None) -> np.ndarray:
+        """uint8 images after this framework's (or framework-neutral) augmentations, applied in order, seeded
+        (or drawn from the framework ``generator`` given)."""
 
     def predict_logits_float(self, model: Any, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
         """float32 (N, classes) logits for float32 N,H,W,C images in [0, 1] (e.g. adversarial ones)."""
@@ -212,12 +213,14 @@ class RuntimeBase:
         return np.concatenate(outputs).astype(np.float32, copy=False) if outputs else np.zeros((0,), np.float32)
 
     def augment_images(self, augmentations: list[Any], images: np.ndarray, seed: int,
-                       batch_size: int = 256) -> np.ndarray:
+                       batch_size: int = 256, generator: Any = None) -> np.ndarray:
         """uint8 images after ``augmentations`` (applied in order, batch by batch, from one generator seeded
-        with ``seed``); this framework's augmentations and framework-neutral ones (see :mod:`harness.augment`)."""
+        with ``seed``); this framework's augmentations and framework-neutral ones (see :mod:`harness.augment`).
+        ``generator``: draw from this framework generator instead (it runs on: successive calls on consecutive
+        chunks of whole batches give the images of one call, :class:`harness.augment.AugmentStream`)."""
         from .augment import augment_batch
 
-        generator = self.seeded_generator(int(seed))
+        generator = self.seeded_generator(int(seed)) if generator is None else generator
         outputs = []
         for start in range(0, len(images), batch_size):
             x = self.images_batch(images[start : start + batch_size], None)

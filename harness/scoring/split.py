@@ -87,6 +87,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from ..atomic import atomic_directory
+from ..chunks import open_npy, spans
 from ..data.cache import sha256_file
 from ..errors import DataError, UsageError, suggest
 from ..toml_schema import Field, check_modules, check_table, first_problem, read_toml
@@ -128,6 +129,9 @@ FRAMEWORKS = ("torch", "tf")
 ATTACKS_CATEGORY = "attacks"
 #: the attack track's image draw: a stream of the split's seed independent of the split's own draws
 ATTACK_STREAM = 0x41545452
+#: images perturbed at a time while building (fixed, not HARNESS_CHUNK_IMAGES: a recipe plugin's augmentation
+#: sees chunks of at most this many images, so the split's bytes follow the recipe alone)
+SPLIT_CHUNK = 1024
 
 
 @dataclass(frozen=True)
@@ -542,8 +546,10 @@ def allocate(weights: list[float], count: int, rng: np.random.Generator) -> np.n
     return rng.permutation(np.repeat(np.arange(len(weights)), counts))
 
 
-def _augment(perturbation: Perturbation, images: np.ndarray, seed: int) -> np.ndarray:
-    from ..augment import BoundAugmentation, augment_images
+def _augmenter(perturbation: Perturbation, seed: int):
+    """The entry's augmentation as an :class:`harness.augment.AugmentStream` seeded with ``seed``: called on
+    consecutive chunks, it gives the images of one call on the whole group."""
+    from ..augment import AugmentStream, BoundAugmentation
     from ..frameworks import framework_available
     from ..registry import get_augmentation, variants
 
@@ -559,8 +565,7 @@ def _augment(perturbation: Perturbation, images: np.ndarray, seed: int) -> np.nd
         spec = usable[0]
     if spec.framework != "any" and not framework_available(spec.framework):
         raise UsageError(f"augmentation '{perturbation.name}' needs {spec.framework}, which is not installed")
-    augmentation = BoundAugmentation(spec.create(**params), spec.framework, perturbation.name)
-    return np.asarray(augment_images([augmentation], images, seed=seed), dtype=np.uint8)
+    return AugmentStream([BoundAugmentation(spec.create(**params), spec.framework, perturbation.name)], seed)
 
 
 def _matching_artifact(submission, folders: list[Path], class_names: list[str]) -> Path | None:
@@ -602,21 +607,26 @@ def _reference_model(perturbation: Perturbation, references: Path, runs: Path | 
     return load_model(run_dir), f"trained into {run_dir}"
 
 
-def _attack(perturbation: Perturbation, images: np.ndarray, labels: np.ndarray, seed: int,
-            references: Path, runs: Path | None, class_names: list[str], progress: bool) -> tuple[np.ndarray, str]:
+def _attacker(perturbation: Perturbation, seed: int, references: Path, runs: Path | None,
+              class_names: list[str], progress: bool):
+    """(attack, how its reference was found): ``attack(uint8 images, labels) -> uint8 adversarial images`` on
+    the reference model, quantized inside the budget. One attack object serves every chunk: its batches and
+    random stream are those of one call on the whole group."""
     from ..frameworks import quantize_within_budget
-    from ..registry import create_attack
+    from ..registry import create_attack, get_attack
 
     loaded, used = _reference_model(perturbation, references, runs, class_names, progress)
     framework = loaded.submission.framework
-    from ..registry import get_attack
-
     seeded = {"seed": seed} if "seed" in get_attack(perturbation.name, framework=framework).params else {}
     attack = create_attack(perturbation.name, framework=framework, **{**seeded, **dict(perturbation.params)})
-    adversarial = loaded.runtime.adversarial_images(loaded.model, images, labels, attack)
     config = getattr(attack, "config", None)
-    return quantize_within_budget(adversarial, images, getattr(config, "eps", None),
-                                  getattr(config, "norm", "linf")), used
+
+    def run(images: np.ndarray, labels: np.ndarray) -> np.ndarray:
+        adversarial = loaded.runtime.adversarial_images(loaded.model, images, labels, attack)
+        return quantize_within_budget(adversarial, images, getattr(config, "eps", None),
+                                      getattr(config, "norm", "linf"))
+
+    return run, used
 
 
 def _checked(perturbation: Perturbation, result: np.ndarray, original: np.ndarray) -> np.ndarray:
@@ -624,6 +634,33 @@ def _checked(perturbation: Perturbation, result: np.ndarray, original: np.ndarra
         raise UsageError(f"{perturbation.kind} '{perturbation.name}' returned {result.dtype} {result.shape}, "
                          f"expected uint8 {original.shape}")
     return result
+
+
+def _perturb_group(perturbation: Perturbation, source, chosen: np.ndarray, members: np.ndarray,
+                   position: np.ndarray, out: np.ndarray, seed: int, references: Path, runs: Path | None,
+                   class_names: list[str], progress: bool) -> dict[str, str]:
+    """Perturb the images of one recipe entry (``members``: indices into ``chosen``, in source order) a chunk
+    of :data:`SPLIT_CHUNK` at a time and write each into ``out`` at its ``position``; {tag: reference used} for
+    an attack. The augmentation's random stream and the attack run on across chunks of whole batches, so the
+    images are those of one call on the whole group."""
+    if not len(members):
+        return {}
+    augment = attack = None
+    used: dict[str, str] = {}
+    if perturbation.kind == "augmentation":
+        augment = _augmenter(perturbation, seed)
+    elif perturbation.kind == "attack":
+        attack, used[perturbation.tag] = _attacker(perturbation, seed, references, runs, class_names, progress)
+    for part in spans(len(members), SPLIT_CHUNK):
+        rows = members[part]
+        images = np.asarray(source.images[chosen[rows]])
+        if augment is not None:
+            images = _checked(perturbation, np.asarray(augment(images), dtype=np.uint8), images)
+        elif attack is not None:
+            labels = np.asarray(source.labels[chosen[rows]], dtype=np.int64)
+            images = _checked(perturbation, attack(images, labels), images)
+        out[position[rows]] = images
+    return used
 
 
 def _manifest(folder: Path, root: Path) -> dict[str, str]:
@@ -665,29 +702,13 @@ def _build_split(recipe: Recipe, out: Path, references: Path, runs: Path | None,
     rng = np.random.default_rng(recipe.seed)
     count = len(source) if recipe.limit is None else min(recipe.limit, len(source))
     chosen = np.sort(rng.permutation(len(source))[:count])
-    images = np.asarray(source.images[chosen])
     labels = np.asarray(source.labels[chosen], dtype=np.int64)
-    assignment = allocate([p.weight for p in recipe.perturbations], count, rng)
-    perturbed = images.copy()
+    grouped = allocate([p.weight for p in recipe.perturbations], count, rng)  # entry per chosen image
     seeds = rng.integers(0, 2**31 - 1, size=len(recipe.perturbations))
-    used: dict[str, str] = {}
     adaptive = {p.category: p.adaptive_settings(int(seeds[i]))  # kept clean here; attacked per submission
                 for i, p in enumerate(recipe.perturbations) if p.kind == "adaptive"}
-    with stage("split build: perturbing", len(recipe.perturbations), enabled=progress) as report:
-        for index, perturbation in enumerate(recipe.perturbations):
-            members = np.flatnonzero(assignment == index)
-            report.advance(0, perturbation.tag)
-            if len(members) and perturbation.kind == "augmentation":
-                perturbed[members] = _checked(perturbation, _augment(perturbation, images[members],
-                                                                     int(seeds[index])), images[members])
-            elif len(members) and perturbation.kind == "attack":
-                attacked, used[perturbation.tag] = _attack(
-                    perturbation, images[members], labels[members], int(seeds[index]), references, runs,
-                    dataset.class_names, progress)
-                perturbed[members] = _checked(perturbation, attacked, images[members])
-            report.done(f"{perturbation.category}: {perturbation.tag} done ({len(members)} images)")
     order = rng.permutation(count)  # hide the source order and the grouping by perturbation
-    perturbed, labels, assignment = perturbed[order], labels[order], assignment[order]
+    labels, assignment = labels[order], grouped[order]
     category_of = np.asarray([recipe.perturbations[a].category for a in assignment], dtype=object)
     public = np.zeros(count, dtype=bool)
     for category in dict.fromkeys(p.category for p in recipe.perturbations):  # stratified: each its share
@@ -697,7 +718,7 @@ def _build_split(recipe: Recipe, out: Path, references: Path, runs: Path | None,
 
     summary = {
         "name": recipe.name, "dataset": recipe.dataset, "source": recipe.source, "count": count,
-        "image_shape": list(images.shape[1:]), "num_classes": dataset.num_classes,
+        "image_shape": list(source.images.shape[1:]), "num_classes": dataset.num_classes,
         "class_names": dataset.class_names, "public_fraction": recipe.public_fraction,
         "public_count": int(public.sum()),
         "categories": {c: int(sum(1 for a in assignment if recipe.perturbations[a].category == c))
@@ -705,18 +726,28 @@ def _build_split(recipe: Recipe, out: Path, references: Path, runs: Path | None,
     }
     if adaptive:
         summary["adaptive"] = adaptive
-    attack_track = _attack_track_images(recipe, dataset) if recipe.attack_track is not None else None
-    if attack_track is not None:
+    if recipe.attack_track is not None:
         rules = recipe.attack_track.to_dict()
         for baseline in rules["baselines"]:  # the copy in the split, not the organiser's folder (hash: content only)
             if baseline["surrogate"]:
                 baseline["surrogate"] = f"{SURROGATES_DIR}/{baseline['label']}"
-        summary["attack_track"] = {**rules, "count": len(attack_track[1]), "public_count": int(attack_track[2].sum())}
+    used: dict[str, str] = {}
     with atomic_directory(out) as tmp:
         image_dir, organiser = tmp / IMAGES_DIR, tmp / ORGANISER_DIR
         image_dir.mkdir()
         organiser.mkdir()
-        np.save(image_dir / "images.npy", perturbed)
+        perturbed = open_npy(image_dir / "images.npy", (count, *source.images.shape[1:]), np.uint8)
+        position = np.empty(count, dtype=np.int64)  # where each chosen image lands in the split's order
+        position[order] = np.arange(count)
+        with stage("split build: perturbing", len(recipe.perturbations), enabled=progress) as report:
+            for index, perturbation in enumerate(recipe.perturbations):
+                report.advance(0, perturbation.tag)
+                members = np.flatnonzero(grouped == index)
+                used.update(_perturb_group(perturbation, source, chosen, members, position, perturbed,
+                                           int(seeds[index]), references, runs, dataset.class_names, progress))
+                report.done(f"{perturbation.category}: {perturbation.tag} done ({len(members)} images)")
+        perturbed.flush()
+        del perturbed
         (image_dir / "ids.json").write_text(json.dumps(ids) + "\n")
         np.save(organiser / "labels.npy", labels)
         with open(organiser / "tags.csv", "w", newline="") as handle:
@@ -726,8 +757,9 @@ def _build_split(recipe: Recipe, out: Path, references: Path, runs: Path | None,
                 p = recipe.perturbations[assignment[i]]
                 writer.writerow([ids[i], int(labels[i]), p.category, p.tag, "public" if public[i] else "private"])
         shutil.copyfile(recipe.path, organiser / "recipe.toml")
-        if attack_track is not None:
-            _write_attack_track(tmp, *attack_track)
+        if recipe.attack_track is not None:
+            attack_count, attack_public = _write_attack_track(tmp, recipe, dataset)
+            summary["attack_track"] = {**rules, "count": attack_count, "public_count": attack_public}
             _copy_surrogates(tmp, recipe.attack_track)
         (organiser / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
         image_files = _manifest(image_dir, image_dir)
@@ -739,10 +771,12 @@ def _build_split(recipe: Recipe, out: Path, references: Path, runs: Path | None,
     return summary
 
 
-def _attack_track_images(recipe: Recipe, dataset) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(images, labels, public) of the attack track: ``count`` labelled images of its source split in a random
-    order, a ``public_fraction`` share public, drawn from a stream of the split's seed of their own (the
-    split's other draws are unchanged)."""
+def _write_attack_track(tmp: Path, recipe: Recipe, dataset) -> tuple[int, int]:
+    """The attack track's ``count`` labelled images of its source split in a random order, a
+    ``public_fraction`` share public, drawn from a stream of the split's seed of their own (the split's other
+    draws are unchanged): ``attack_track/images.npy`` (what attacks receive: no labels, written chunk by chunk),
+    ``organiser/attack_labels.npy`` and ``organiser/attack_tags.csv`` (id, label, partition). Returns (count,
+    public count)."""
     rules = recipe.attack_track
     source = dataset.split(rules.source)  # the split's own source: present and labelled, checked before
     if rules.count > len(source):
@@ -752,21 +786,20 @@ def _attack_track_images(recipe: Recipe, dataset) -> tuple[np.ndarray, np.ndarra
     chosen = rng.permutation(len(source))[: rules.count]
     public = np.zeros(rules.count, dtype=bool)
     public[rng.permutation(rules.count)[: int(round(recipe.public_fraction * rules.count))]] = True
-    return (np.asarray(source.images[chosen], dtype=np.uint8), np.asarray(source.labels[chosen], dtype=np.int64),
-            public)
-
-
-def _write_attack_track(tmp: Path, images: np.ndarray, labels: np.ndarray, public: np.ndarray) -> None:
-    """``attack_track/images.npy`` (what attacks receive: no labels), ``organiser/attack_labels.npy`` and
-    ``organiser/attack_tags.csv`` (id, label, partition)."""
+    labels = np.asarray(source.labels[chosen], dtype=np.int64)
     (tmp / ATTACK_DIR).mkdir()
-    np.save(tmp / ATTACK_DIR / "images.npy", images)
+    images = open_npy(tmp / ATTACK_DIR / "images.npy", (rules.count, *source.images.shape[1:]), np.uint8)
+    for part in spans(rules.count, SPLIT_CHUNK):
+        images[part] = source.images[chosen[part]]
+    images.flush()
+    del images
     np.save(tmp / ORGANISER_DIR / "attack_labels.npy", labels)
     with open(tmp / ORGANISER_DIR / "attack_tags.csv", "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["id", "label", "partition"])
         for i, (label, is_public) in enumerate(zip(labels, public)):
             writer.writerow([f"atk-{i:05d}", int(label), "public" if is_public else "private"])
+    return rules.count, int(public.sum())
 
 
 def _copy_surrogates(tmp: Path, rules: AttackTrackRules) -> None:
