@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 
@@ -62,3 +62,23 @@ def open_npy(path: str | Path, shape: tuple[int, ...], dtype: np.dtype | type) -
     array once every row is written."""
     return np.lib.format.open_memmap(Path(path), mode="w+", dtype=np.dtype(dtype), shape=tuple(shape))
 
+
+
+def map_rows(function: Callable[[np.ndarray], np.ndarray], images: np.ndarray, path: str | Path,
+             dtype: np.dtype | type = np.float32) -> int:
+    """``function(images[part])`` for each chunk, its rows written as ``dtype`` into a new ``.npy`` at ``path``
+    (e.g. logits, one row per image) without holding more than a chunk; returns the row count."""
+    path = Path(path)
+    count = len(images)
+    if count == 0:
+        np.save(path, np.asarray(function(images[:0]), dtype=dtype))
+        return 0
+    out = None
+    for part in spans(count):
+        rows = np.asarray(function(images[part]), dtype=dtype)
+        if out is None:
+            out = open_npy(path, (count, *rows.shape[1:]), dtype)
+        out[part] = rows
+    out.flush()
+    del out
+    return count

@@ -202,7 +202,9 @@ def evaluate_model(loaded: LoadedModel, images: np.ndarray, labels: np.ndarray, 
     """Top-1/top-5 on clean, augmented and attacked versions of ``images``: {set: {top1, top5, loss, count}}.
 
     ``attacks`` None: FGSM and BIM (``bim_steps``) at ``eps``; else (name, params) of registered attacks.
-    ``progress``: a bar on a terminal, else a line per set (:mod:`harness.progress`).
+    ``progress``: a bar on a terminal, else a line per set (:mod:`harness.progress`). ``images`` may be a
+    memory map: the augmented set is made and counted a chunk at a time (:mod:`harness.chunks`), the others
+    batch by batch.
     """
     from .progress import stage
 
@@ -212,9 +214,29 @@ def evaluate_model(loaded: LoadedModel, images: np.ndarray, labels: np.ndarray, 
     with stage("evaluate", len(sets), enabled=progress) as report:
         for name, perturbation in sets.items():
             if isinstance(perturbation, list):
-                augmented = runtime.augment_images(perturbation, images, seed=seed, batch_size=batch_size)
-                results[name] = runtime.accuracy(model, augmented, labels, batch_size=batch_size)
+                results[name] = _augmented_accuracy(runtime, model, perturbation, images, labels, seed, batch_size)
             else:
                 results[name] = runtime.accuracy(model, images, labels, attack=perturbation, batch_size=batch_size)
             report.done(f"{name} done (top-1 {results[name]['top1']:.1%})")
     return results
+
+
+def _augmented_accuracy(runtime: Any, model: Any, augmentations: list[Any], images: np.ndarray,
+                        labels: np.ndarray, seed: int, batch_size: int) -> dict[str, Any]:
+    """:meth:`Runtime.accuracy` on ``augmentations`` applied to ``images``, a chunk at a time: one framework
+    generator seeded with ``seed`` runs on across chunks, so the images and the figures are those of one call."""
+    from .chunks import spans
+
+    generator = runtime.RUNTIME.seeded_generator(int(seed))
+    count = len(labels)
+    totals = {"loss": 0.0, "top1": 0, "top5": 0}
+    for part in spans(count):
+        augmented = runtime.augment_images(augmentations, images[part], seed=seed, batch_size=batch_size,
+                                           generator=generator)
+        found = runtime.accuracy(model, augmented, labels[part], batch_size=batch_size)
+        size = part.stop - part.start
+        totals["loss"] += found["loss"] * size
+        totals["top1"] += round(found["top1"] * size)
+        totals["top5"] += round(found["top5"] * size)
+    n = max(1, count)
+    return {"loss": totals["loss"] / n, "top1": totals["top1"] / n, "top5": totals["top5"] / n, "count": count}

@@ -93,6 +93,11 @@ def _predictions(predict_fn: PredictFn, images: np.ndarray) -> np.ndarray:
     return out.argmax(axis=1) if out.ndim == 2 else out.astype(np.int64)
 
 
+def _hits(predict_fn: PredictFn, images: np.ndarray, labels: np.ndarray) -> int:
+    """How many of one chunk's ``images`` ``predict_fn`` gets right."""
+    return int(np.count_nonzero(_predictions(predict_fn, images) == labels))
+
+
 @dataclass
 class CorruptionResult:
     """Accuracy per (corruption, severity), the benchmark mean, and mCE when a baseline was given."""
@@ -218,11 +223,14 @@ def corruption_accuracy(
     run. ``baseline``: errors (corruption -> severity -> error) or the path of a CSV
     this function wrote for the baseline submission; gives CE per corruption and mCE.
     ``csv_path``: where to write the table (atomically). ``progress``: a bar on a terminal, else
-    a line per corruption (:mod:`harness.progress`).
+    a line per corruption (:mod:`harness.progress`). ``images`` may be a memory map: each cell corrupts,
+    predicts and counts one chunk at a time (:mod:`harness.chunks`; the random stream runs on, so the
+    numbers are those of the whole array at once).
     """
+    from ..chunks import spans
     from ..progress import stage
 
-    images = np.asarray(images)
+    images = np.asarray(images)  # a memory map stays one: only a chunk at a time is read
     labels = np.asarray(labels).astype(np.int64)
     if len(images) != len(labels):
         raise UsageError(f"got {len(labels)} labels for {len(images)} images")
@@ -235,8 +243,11 @@ def corruption_accuracy(
             index = ALL_CORRUPTIONS.index(name)
             for severity in severities:
                 cell_seed = int(np.random.SeedSequence([int(seed), index, severity]).generate_state(1)[0])
-                corrupted = create_corruption(name, severity)(images, generator=np.random.default_rng(cell_seed))
-                accuracy = float(np.mean(_predictions(predict_fn, corrupted) == labels)) if count else 0.0
+                corrupt = create_corruption(name, severity)
+                rng = np.random.default_rng(cell_seed)  # runs on across chunks: the images of one call
+                hits = sum(_hits(predict_fn, corrupt(images[part], generator=rng), labels[part])
+                           for part in spans(count))
+                accuracy = hits / count if count else 0.0
                 rows.append({"corruption": name, "group": corruption_group(name), "severity": severity,
                              "accuracy": accuracy, "error": 1.0 - accuracy, "count": count})
             cells = [row["accuracy"] for row in rows[-len(severities):]] if severities else []
@@ -244,7 +255,7 @@ def corruption_accuracy(
                         f"{len(severities)} severities)")
     clean_accuracy = None
     if clean and count:
-        clean_accuracy = float(np.mean(_predictions(predict_fn, images) == labels))
+        clean_accuracy = sum(_hits(predict_fn, images[part], labels[part]) for part in spans(count)) / count
     result = CorruptionResult(rows, clean_accuracy, int(seed))
     if baseline is not None:
         if isinstance(baseline, (str, Path)):

@@ -27,11 +27,12 @@ from typing import Any
 import numpy as np
 
 from ..atomic import atomic_path, write_json
+from ..chunks import open_npy, spans
 from ..errors import UsageError
 from ..robustness.checks import FLAGS
 from ..sandbox.choice import Isolation
 from ..sandbox.limits import Limits
-from .child_run import Entry, check_predictions, run_child, run_harness_child
+from .child_run import Entry, open_predictions, run_child, run_harness_child
 from .split import HiddenSplit
 
 OUTCOME_DIR = "adaptive"
@@ -98,12 +99,12 @@ class AdaptiveOutcome:
 
 def adaptive_categories(split: HiddenSplit) -> list[AdaptiveCategory]:
     """The split's adaptive categories in recipe order, with the positions of their images in split order."""
-    category_of = np.asarray(split.categories)
     found = []
     for name, s in (split.summary.get("adaptive") or {}).items():
+        indices = np.flatnonzero(np.fromiter((c == name for c in split.categories), bool, len(split.categories)))
         found.append(AdaptiveCategory(name=name, attack=s["attack"], eps=float(s["eps"]), norm=s["norm"],
                                       params=dict(s.get("params") or {}), members=list(s.get("members") or []),
-                                      seed=int(s["seed"]), indices=np.flatnonzero(category_of == name)))
+                                      seed=int(s["seed"]), indices=indices))
     return found
 
 
@@ -139,28 +140,36 @@ def run_both_phases(entry: Entry, profile: str | None, images: Path, scratch: Pa
 
 def check_adversarial(adversarial: Any, clean: np.ndarray, eps: float, norm: str, atol: float = ATOL) -> str:
     """The first problem of returned adversarial images against the clean uint8 ones ("" when none): count and
-    shape, finite, inside [0, 1], inside the ``norm`` ball of radius ``eps`` (with ``atol`` float slack)."""
+    shape, finite, inside [0, 1], inside the ``norm`` ball of radius ``eps`` (with ``atol`` float slack).
+    Memory maps are checked a chunk at a time."""
     adversarial = np.asarray(adversarial)
     if adversarial.shape != clean.shape:
         return (f"returned {adversarial.shape[0] if adversarial.ndim else 0} images shaped {adversarial.shape}, "
                 f"expected {clean.shape}")
     if not np.issubdtype(adversarial.dtype, np.floating):
         return f"returned {adversarial.dtype} images, expected float32 in [0, 1]"
-    adversarial = adversarial.astype(np.float64)
     axes = tuple(range(1, adversarial.ndim))
-    bad = ~np.isfinite(adversarial).all(axis=axes)
-    if bad.any():
-        return f"image {int(np.argmax(bad))} is not finite ({int(bad.sum())} images with NaN or infinity)"
-    bad = ((adversarial < -atol) | (adversarial > 1 + atol)).any(axis=axes)
-    if bad.any():
-        return f"image {int(np.argmax(bad))} leaves [0, 1] ({int(bad.sum())} images)"
-    delta = adversarial - clean.astype(np.float64) / 255.0
-    size = np.sqrt((delta ** 2).sum(axis=axes)) if norm == "l2" else np.abs(delta).max(axis=axes)
-    bad = size > eps + atol
-    if bad.any():
-        first = int(np.argmax(bad))
-        return (f"image {first} is outside the {norm} ball: distance {size[first]:.6g} > eps {eps:.6g} "
-                f"({int(bad.sum())} images)")
+    found = {"finite": [None, 0], "box": [None, 0], "ball": [None, 0, 0.0]}  # first image, count (, its size)
+    for part in spans(len(adversarial)):
+        chunk = np.asarray(adversarial[part], dtype=np.float64)
+        delta = chunk - np.asarray(clean[part], dtype=np.float64) / 255.0
+        size = np.sqrt((delta ** 2).sum(axis=axes)) if norm == "l2" else np.abs(delta).max(axis=axes)
+        for name, bad in (("finite", ~np.isfinite(chunk).all(axis=axes)),
+                          ("box", ((chunk < -atol) | (chunk > 1 + atol)).any(axis=axes)),
+                          ("ball", size > eps + atol)):
+            if bad.any() and found[name][0] is None:
+                found[name][0] = part.start + int(np.argmax(bad))
+                if name == "ball":
+                    found[name][2] = float(size[int(np.argmax(bad))])
+            found[name][1] += int(bad.sum())
+    (first, bad), (box_first, box_bad), (ball_first, ball_bad, distance) = found.values()
+    if bad:
+        return f"image {first} is not finite ({bad} images with NaN or infinity)"
+    if box_bad:
+        return f"image {box_first} leaves [0, 1] ({box_bad} images)"
+    if ball_bad:
+        return (f"image {ball_first} is outside the {norm} ball: distance {distance:.6g} > eps {eps:.6g} "
+                f"({ball_bad} images)")
     return ""
 
 
@@ -181,8 +190,7 @@ def run_adaptive_phase(export_dir: Path | None, export_reason: str, images_path:
             outcome.categories[category.name] = CategoryOutcome(
                 "failed", f"not exportable: {export_reason or 'no export'}", details=_base_details(category))
             continue
-        clean = np.asarray(images[category.indices])
-        outcome.categories[category.name] = _run_category(Path(export_dir), category, clean,
+        outcome.categories[category.name] = _run_category(Path(export_dir), category, images,
                                                           children / category.name, timeout, threads, isolation,
                                                           limits, num_classes)
     write_adaptive_outcome(scratch, outcome)
@@ -193,18 +201,23 @@ def _base_details(category: AdaptiveCategory) -> dict[str, Any]:
     return {**category.settings(), "count": int(len(category.indices))}
 
 
-def _run_category(export_dir: Path, category: AdaptiveCategory, clean: np.ndarray, folder: Path, timeout: float,
+def _run_category(export_dir: Path, category: AdaptiveCategory, images: np.ndarray, folder: Path, timeout: float,
                   threads: int | None, isolation: Isolation | None, limits: Limits | None,
                   num_classes: int | None) -> CategoryOutcome:
-    """The two children for one category, the image checks between them, and the logits read back."""
+    """The two children for one category, the image checks between them, and the logits read back; the
+    category's clean images are copied out of the split's memory-mapped ``images`` a chunk at a time."""
     details = _base_details(category)
-    if not len(clean):
+    if not len(category.indices):
         return CategoryOutcome("ok", clean_logits=np.zeros((0, num_classes or 0), np.float32),
                                adversarial_logits=np.zeros((0, num_classes or 0), np.float32), details=details)
     if folder.exists():
         shutil.rmtree(folder)
     folder.mkdir(parents=True)
-    np.save(folder / "clean.npy", clean)
+    clean = open_npy(folder / "clean.npy", (len(category.indices), *images.shape[1:]), np.uint8)
+    for part in spans(len(category.indices)):
+        clean[part] = images[category.indices[part]]
+    clean.flush()
+    clean = np.load(folder / "clean.npy", mmap_mode="r", allow_pickle=False)
     started = time.perf_counter()
     status, reason = run_harness_child(
         "harness.scoring.exported_worker", ["attack", "--settings", json.dumps(category.settings())],
@@ -246,7 +259,7 @@ def _run_category(export_dir: Path, category: AdaptiveCategory, clean: np.ndarra
         for name in ("clean_logits", "adversarial_logits"):
             if width is None:
                 width = np.load(work / f"{name}.npy", mmap_mode="r", allow_pickle=False).shape[-1]
-            logits[name] = check_predictions(work / f"{name}.npy", len(clean), int(width))
+            logits[name] = open_predictions(work / f"{name}.npy", len(clean), int(width))
     except (UsageError, ValueError, OSError) as exc:
         return CategoryOutcome("failed", f"predict child: {getattr(exc, 'message', exc)}", flags=flags,
                                details=details)
@@ -279,7 +292,7 @@ def read_adaptive_outcome(scratch: Path) -> AdaptiveOutcome:
         table = json.loads((folder / OUTCOME_FILE).read_text())["categories"]
         outcome = AdaptiveOutcome()
         for name, entry in table.items():
-            arrays = {key: np.load(folder / entry[key], allow_pickle=False) if entry.get(key) else None
+            arrays = {key: np.load(folder / entry[key], mmap_mode="r", allow_pickle=False) if entry.get(key) else None
                       for key in ("clean_logits", "adversarial_logits")}
             outcome.categories[name] = CategoryOutcome(entry["status"], entry.get("reason", ""),
                                                        flags=list(entry.get("flags") or []),

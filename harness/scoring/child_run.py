@@ -1,6 +1,7 @@
 """One scoring child: what it is given (:class:`Entry`, :class:`Job`, :class:`RunSettings`), how it is started
 and watched (:func:`run_child`; every harness child, the exported-model ones of :mod:`harness.scoring.adaptive`
-included, through :func:`run_harness_child`) and how its output is read back (:func:`check_predictions`).
+included, through :func:`run_harness_child`) and how its output is read back (:func:`open_predictions`,
+:func:`check_predictions`).
 
 Both executors use this module: the local one in :mod:`harness.scoring.scorer` and the Ray one in
 :mod:`harness.scoring.ray_executor` (on the worker). The child gets a scratch folder with copies of the
@@ -20,6 +21,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from ..chunks import ENV as CHUNK_ENV
 from ..errors import UsageError
 from ..paths import cache_dir
 from ..plugins import CHILD_PLUGIN_ENV
@@ -31,7 +33,7 @@ from ..submission import content_hash, read_toml, submission_file
 
 #: environment variables a child keeps; everything else (tokens, organiser paths) is dropped
 CHILD_ENV_KEEP = ("PATH", "LANG", "LC_ALL", "TZ", "HARNESS_DEVICE", "CUDA_VISIBLE_DEVICES", "OMP_NUM_THREADS",
-                  "MKL_NUM_THREADS", "TF_CPP_MIN_LOG_LEVEL", "VIRTUAL_ENV", *CHILD_PLUGIN_ENV)
+                  "MKL_NUM_THREADS", "TF_CPP_MIN_LOG_LEVEL", "VIRTUAL_ENV", CHUNK_ENV, *CHILD_PLUGIN_ENV)
 
 
 @dataclass(frozen=True)
@@ -168,20 +170,30 @@ def run_child(entry: Entry, profile: str | None, images: Path, scratch: Path, ti
                              cache=Path(cache) if cache is not None else cache_dir())
 
 
-def check_predictions(path: Path, count: int, num_classes: int) -> np.ndarray:
-    """The child's logits, checked: readable, (count, num_classes), finite. UsageError says what is wrong."""
+def open_predictions(path: Path, count: int, num_classes: int) -> np.ndarray:
+    """The child's logits as a read-only memory map, checked a chunk at a time: readable, (count, num_classes),
+    numbers, finite. UsageError says what is wrong."""
+    from ..chunks import spans
+
     if not path.is_file():
         raise UsageError("no predictions written")
     try:
-        logits = np.load(path, allow_pickle=False)
+        logits = np.load(path, mmap_mode="r", allow_pickle=False)
     except (ValueError, OSError) as exc:
         raise UsageError(f"unreadable predictions: {exc}") from None
+    if not isinstance(logits, np.ndarray):
+        raise UsageError("unreadable predictions: not a .npy array")
     if logits.ndim != 2 or logits.shape[0] != count or logits.shape[1] != num_classes:
         raise UsageError(f"wrong predictions shape {tuple(logits.shape)}: expected ({count}, {num_classes}), "
                          "one row of class scores per hidden image")
     if not np.issubdtype(logits.dtype, np.number):
         raise UsageError(f"predictions must be numbers, got {logits.dtype}")
-    bad = int(np.count_nonzero(~np.isfinite(logits)))
+    bad = sum(int(np.count_nonzero(~np.isfinite(logits[part]))) for part in spans(count))
     if bad:
         raise UsageError(f"predictions contain {bad} NaN or infinite values")
-    return logits.astype(np.float32, copy=False)
+    return logits
+
+
+def check_predictions(path: Path, count: int, num_classes: int) -> np.ndarray:
+    """The child's logits, checked as by :func:`open_predictions`, as float32 in memory."""
+    return np.array(open_predictions(path, count, num_classes), dtype=np.float32)

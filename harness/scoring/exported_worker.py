@@ -45,21 +45,25 @@ def attack(export: Path, images: Path, out: Path, settings: dict[str, Any], thre
     import numpy as np
 
     from ..atomic import write_json
+    from ..chunks import spans
     from ..export import load_exported
     from ..robustness import evaluate_robustness
 
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     exported = load_exported(export, threads)
-    clean = np.load(images, allow_pickle=False)
-    logits = np.asarray(exported.predict_logits(clean), dtype=np.float32)
+    clean = np.load(images, mmap_mode="r", allow_pickle=False)
+    predicted, num_classes = np.zeros(len(clean), dtype=np.int64), 0
+    for part in spans(len(clean)):  # the model's own labels, a chunk at a time
+        logits = np.asarray(exported.predict_logits(clean[part]), dtype=np.float32)
+        predicted[part], num_classes = logits.argmax(axis=1), logits.shape[1]
     load_seconds = time.perf_counter() - started
     eps = float(settings["eps"])
     ladder = sorted({eps * f for f in EPS_LADDER})
     started = time.perf_counter()
-    report = evaluate_robustness(exported.runtime, exported.model, clean, logits.argmax(axis=1), eps=ladder,
+    report = evaluate_robustness(exported.runtime, exported.model, clean, predicted, eps=ladder,
                                  attacks=members(settings), seed=int(settings["seed"]), norm=settings["norm"],
-                                 keep_adversarial=True, progress=False, num_classes=logits.shape[1])
+                                 keep_adversarial=True, progress=False, num_classes=num_classes or None)
     attack_seconds = time.perf_counter() - started
     np.save(out / "adversarial.npy", np.asarray(report.adversarial[max(report.eps)], dtype=np.float32))
     budgets = next((c for c in report.checks if c.name == "adversarial-out-of-budget"), None)
@@ -84,16 +88,17 @@ def predict(export: Path, images: Path, adversarial: Path, out: Path, threads: i
     import numpy as np
 
     from ..atomic import write_json
+    from ..chunks import map_rows
     from ..export import load_exported
 
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     exported = load_exported(export, threads)
-    clean = np.load(images, allow_pickle=False)
-    attacked = np.load(adversarial, allow_pickle=False).astype(np.float32, copy=False)
-    np.save(out / "clean_logits.npy", np.asarray(exported.predict_logits(clean), dtype=np.float32))
-    logits = exported.runtime.predict_logits_float(exported.model, attacked)
-    np.save(out / "adversarial_logits.npy", np.asarray(logits, dtype=np.float32))
+    clean = np.load(images, mmap_mode="r", allow_pickle=False)
+    attacked = np.load(adversarial, mmap_mode="r", allow_pickle=False)
+    map_rows(exported.predict_logits, clean, out / "clean_logits.npy")  # a chunk at a time, both
+    map_rows(lambda x: exported.runtime.predict_logits_float(exported.model, np.asarray(x, dtype=np.float32)),
+             attacked, out / "adversarial_logits.npy")
     result = {"seconds": round(time.perf_counter() - started, 3), "device": exported.runtime.device_name()}
     write_json(out / "result.json", result)
     return result

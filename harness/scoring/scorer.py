@@ -19,13 +19,14 @@ from typing import Any, Callable, Iterator, Mapping
 import numpy as np
 
 from .. import __version__
+from ..chunks import spans
 from ..errors import UsageError, suggest
 from ..submission import SUBMISSION_FILE, content_hash
 from ..toml_schema import Problem
 from ..sandbox.choice import choose_isolation
 from ..sandbox.limits import default_limits
 from .adaptive import AdaptiveCategory, adaptive_categories, exported_model, read_adaptive_outcome, run_both_phases
-from .child_run import Entry, Job, RunSettings, check_predictions, read_entry
+from .child_run import Entry, Job, RunSettings, open_predictions, read_entry
 from .report import MAX_IMAGES, report_details
 from .split import HiddenSplit, open_split
 from .stats import pack_bits, score_interval, seed_from, wilson_interval
@@ -49,19 +50,19 @@ def score_metrics(top1: np.ndarray, split: HiddenSplit, *, top5_clean: np.ndarra
     if len(top1) != len(split.ids):
         raise ValueError(f"top-1 correctness has {len(top1)} values, expected {len(split.ids)} (one per image)")
     categories = list(split.summary.get("categories") or dict.fromkeys(split.categories))  # recipe order
-    category_of = np.asarray(split.categories)
+    category_of, code = text_codes(split.categories)
     metrics: dict[str, dict[str, Any]] = {}
     correct: dict[str, dict[str, str]] = {}
     for number, (partition, mask) in enumerate((("public", split.public), ("private", ~split.public))):
         values: dict[str, Any] = {}
-        clean = mask & (category_of == "clean")
+        clean = mask & (category_of == code.get("clean", -1))
         if clean.any():
             values["clean_top1"] = float(top1[clean].mean())
             if top5_clean is not None:
                 values["clean_top5"] = float(np.asarray(top5_clean, dtype=bool).reshape(-1)[clean].mean())
         counts, lost, packed = [], {}, {}
         for category in categories:
-            chosen = mask & (category_of == category)
+            chosen = mask & (category_of == code.get(category, -1))
             if not chosen.any():
                 continue
             hits = top1[chosen] & (category not in unscored)
@@ -85,15 +86,25 @@ def breakdown(top1: np.ndarray, split: HiddenSplit) -> dict[str, dict[str, list[
     """{partition: {perturbation tag: [correct, total]}} from per-image correctness (split order; adaptive images
     robust), tags in first-seen order: what the site's per-perturbation pictures draw (:func:`split.parse_tag`)."""
     top1 = np.asarray(top1, dtype=bool).reshape(-1)
-    tags = np.asarray(split.perturbations or ["clean"] * len(top1))
+    tags, code = text_codes(split.perturbations or ["clean"] * len(top1))
+    names = list(code)
     found: dict[str, dict[str, list[int]]] = {}
     for partition, mask in (("public", split.public), ("private", ~split.public)):
         counts: dict[str, list[int]] = {}
-        for tag in dict.fromkeys(tags[mask].tolist()):
-            chosen = mask & (tags == tag)
-            counts[tag] = [int(top1[chosen].sum()), int(chosen.sum())]
+        present, first = np.unique(tags[mask], return_index=True)
+        for number in present[np.argsort(first)]:  # first-seen order
+            chosen = mask & (tags == number)
+            counts[names[number]] = [int(top1[chosen].sum()), int(chosen.sum())]
         found[partition] = counts
     return found
+
+
+def text_codes(values: list[str]) -> tuple[np.ndarray, dict[str, int]]:
+    """(int32 code per value, {value: code} in first-seen order): per-image texts compared as small numbers
+    (a large split's tags as a numpy text array would take tens of bytes per image)."""
+    code: dict[str, int] = {}
+    codes = np.fromiter((code.setdefault(v, len(code)) for v in values), dtype=np.int32, count=len(values))
+    return codes, code
 
 
 #: the longest submission.toml a record keeps as its spec (characters)
@@ -109,11 +120,23 @@ def submission_spec(entry: Entry) -> str:
 
 
 def correctness(logits: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
-    """Per image: is its label among the ``k`` highest logits."""
+    """Per image: is its label among the ``k`` highest logits (a memory map is read a chunk at a time)."""
+    labels = np.asarray(labels).reshape(-1)
     if k >= logits.shape[1]:
         return np.ones(len(labels), dtype=bool)
-    top = np.argpartition(-logits, k - 1, axis=1)[:, :k]
-    return (top == np.asarray(labels).reshape(-1, 1)).any(axis=1)
+    found = np.empty(len(labels), dtype=bool)
+    for part in spans(len(labels)):
+        top = np.argpartition(-np.asarray(logits[part], dtype=np.float32), k - 1, axis=1)[:, :k]
+        found[part] = (top == labels[part].reshape(-1, 1)).any(axis=1)
+    return found
+
+
+def predicted_classes(logits: np.ndarray) -> np.ndarray:
+    """Per image: the class of its highest logit (a memory map is read a chunk at a time)."""
+    found = np.empty(len(logits), dtype=np.int64)
+    for part in spans(len(logits)):
+        found[part] = np.asarray(logits[part], dtype=np.float32).argmax(axis=1)
+    return found
 
 
 #: child 1's and the export's clean predictions of an adaptive category may differ on this share of its images
@@ -138,6 +161,7 @@ def adaptive_results(top1: np.ndarray, logits: np.ndarray, split: HiddenSplit, c
     except UsageError as exc:
         outcome, missing = {}, f"the adaptive phase left no outcome ({exc.message})"
     unscored, record = {}, {}
+    predicted = predicted_classes(logits)
     for category in categories:
         result = outcome.get(category.name)
         labels = split.labels[category.indices]
@@ -151,7 +175,7 @@ def adaptive_results(top1: np.ndarray, logits: np.ndarray, split: HiddenSplit, c
             unscored[category.name] = result.reason
             continue
         found = list(result.flags)
-        differ = int((result.clean_logits.argmax(axis=1) != logits[category.indices].argmax(axis=1)).sum())
+        differ = int((result.clean_logits.argmax(axis=1) != predicted[category.indices]).sum())
         record[category.name]["export_disagreements"] = differ
         if differ > EXPORT_MISMATCH_SHARE * len(labels):
             found.append(EXPORT_MISMATCH)
@@ -300,7 +324,7 @@ def score_submissions(
             details: dict[str, Any] = {"isolation": isolation, "spec": submission_spec(entry)}
             if status == "ok":
                 try:
-                    logits = check_predictions(job.scratch / "work" / "predictions.npy", len(split.ids), num_classes)
+                    logits = open_predictions(job.scratch / "work" / "predictions.npy", len(split.ids), num_classes)
                     timings = json.loads((job.scratch / "work" / "result.json").read_text())
                     top1 = correctness(logits, split.labels, 1)
                     unscored = adaptive_results(top1, logits, split, categories, job.scratch, flags, details)

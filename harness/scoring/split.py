@@ -887,11 +887,8 @@ def open_split(root: str | Path, verify: bool = True) -> HiddenSplit:
     root = Path(root)
     split_hash = verify_split(root) if verify else json.loads((root / MANIFEST).read_text())["split_hash"]
     organiser = root / ORGANISER_DIR
-    with open(organiser / "tags.csv", newline="") as handle:
-        rows = list(csv.DictReader(handle))
     ids = json.loads((root / IMAGES_DIR / "ids.json").read_text())
-    if [r["id"] for r in rows] != ids:
-        raise DataError(f"{organiser / 'tags.csv'}: ids do not match {IMAGES_DIR}/ids.json")
+    categories, perturbations, public = _read_tags(organiser / "tags.csv", ids)
     attack_labels = attack_public = None
     if (organiser / "attack_tags.csv").is_file():
         with open(organiser / "attack_tags.csv", newline="") as handle:
@@ -902,8 +899,27 @@ def open_split(root: str | Path, verify: bool = True) -> HiddenSplit:
                             f"{len(attack_labels)}")
     return HiddenSplit(root=root, split_hash=split_hash, ids=ids,
                        labels=np.load(organiser / "labels.npy", allow_pickle=False),
-                       categories=[r["category"] for r in rows],
-                       public=np.array([r["partition"] == "public" for r in rows]),
+                       categories=categories, public=public,
                        summary=json.loads((organiser / "summary.json").read_text()),
                        attack_labels=attack_labels, attack_public=attack_public,
-                       perturbations=[r["perturbation"] for r in rows])
+                       perturbations=perturbations)
+
+
+def _read_tags(path: Path, ids: list[str]) -> tuple[list[str], list[str], np.ndarray]:
+    """(category, perturbation tag, public) per image of ``tags.csv``, row by row: every repeated text is one
+    shared string, so a large split's tags stay small in memory. DataError when its ids are not ``ids``."""
+    shared: dict[str, str] = {}
+    categories, perturbations = [], []
+    public = np.zeros(len(ids), dtype=bool)
+    with open(path, newline="") as handle:
+        rows = csv.DictReader(handle)
+        count = 0
+        for count, row in enumerate(rows, 1):
+            if count > len(ids) or row["id"] != ids[count - 1]:
+                raise DataError(f"{path}: ids do not match {IMAGES_DIR}/ids.json")
+            categories.append(shared.setdefault(row["category"], row["category"]))
+            perturbations.append(shared.setdefault(row["perturbation"], row["perturbation"]))
+            public[count - 1] = row["partition"] == "public"
+    if count != len(ids):
+        raise DataError(f"{path}: ids do not match {IMAGES_DIR}/ids.json")
+    return categories, perturbations, public

@@ -3,7 +3,8 @@
 Run by the scorer as ``python -m harness.scoring.worker`` in its own process
 group and working directory. It receives the images only (a copy in its scratch
 folder): never labels, recipe or tags. It writes ``predictions.npy`` (float32
-logits, one row per image) and ``result.json`` (timings) into ``--out``; any
+logits, one row per image, predicted and written a chunk at a time from the memory-mapped
+images: :mod:`harness.chunks`) and ``result.json`` (timings) into ``--out``; any
 failure ends it with one line on stderr and exit code 3.
 
 Then, best effort, it exports the model code-free into ``--out``/export
@@ -42,6 +43,7 @@ REPORT_DIR, HISTORY_FILE, EXPLAIN_FILE = "report", "history.json", "explain.npz"
 def run(submission: Path, profile: str | None, images: Path, out: Path, artifact: Path | None,
         threads: int | None, export: bool = True, explain: int = 0) -> dict:
     from ..atomic import write_text
+    from ..chunks import map_rows
     from ..submission import load_submission, submission_plugins
     from ..workflow import load_model, read_model_info, train_submission
 
@@ -58,11 +60,10 @@ def run(submission: Path, profile: str | None, images: Path, out: Path, artifact
         loaded = load_model(artifact, threads=threads, root=submission)
         hidden = np.load(images, mmap_mode="r", allow_pickle=False)
         started = time.perf_counter()
-        logits = np.asarray(loaded.predict_logits(hidden), dtype=np.float32)
+        rows = map_rows(loaded.predict_logits, hidden, out / "predictions.npy")  # a chunk at a time
         predict_seconds = time.perf_counter() - started
-        np.save(out / "predictions.npy", logits)
         result = {"train_seconds": round(train_seconds, 3), "predict_seconds": round(predict_seconds, 3),
-                  "device": loaded.runtime.device_name(), "rows": int(logits.shape[0])}
+                  "device": loaded.runtime.device_name(), "rows": rows}
         write_text(out / "result.json", json.dumps(result) + "\n")  # the predictions count even if exporting dies
         if export:
             result["export"] = export_step(loaded, out / "export")
