@@ -98,3 +98,31 @@ def test_bad_input(digits):
         corruption_accuracy(nearest_centroid(centroids), images, labels[:3])
     with pytest.raises(UsageError, match="not found"):
         load_corruption_errors("/nonexistent/baseline.csv")
+
+
+def test_streamed_cells_equal_the_whole_array_at_once(digits, monkeypatch):
+    from harness.chunks import ENV
+    from harness.data import load_dataset
+
+    _, _, centroids = digits
+    test = load_dataset("digits").split("test")  # 269 memory-mapped images: two chunks of at most 256
+    predict, sizes = nearest_centroid(centroids), []
+
+    def counting(images):
+        sizes.append(len(images))
+        return predict(images)
+
+    names, severities = ("snow", "motion-blur", "gaussian-noise"), (2,)
+    monkeypatch.setenv(ENV, "256")
+    streamed = corruption_accuracy(counting, test.images, test.labels, names, severities, seed=3)
+    assert max(sizes) == 256 and len(sizes) == 2 * (len(names) + 1)  # every cell and clean: chunk by chunk
+    monkeypatch.setenv(ENV, "1024")
+    whole = corruption_accuracy(predict, test.images, test.labels, names, severities, seed=3)
+    assert streamed.rows == whole.rows and streamed.clean_accuracy == whole.clean_accuracy
+    seed = int(np.random.SeedSequence([3, 7, 2]).generate_state(1)[0])  # snow's cell (two draws), by hand
+    from harness.robustness.corruption import create_corruption
+
+    corrupt = create_corruption("snow", 2)
+    corrupted = corrupt(np.asarray(test.images), generator=np.random.default_rng(seed))
+    by_hand = float(np.mean(predict(corrupted).argmax(axis=1) == np.asarray(test.labels)))
+    assert streamed.accuracy("snow", 2) == by_hand
