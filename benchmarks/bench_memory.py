@@ -16,7 +16,7 @@ anonymous memory only. Pages of memory-mapped ``.npy`` files (the dataset cache,
 file-backed (``RssFile``), so ``RssAnon`` is the memory beyond the memory-mapped data itself; ``VmHWM`` (all
 resident pages, mapped files included) is reported beside it.
 
-- ``split``: ``build_split`` of a recipe: clean, three corruptions (gaussian-noise, contrast, jpeg-compression)
+- ``split``: ``build_split`` of a recipe: clean, three corruptions (gaussian-noise, contrast, brightness)
   and a torch augmentation (rotation), ``limit`` N;
 - ``corruptions``: ``corruption_accuracy`` of the trained model on the first N test images, the same three
   corruptions at severity 3;
@@ -52,7 +52,7 @@ NAME = "memory_peak_rss"
 TRAIN = 1_024
 CLASSES = 200
 SIDE = 64
-CORRUPTIONS = ("gaussian-noise", "contrast", "jpeg-compression")
+CORRUPTIONS = ("gaussian-noise", "contrast", "brightness")
 SUBMISSION = """name = "bench-tiny"
 team = "bench"
 framework = "torch"

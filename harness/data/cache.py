@@ -183,11 +183,17 @@ def _write_file_split(
             advance()
     images.flush()
     del images
-    if count < len(records):  # compact: keep only the decoded rows
+    if count < len(records):  # compact: keep only the decoded rows, copied a chunk at a time
+        from ..chunks import open_npy, spans
+
         full = np.load(images_file, mmap_mode="r")
-        compact = np.array(full[:count])  # a copy: the file is rewritten below
-        del full
-        np.save(images_file, compact)
+        compact_file = folder / f"{name}_images.compact.npy"
+        compact = open_npy(compact_file, (count, *shape[1:]), np.uint8)
+        for part in spans(count):
+            compact[part] = full[part]
+        compact.flush()
+        del full, compact
+        compact_file.replace(images_file)
     np.save(folder / f"{name}_labels.npy", labels[:count])
     return count, skipped
 

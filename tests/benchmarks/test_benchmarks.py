@@ -71,3 +71,25 @@ def test_quick_benchmark_checks_itself_and_reports_a_ratio(module, tmp_path):
     if module == "startup":  # the proof that --help loads no framework
         assert result["correctness"]["torch_imported"] is False
         assert result["correctness"]["tensorflow_imported"] is False
+
+
+def test_quick_memory_benchmark_measures_every_task_and_size(tmp_path):
+    """bench_memory (ours only: no ratio ours/theirs) measures every task at both quick sizes, the scoring child
+    apart, and writes its table; left to HARNESS_QUICK_BENCHMARKS=all (about 5 minutes on 2 cores)."""
+    if not ALL_BENCHMARKS:
+        pytest.skip("bench_memory --quick is left to HARNESS_QUICK_BENCHMARKS=all (suite time)")
+    if importlib.util.find_spec("torch") is None:
+        pytest.skip("not installed: torch")
+    env = dict(os.environ, COLUMNS="120", HARNESS_DEVICE="cpu")
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), str(ROOT / "plugins"), env.get("PYTHONPATH")]))
+    command = [sys.executable, str(BENCHMARKS / "bench_memory.py"), "--quick", "--results", str(tmp_path),
+               "--data", str(tmp_path / "data")]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
+    result = json.loads((tmp_path / "memory_peak_rss.json").read_text())
+    assert result["correct"] is True and result["theirs"].startswith("none")
+    assert {(r["task"], r["size"]) for r in result["rows"]} == {
+        (t, s) for t in ("split", "corruptions", "score", "evaluate") for s in result["sizes"]}
+    assert all(r["organiser_anon_mib"] > 0 for r in result["rows"])
+    assert all(r["child_anon_mib"] > 0 for r in result["rows"] if r["task"] == "score")  # the sandboxed child
+    assert isinstance(result["ratios"]["score"]["child"], float) and result["table"] in done.stdout
