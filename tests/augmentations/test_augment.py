@@ -10,7 +10,7 @@ import pytest
 
 from harness.augment import BoundAugmentation, augment_batch, augment_images, resolve_augmentations
 from harness.errors import PluginError, UsageError
-from harness.scoring.split import Perturbation, _augment
+from harness.scoring.split import Perturbation, _augmenter
 
 needs_torch = pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="needs torch")
 needs_tf = pytest.mark.skipif(importlib.util.find_spec("tensorflow") is None, reason="needs tensorflow")
@@ -81,14 +81,14 @@ def test_a_framework_augmentation_in_a_recipe_runs_through_its_runtime():
     x = images(n=10)
     perturbation = Perturbation(category="rot", kind="augmentation", name="rotation", severity=4,
                                 framework="torch")
-    out = _augment(perturbation, x, seed=11)
+    out = _augmenter(perturbation, seed=11)(x)
     expected = get_runtime("torch").augment_images([create_augmentation("rotation", framework="torch", severity=4)],
                                                    x, seed=11)
     assert out.dtype == np.uint8 and out.shape == x.shape and not np.array_equal(out, x)
     np.testing.assert_array_equal(out, expected)
     neutral = Perturbation(category="fog", kind="augmentation", name="corruption/fog", severity=2)
     fog = create_augmentation("corruption/fog", severity=2)
-    np.testing.assert_array_equal(_augment(neutral, x, seed=2), fog(x, generator=np.random.default_rng(2)))
+    np.testing.assert_array_equal(_augmenter(neutral, seed=2)(x), fog(x, generator=np.random.default_rng(2)))
 
 
 @needs_torch
