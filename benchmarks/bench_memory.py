@@ -16,10 +16,10 @@ anonymous memory only. Pages of memory-mapped ``.npy`` files (the dataset cache,
 file-backed (``RssFile``), so ``RssAnon`` is the memory beyond the memory-mapped data itself; ``VmHWM`` (all
 resident pages, mapped files included) is reported beside it.
 
-- ``split``: ``build_split`` of a recipe: clean, three corruptions (gaussian-noise, contrast, brightness)
-  and a torch augmentation (rotation), ``limit`` N;
-- ``corruptions``: ``corruption_accuracy`` of the trained model on the first N test images, the same three
-  corruptions at severity 3;
+- ``split``: ``build_split`` of a recipe: clean (weight 4), three corruptions (gaussian-noise, contrast,
+  brightness) and a torch augmentation (rotation), weight 1 each, ``limit`` N;
+- ``corruptions``: ``corruption_accuracy`` of the trained model on the first N test images: gaussian-noise and
+  contrast at severity 3, and clean;
 - ``score``: ``score_submissions`` of the trained model (given as its artifact: no training) on that split, its
   child sandboxed (``--sandbox auto``); organiser and child measured apart;
 - ``evaluate``: ``harness evaluate SUB --split test --limit N --attack fgsm --robust --robust-attack fgsm``.
@@ -53,6 +53,8 @@ TRAIN = 1_024
 CLASSES = 200
 SIDE = 64
 CORRUPTIONS = ("gaussian-noise", "contrast", "brightness")
+#: the corruption suite task's corruptions (each a pass over the images plus a prediction pass)
+SUITE = ("gaussian-noise", "contrast")
 SUBMISSION = """name = "bench-tiny"
 team = "bench"
 framework = "torch"
@@ -81,6 +83,7 @@ limit = {size}
 [[perturbations]]
 category = "clean"
 kind = "clean"
+weight = 4
 """ + "".join(f"""
 [[perturbations]]
 category = "{name}"
@@ -189,7 +192,7 @@ def task_corruptions(size: int, data: Path) -> dict[str, Any]:
 
     loaded = _model(data)
     test = load_dataset("tiny-imagenet").split("test")
-    result = corruption_accuracy(loaded.predict_logits, test.images[:size], test.labels[:size], CORRUPTIONS,
+    result = corruption_accuracy(loaded.predict_logits, test.images[:size], test.labels[:size], SUITE,
                                  severities=(3,), seed=0)
     return {"clean_accuracy": result.clean_accuracy, "mean_accuracy": result.mean_accuracy()}
 
@@ -318,6 +321,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="folder of the generated data, reused across runs and sizes")
     parser.add_argument("--tasks", nargs="+", choices=TASKS, default=list(TASKS))
     parser.add_argument("--sizes", nargs="+", type=int, default=None)
+    parser.add_argument("--jobs", type=int, default=1, help="sizes measured side by side (separate processes)")
     parser.add_argument("--task", choices=TASKS, help=argparse.SUPPRESS)  # one measured run (internal)
     parser.add_argument("--size", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -332,14 +336,20 @@ def main(argv: list[str] | None = None) -> int:
     tasks = [t for t in TASKS if t in args.tasks]
     if "score" in tasks and "split" not in tasks:
         tasks.insert(0, "split")  # scoring reads the split the split task builds
-    rows = []
-    for size in sizes:
+    def one_size(size: int) -> list[dict[str, Any]]:
+        found = []
         for task in tasks:
             row = measure(task, size, data)
             print(f"{task:12s} {size:>7,}: organiser {row['organiser_anon_mib']:7.1f} MiB anon, child "
                   f"{row['child_anon_mib'] or 0:7.1f} MiB anon, VmHWM {row['vmhwm_mib']:7.1f} MiB, "
                   f"{row['seconds']:.1f} s", flush=True)
-            rows.append(row)
+            found.append(row)
+        return found
+
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=args.jobs) as pool:  # sizes side by side: each process measures itself
+        rows = [row for found in pool.map(one_size, sizes) for row in found]
     text, ratios = table(rows, sizes)
     worst = max((r for by in ratios.values() for r in by.values() if r is not None), default=None)
     result = {

@@ -67,18 +67,28 @@ def open_npy(path: str | Path, shape: tuple[int, ...], dtype: np.dtype | type) -
 def map_rows(function: Callable[[np.ndarray], np.ndarray], images: np.ndarray, path: str | Path,
              dtype: np.dtype | type = np.float32) -> int:
     """``function(images[part])`` for each chunk, its rows written as ``dtype`` into a new ``.npy`` at ``path``
-    (e.g. logits, one row per image) without holding more than a chunk; returns the row count."""
+    (e.g. logits, one row per image) without holding more than a chunk; returns the row count. A function
+    that does not give one row per image (a broken model) gets the file one call would have written: its rows
+    as they came, for the reader to reject."""
     path = Path(path)
     count = len(images)
-    if count == 0:
-        np.save(path, np.asarray(function(images[:0]), dtype=dtype))
-        return 0
-    out = None
+    out, loose = None, None  # loose: the rows so far in memory, once a chunk broke the one-row-per-image rule
     for part in spans(count):
         rows = np.asarray(function(images[part]), dtype=dtype)
+        if loose is None and (len(rows) != part.stop - part.start
+                              or out is not None and rows.shape[1:] != out.shape[1:]):
+            loose = [np.array(out[: part.start])] if out is not None else []
+        if loose is not None:
+            loose.append(rows)
+            continue
         if out is None:
             out = open_npy(path, (count, *rows.shape[1:]), dtype)
         out[part] = rows
-    out.flush()
-    del out
+    if out is not None:
+        out.flush()
+        del out
+    if loose is not None or count == 0:
+        rows = np.concatenate(loose) if loose else np.asarray(function(images[:0]), dtype=dtype)
+        np.save(path, rows)
+        return len(rows)
     return count
