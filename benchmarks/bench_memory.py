@@ -334,7 +334,8 @@ def main(argv: list[str] | None = None) -> int:
     info = prepare(data, sizes[-1])
     print(f"data ready in {info['prepare_seconds']} s: {info['cache']}", flush=True)
     tasks = [t for t in TASKS if t in args.tasks]
-    if "score" in tasks and "split" not in tasks:
+    if "score" in tasks and "split" not in tasks and not all(
+            (_split_dir(data, size) / "manifest.json").is_file() for size in sizes):
         tasks.insert(0, "split")  # scoring reads the split the split task builds
     def one_size(size: int) -> list[dict[str, Any]]:
         found = []

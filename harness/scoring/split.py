@@ -82,7 +82,7 @@ import re
 import shutil
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -826,7 +826,8 @@ class HiddenSplit:
 
     root: Path
     split_hash: str
-    ids: list[str]
+    #: image ids in split order (a numpy text array when read by :func:`open_split`: no object per image)
+    ids: Sequence[str]
     labels: np.ndarray
     categories: list[str]
     public: np.ndarray
@@ -887,7 +888,7 @@ def open_split(root: str | Path, verify: bool = True) -> HiddenSplit:
     root = Path(root)
     split_hash = verify_split(root) if verify else json.loads((root / MANIFEST).read_text())["split_hash"]
     organiser = root / ORGANISER_DIR
-    ids = json.loads((root / IMAGES_DIR / "ids.json").read_text())
+    ids = np.asarray(json.loads((root / IMAGES_DIR / "ids.json").read_text()), dtype=str)
     categories, perturbations, public = _read_tags(organiser / "tags.csv", ids)
     attack_labels = attack_public = None
     if (organiser / "attack_tags.csv").is_file():
@@ -905,7 +906,7 @@ def open_split(root: str | Path, verify: bool = True) -> HiddenSplit:
                        perturbations=perturbations)
 
 
-def _read_tags(path: Path, ids: list[str]) -> tuple[list[str], list[str], np.ndarray]:
+def _read_tags(path: Path, ids: Sequence[str]) -> tuple[list[str], list[str], np.ndarray]:
     """(category, perturbation tag, public) per image of ``tags.csv``, row by row: every repeated text is one
     shared string, so a large split's tags stay small in memory. DataError when its ids are not ``ids``."""
     shared: dict[str, str] = {}
