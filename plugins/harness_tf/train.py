@@ -233,7 +233,8 @@ class Trainer(TrainerBase):
     def _open_optimizer(self, run: FitRun, count: int, state: Mapping[str, Any] | None) -> Any:
         optimizer = self._make_optimizer(run.model, run.stages)
         if state is not None:
-            optimizer.set_weights([state["arrays"][f"optimizer_{i}"] for i in range(state["optimizer_arrays"])])
+            inner = getattr(optimizer, "inner_optimizer", optimizer)  # a LossScaleOptimizer sets its inner one's
+            inner.set_weights([state["arrays"][f"optimizer_{i}"] for i in range(state["optimizer_arrays"])])
             for i, variable in enumerate(loss_scale_variables(optimizer)):
                 variable.assign(state["arrays"][f"loss_scale_{i}"])
         trainable_stages(run.model, run.stages, count)

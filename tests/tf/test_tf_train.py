@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from harness.errors import UsageError
 from harness.registry import create_defense
 from harness_tf.train import cross_entropy, load_checkpoint_weights, model_weights
 from tf_helpers import FAST, nsl_cnn, subset, to_float
@@ -47,3 +48,26 @@ def test_checkpoint_holds_weights_optimizer_state_and_loads_back(digits_splits, 
     again = load_checkpoint_weights(nsl_cnn(seed=1), tmp_path / "checkpoint.npz")
     for a, b in zip(model_weights(model), model_weights(again)):
         assert np.array_equal(a, b)
+
+
+def test_memory_format_is_torchs_knob_and_tensorflow_says_so():
+    with pytest.raises(UsageError, match=r"memory_format = 'channels_last' is a torch knob: TensorFlow lays tensors"):
+        create_defense("standard", framework="tf", memory_format="channels_last", **FAST)
+
+
+def test_nsl_follows_bf16_and_compile_asks_for_xla(digits_splits):
+    """bf16 trains the NSL wrapper around the mixed clone (its adversarial step included) and copies the weights
+    back; compile = true builds the step with jit_compile (XLA; running it is left to benchmarks/bench_precision)."""
+    images, labels = subset(digits_splits.train, 64)
+    model = nsl_cnn()
+    trainer = create_defense("nsl-adversarial-regularization", framework="tf", epochs=1, precision="bf16", **FAST)
+    before = model_weights(model)
+    history = trainer.fit(model, (images, labels))
+    assert np.isfinite(history[0].train_loss) and history.meta["precision"] == "bf16"
+    assert any(not np.array_equal(a, b) for a, b in zip(before, model_weights(model)))  # copied back from the clone
+    assert all(layer.dtype_policy.name == "float32" for layer in model.layers)
+    compiled = create_defense("standard", framework="tf", compile=True, **FAST)
+    compiled._setup(model)
+    optimizer = compiled._make_optimizer(model, [("all", model.layers)])
+    assert compiled._make_step(model, model, optimizer)._jit_compile
+    assert not trainer._make_step(model, model, optimizer)._jit_compile
