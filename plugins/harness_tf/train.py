@@ -126,8 +126,13 @@ def mixed_clone(model: keras.Model, policy: str) -> keras.Model:
         config["dtype"] = "float32" if layer.name in outputs else policy
         return layer.__class__.from_config(config)
 
-    copy = keras.models.clone_model(model, clone_function=lambda layer: clone(layer, tuple(model.output_names)))
-    set_model_weights(copy, model_weights(model))
+    try:
+        copy = keras.models.clone_model(model, clone_function=lambda layer: clone(layer, tuple(model.output_names)))
+        set_model_weights(copy, model_weights(model))
+    except (NotImplementedError, TypeError, ValueError) as exc:  # a custom layer without a usable get_config
+        raise UsageError(f"precision: cannot rebuild model '{model.name}' under the {policy} policy "
+                         f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})",
+                         hint="give custom layers a get_config(), or train with precision = 'fp32'") from exc
     return copy
 
 

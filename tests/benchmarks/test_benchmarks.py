@@ -31,10 +31,12 @@ MODULES = {
     "ray": (["ray_executor_vs_local"], ["ray", "torch"]),
     "sandbox": (["sandbox_ns_vs_none_python"], []),
     "site": (["site_build_vs_csv_leaderboard", "site_charts_svg_vs_matplotlib"], ["jinja2"]),
+    "precision": (["precision_torch_small_cnn_standard_bf16", "precision_torch_small_cnn_model_hardening_bf16",
+                   "precision_tf_nsl_cnn_standard_bf16"], ["torch", "tensorflow", "tf_keras"]),
 }
 #: quick runs of 11-52 s each on 2 cores, left out of `make test` to keep the whole suite under 15 minutes there;
 #: ``HARNESS_QUICK_BENCHMARKS=all make test`` (or ``make bench BENCH_ARGS=--quick``) runs them
-HEAVY = {"pgd_torch", "pgd_tf", "training", "data", "scoring", "adaptive", "ray"}
+HEAVY = {"pgd_torch", "pgd_tf", "training", "data", "scoring", "adaptive", "ray", "precision"}
 ALL_BENCHMARKS = os.environ.get("HARNESS_QUICK_BENCHMARKS") == "all"
 
 
