@@ -95,6 +95,8 @@ def compare(name: str, title: str, option: dict[str, Any], make: Callable[[dict[
     if comparison.ours_seconds:
         comparison.details["images_per_s_option"] = n / float(np.median(comparison.ours_seconds))
         comparison.details["images_per_s_fp32"] = n / float(np.median(comparison.theirs_seconds))
+    print(f"{title}: ratio {comparison.ratio if comparison.ratio is None else round(comparison.ratio, 3)} "
+          f"(first epoch {first_seconds:.1f} s)", file=sys.stderr, flush=True)  # one line per row as it ends
     return comparison
 
 

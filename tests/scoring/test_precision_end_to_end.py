@@ -28,7 +28,7 @@ def bf16_submission(folder, framework):
     (folder / "submission.toml").write_text(
         f'name = "bf16-{framework}"\nteam = "tests"\nframework = "{framework}"\ndataset = "digits"\nseed = 0\n\n'
         f'[backbone]\n{BACKBONES[framework]}\n\n[defense]\nname = "standard"\n\n'
-        '[training]\nepochs = 2\nbatch_size = 64\noptimizer = "adam"\nlr = 0.003\nprecision = "bf16"\n')
+        '[training]\nepochs = 1\nbatch_size = 64\noptimizer = "adam"\nlr = 0.003\nprecision = "bf16"\n')
     return folder
 
 
@@ -47,7 +47,7 @@ def test_bf16_trains_evaluates_and_scores(framework, hidden_split, tmp_path):
     assert logits.dtype == np.float32 and np.isfinite(logits).all()  # the saved model predicts in float32
     results = evaluate_model(loaded, val.images[:64], val.labels[:64], eps=0.1, bim_steps=2, progress=False)
     assert set(results) == {"clean", "augmented", "fgsm 25.5/255", "bim-2 25.5/255"}
-    assert results["clean"]["top1"] > 0.3  # one epoch learns something
+    assert results["clean"]["top1"] > 0.3  # one epoch (22 Adam steps) learns something
     assert results["bim-2 25.5/255"]["top1"] <= results["clean"]["top1"]
 
     board = tmp_path / "leaderboard.csv"

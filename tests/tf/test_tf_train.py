@@ -58,7 +58,7 @@ def test_memory_format_is_torchs_knob_and_tensorflow_says_so():
 def test_nsl_follows_bf16_and_compile_asks_for_xla(digits_splits):
     """bf16 trains the NSL wrapper around the mixed clone (its adversarial step included) and copies the weights
     back; compile = true builds the step with jit_compile (XLA; running it is left to benchmarks/bench_precision)."""
-    images, labels = subset(digits_splits.train, 64)
+    images, labels = subset(digits_splits.train, 32)
     model = nsl_cnn()
     trainer = create_defense("nsl-adversarial-regularization", framework="tf", epochs=1, precision="bf16", **FAST)
     before = model_weights(model)
