@@ -1,5 +1,6 @@
-"""bf16 end to end in both frameworks: train a tiny submission in bf16, evaluate it (fp32 attacks), and score
-the artifact through the sandboxed scorer (the child loads, predicts and exports it)."""
+"""bf16 end to end in both frameworks: train a tiny submission in bf16 (torch: standard; TensorFlow: NSL
+adversarial regularization), evaluate it (fp32 attacks), and score the artifact through the sandboxed scorer
+(the child loads, predicts and exports it)."""
 
 from __future__ import annotations
 
@@ -18,16 +19,18 @@ from helpers import tensorflow_for_tests
 
 pytestmark = pytest.mark.slow
 
-#: the tiny test submission's torch model, or the NSL tutorial CNN for TensorFlow
+#: the tiny test submission's torch model; for TensorFlow the NSL tutorial CNN
 BACKBONES = {"torch": 'name = "small-cnn"\nparams = { width = 16, hidden = 64 }',
              "tf": 'name = "nsl-cnn"'}
+#: TensorFlow trains with NSL adversarial regularization: its neighbours follow the training precision too
+DEFENSES = {"torch": "standard", "tf": "nsl-adversarial-regularization"}
 
 
 def bf16_submission(folder, framework):
     folder.mkdir()
     (folder / "submission.toml").write_text(
         f'name = "bf16-{framework}"\nteam = "tests"\nframework = "{framework}"\ndataset = "digits"\nseed = 0\n\n'
-        f'[backbone]\n{BACKBONES[framework]}\n\n[defense]\nname = "standard"\n\n'
+        f'[backbone]\n{BACKBONES[framework]}\n\n[defense]\nname = "{DEFENSES[framework]}"\n\n'
         '[training]\nepochs = 1\nbatch_size = 64\noptimizer = "adam"\nlr = 0.003\nprecision = "bf16"\n')
     return folder
 

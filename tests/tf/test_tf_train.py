@@ -55,19 +55,14 @@ def test_memory_format_is_torchs_knob_and_tensorflow_says_so():
         create_defense("standard", framework="tf", memory_format="channels_last", **FAST)
 
 
-def test_nsl_follows_bf16_and_compile_asks_for_xla(digits_splits):
-    """bf16 trains the NSL wrapper around the mixed clone (its adversarial step included) and copies the weights
-    back; compile = true builds the step with jit_compile (XLA; running it is left to benchmarks/bench_precision)."""
-    images, labels = subset(digits_splits.train, 32)
+def test_compile_builds_the_step_with_xla(digits_splits):
+    """compile = true builds the training step with jit_compile (XLA); running it, NSL's step included, is
+    timed by benchmarks/bench_precision.py. bf16 with NSL trains end to end in tests/scoring."""
     model = nsl_cnn()
-    trainer = create_defense("nsl-adversarial-regularization", framework="tf", epochs=1, precision="bf16", **FAST)
-    before = model_weights(model)
-    history = trainer.fit(model, (images, labels))
-    assert np.isfinite(history[0].train_loss) and history.meta["precision"] == "bf16"
-    assert any(not np.array_equal(a, b) for a, b in zip(before, model_weights(model)))  # copied back from the clone
-    assert all(layer.dtype_policy.name == "float32" for layer in model.layers)
     compiled = create_defense("standard", framework="tf", compile=True, **FAST)
-    compiled._setup(model)
+    plain = create_defense("standard", framework="tf", **FAST)
+    for trainer in (compiled, plain):
+        trainer._setup(model)
     optimizer = compiled._make_optimizer(model, [("all", model.layers)])
     assert compiled._make_step(model, model, optimizer)._jit_compile
-    assert not trainer._make_step(model, model, optimizer)._jit_compile
+    assert not plain._make_step(model, model, optimizer)._jit_compile
