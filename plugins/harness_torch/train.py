@@ -50,7 +50,8 @@ from harness.training import (  # noqa: F401 - split_arrays, *_NAME: re-exported
 
 from .backbones import param_groups_for_unfreezing, unfreezing_stages
 from .device import resolve_device
-from .evaluate import accuracy, images_to_tensor
+from .batches import device_batches, images_to_tensor  # noqa: F401 - images_to_tensor re-exported
+from .evaluate import accuracy
 
 CHECKPOINT_NAME = "checkpoint.pt"
 CHECKPOINT_FORMAT = "harness-torch-checkpoint/1"
@@ -93,11 +94,12 @@ def train_batches(images: np.ndarray, labels: np.ndarray, order: np.ndarray, bat
     """The training loop's batches: ``(index, x, y)`` per chunk of ``order`` (see ``batch_indices``).
 
     ``x`` is float32 N,C,H,W in [0, 1] and ``y`` int64, both on ``device``; each chunk is read
-    in sorted order (kind to a memory-mapped cache), so a batch's rows follow ``index``.
+    in sorted order (kind to a memory-mapped cache), so a batch's rows follow ``index``. The next
+    batch is read (and on CUDA copied) while the caller trains on this one (``batches.device_batches``).
     """
-    for index in batch_indices(order, batch_size):
-        index = np.sort(index)
-        yield index, images_to_tensor(images[index], device), torch.from_numpy(labels[index]).to(device)
+    chunks = [np.sort(index) for index in batch_indices(order, batch_size)]
+    for index, (x, y) in zip(chunks, device_batches(images, chunks, device, labels)):
+        yield index, x, y
 
 
 # --------------------------------------------------------------------------- RNG state

@@ -24,6 +24,7 @@ MODULES = {
     "training": (["training_hardening_vs_torch", "training_trades_vs_torch", "training_nsl_vs_keras"],
                  ["torch", "torchattacks", "tensorflow", "tf_keras", "neural_structured_learning"]),
     "data": (["data_epoch_vs_imagefolder"], ["torch", "torchvision"]),
+    "data_path": (["data_path_vs_training_step"], ["torch"]),
     "corruptions": (["corruptions_vs_imagecorruptions"], ["imagecorruptions"]),
     "scoring": (["scoring_predict_vs_bare_torch"], ["torch"]),
     "adaptive": (["adaptive_phase_vs_evaluate_robust"], ["torch"]),
@@ -36,7 +37,7 @@ MODULES = {
 }
 #: quick runs of 11-52 s each on 2 cores, left out of `make test` to keep the whole suite under 15 minutes there;
 #: ``HARNESS_QUICK_BENCHMARKS=all make test`` (or ``make bench BENCH_ARGS=--quick``) runs them
-HEAVY = {"pgd_torch", "pgd_tf", "training", "data", "scoring", "adaptive", "ray", "precision"}
+HEAVY = {"pgd_torch", "pgd_tf", "training", "data", "data_path", "scoring", "adaptive", "ray", "precision"}
 ALL_BENCHMARKS = os.environ.get("HARNESS_QUICK_BENCHMARKS") == "all"
 
 
