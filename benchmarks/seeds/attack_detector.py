@@ -48,9 +48,9 @@ SEED_ACCURACY = 1 / 3
 
 
 def detection_set(args, source: Any, images: np.ndarray, labels: np.ndarray, seed: int
-                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(uint8 images, detection labels, class labels): disjoint thirds kept clean / FGSM / BIM-5 on ``source``,
-    in shuffled order."""
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, dict[str, float]]]:
+    """(uint8 images, detection labels, class labels, how each attack's perturbations look): disjoint thirds
+    kept clean / FGSM / BIM-5 on ``source``, in shuffled order."""
     from harness.frameworks import quantize_within_budget
     from harness.registry import create_attack
     from harness_torch import runtime
@@ -60,11 +60,23 @@ def detection_set(args, source: Any, images: np.ndarray, labels: np.ndarray, see
     order = np.random.default_rng(seed).permutation(len(labels))
     kind = np.arange(len(order)) % len(CLASSES)  # equal thirds (up to one image)
     out = np.array(images[order])
+    shapes = {}
     for k, attack in attacks.items():
         chosen = kind == k
         adversarial = runtime.adversarial_images(source, out[chosen], labels[order][chosen], attack)
-        out[chosen] = quantize_within_budget(adversarial, out[chosen], args.eps)
-    return out, kind.astype(np.int64), labels[order]
+        attacked = quantize_within_budget(adversarial, out[chosen], args.eps)
+        shapes[CLASSES[k]] = perturbation_shape(out[chosen], attacked, args.eps)
+        out[chosen] = attacked
+    return out, kind.astype(np.int64), labels[order], shapes
+
+
+def perturbation_shape(clean: np.ndarray, attacked: np.ndarray, eps: float) -> dict[str, float]:
+    """Share of pixel values changed, share at the budget's edge (|delta| = the whole budget in grey levels),
+    and the mean |delta| over the budget: FGSM puts every unclipped value at the edge; BIM's iterates may not."""
+    delta = np.abs(attacked.astype(np.int16) - clean.astype(np.int16))
+    budget = np.floor(eps * 255.0 + 1e-6)
+    return {"changed": float((delta > 0).mean()), "at_edge": float((delta == budget).mean()),
+            "mean_abs_over_eps": float(delta.mean() / budget)}
 
 
 def jpeg(images: np.ndarray) -> np.ndarray:
@@ -96,10 +108,13 @@ def score(detector: Any, images: np.ndarray, kinds: np.ndarray) -> dict[str, Any
 
     predicted = runtime.predict_logits(detector, images).argmax(axis=1)
     correct = int((predicted == kinds).sum())
-    low, high = wilson_interval(correct, len(kinds))
+    attacked_right = int(((predicted > 0) == (kinds > 0)).sum())  # clean vs attacked, whichever attack
     confusion = np.zeros((len(CLASSES), len(CLASSES)), dtype=int)
     np.add.at(confusion, (kinds, predicted), 1)
-    return {"accuracy": correct / len(kinds), "correct": correct, "count": int(len(kinds)), "ci95": [low, high],
+    return {"accuracy": correct / len(kinds), "correct": correct, "count": int(len(kinds)),
+            "ci95": list(wilson_interval(correct, len(kinds))),
+            "clean_vs_attacked": attacked_right / len(kinds),
+            "clean_vs_attacked_ci95": list(wilson_interval(attacked_right, len(kinds))),
             "predicted_clean": float((predicted == 0).mean()), "confusion": confusion.tolist()}
 
 
@@ -140,17 +155,25 @@ def run(args) -> dict[str, Any]:
                         f"predicted clean {r['predicted_clean']:.1%}")
     return {"data": data.describe(), "eps": args.eps, "eps_over_255": args.eps * 255,
             "bim_steps": common.SEED_BIM_STEPS, "classes": list(CLASSES), "source_val_top1": source_top1,
+            "perturbations_val": val[3],
             "source_top1_on_detection_val": source_attacked, "detection_train_images": int(len(train[1])),
             "seed_accuracy": SEED_ACCURACY, "detectors": results}
 
 
 def tables(payload: dict[str, Any]) -> str:
-    rows = [[name, r["accuracy"], f"[{r['ci95'][0]:.1%}, {r['ci95'][1]:.1%}]", r["count"], r["predicted_clean"],
-             " / ".join(" ".join(str(v) for v in row) for row in r["confusion"])]
+    def interval(pair):
+        return f"[{pair[0]:.1%}, {pair[1]:.1%}]"
+
+    rows = [[name, r["accuracy"], interval(r["ci95"]), r["clean_vs_attacked"], interval(r["clean_vs_attacked_ci95"]),
+             r["predicted_clean"], " / ".join(" ".join(str(v) for v in row) for row in r["confusion"])]
             for name, r in payload["detectors"].items()]
-    rows.append(["seed (ResNet, Tiny ImageNet)", SEED_ACCURACY, "-", "-", "~100% (\"effectively all\")", "-"])
-    return common.markdown_table(["detector", "accuracy", "95% interval", "val images", "predicted clean",
-                                  "confusion (rows clean / fgsm / bim)"], rows)
+    rows.append(["seed (ResNet, Tiny ImageNet)", SEED_ACCURACY, "-", "-", "-", "~100% (\"effectively all\")", "-"])
+    shapes = [[name, v["changed"], v["at_edge"], v["mean_abs_over_eps"]]
+              for name, v in payload["perturbations_val"].items()]
+    return (common.markdown_table(["detector", "3-way accuracy", "95% interval", "clean vs attacked", "95% interval",
+                                   "predicted clean", "confusion (rows clean / fgsm / bim)"], rows)
+            + f"\nPerturbations of the val thirds ({payload['data']}):\n"
+            + common.markdown_table(["attack", "values changed", "at the budget's edge", "mean |delta| / eps"], shapes))
 
 
 def main(argv=None) -> int:
