@@ -45,6 +45,7 @@ def quick_results(tmp_path_factory):
     return {name: json.loads(path.read_text()) for name, path in outs.items()}, done.stdout
 
 
+@pytest.mark.slow  # the fixture: one child process, about 12 s of CPU time for both scripts
 def test_table1_quick_has_every_model_and_set_and_quotes_the_seed(quick_results):
     results, stdout = quick_results
     table = results["table1_hardening"]
@@ -64,6 +65,7 @@ def test_table1_quick_has_every_model_and_set_and_quotes_the_seed(quick_results)
     assert "| all |" in stdout
 
 
+@pytest.mark.slow
 def test_attack_detector_quick_scores_equal_thirds_with_an_interval(quick_results):
     results, stdout = quick_results
     detector = results["attack_detector"]
