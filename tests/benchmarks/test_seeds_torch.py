@@ -23,8 +23,9 @@ pytestmark = pytest.mark.skipif(importlib.util.find_spec("torch") is None, reaso
 
 RUNNER = """
 import importlib.util, sys
-for name, out in zip(sys.argv[1::2], sys.argv[2::2]):
-    spec = importlib.util.spec_from_file_location(name, f"{sys.argv[0]}/{name}.py")
+folder, pairs = sys.argv[1], sys.argv[2:]
+for name, out in zip(pairs[::2], pairs[1::2]):
+    spec = importlib.util.spec_from_file_location(name, f"{folder}/{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     assert module.main(["--quick", "--out", out]) == 0
@@ -39,8 +40,8 @@ def quick_results(tmp_path_factory):
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), str(ROOT / "plugins"), env.get("PYTHONPATH")]))
     env["HARNESS_DEVICE"] = "cpu"
     argv = [arg for name in SCRIPTS for arg in (name, str(outs[name]))]
-    done = subprocess.run([sys.executable, "-W", "ignore", "-c", RUNNER.replace("sys.argv[0]", repr(str(SEEDS))),
-                           *argv], env=env, capture_output=True, text=True, timeout=300)
+    done = subprocess.run([sys.executable, "-W", "ignore", "-c", RUNNER, str(SEEDS), *argv], env=env,
+                          capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
     return {name: json.loads(path.read_text()) for name, path in outs.items()}, done.stdout
 
