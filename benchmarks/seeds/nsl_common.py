@@ -40,6 +40,8 @@ def parse_args(description: str, argv: Sequence[str] | None = None) -> argparse.
                         help="a tiny-imagenet-200 folder (or its zip); default: digits, or tiny-imagenet with --full")
     parser.add_argument("--out", type=Path, default=RESULTS, help=f"folder for the result JSON (default {RESULTS})")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--epochs", type=int, default=None,
+                        help="training epochs of each model (default: the scale's; e.g. 1 for a smoke run with --full)")
     parser.add_argument("--precision", default=None,
                         help="passed to the defenses as TrainingConfig's precision (e.g. bf16); omitted: their default")
     parser.add_argument("--threads", type=int, default=None, help="TensorFlow CPU threads (default: all)")
@@ -103,6 +105,13 @@ def configure_tensorflow(threads: int | None) -> None:
             tf.config.threading.set_inter_op_parallelism_threads(threads)
         except RuntimeError:  # TensorFlow already started (e.g. in a test session): it keeps its pools
             pass
+
+
+def set_seeds(seed: int) -> None:
+    """Python's, numpy's and TensorFlow's seeds (Keras's unseeded initialisers draw from Python's ``random``)."""
+    import tf_keras as keras
+
+    keras.utils.set_random_seed(seed)
 
 
 def training_params(args: argparse.Namespace, **params: Any) -> dict[str, Any]:

@@ -37,7 +37,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from nsl_common import (ROOT, configure_tensorflow, evaluate_models, load_data, markdown_table,  # noqa: E402
-                        parse_args, run, training_params, write_result)
+                        parse_args, run, set_seeds, training_params, write_result)
 
 RECIPE = ROOT / "submissions" / "mobilenet-nsl"
 #: the write-up's printed figures: accuracy on perturbed *training* images (section 6); "more than 80% training
@@ -48,7 +48,7 @@ SEED = {
 }
 MODELS = ("baseline", "adv-regularized")
 #: (pretraining epochs, fine-tuning epochs, plateau patience, plateau min delta) per scale
-SCALES = {"quick": (1, 2, 1, 0.1), "cpu": (3, 4, 1, 0.1), "full": (0, None, None, None)}
+SCALES = {"quick": (1, 1, 1, 0.1), "cpu": (3, 4, 1, 0.1), "full": (0, None, None, None)}
 PRETRAIN = {"optimizer": "sgd", "lr": 0.05, "schedule": "none", "unfreeze": "all", "batch_size": 64}
 #: training images perturbed for the seed's own protocol (its code perturbs its training set)
 TRAIN_EVAL_IMAGES = 10_000
@@ -57,11 +57,9 @@ TRANSFER_STEPS = 10
 
 
 def build(data, backbone: str, params: dict, seed: int):
-    import tensorflow as tf
-
     from harness.registry import create_backbone
 
-    tf.random.set_seed(seed)
+    set_seeds(seed)
     return create_backbone(backbone, framework="tf", num_classes=data.num_classes, input_shape=data.image_shape,
                            **params)
 
@@ -101,6 +99,7 @@ def main(argv=None) -> int:
     recipe = load_submission(RECIPE)
     scale = "quick" if args.quick else "full" if args.full else "cpu"
     pretrain_epochs, epochs, patience, min_delta = SCALES[scale]
+    epochs = args.epochs or epochs
     data = load_data(args)
     configure_tensorflow(args.threads)
     backbone = "nsl-cnn" if args.quick else recipe.backbone
@@ -115,7 +114,9 @@ def main(argv=None) -> int:
         recipe_params.pop(knob)
     recipe_params["seed"] = args.seed
     if epochs is not None:
-        recipe_params.update(epochs=epochs, plateau_patience=patience, plateau_min_delta=min_delta)
+        recipe_params["epochs"] = epochs
+    if patience is not None:
+        recipe_params.update(plateau_patience=patience, plateau_min_delta=min_delta)
     print(f"{data.name}: {data.sizes()}, {backbone} {params}, recipe {RECIPE.relative_to(ROOT)}", flush=True)
 
     pretrained, pretrain_seconds = None, 0.0
@@ -133,9 +134,9 @@ def main(argv=None) -> int:
         models[name] = model
 
     step, norm = nsl_knobs["adv_step_size"], nsl_knobs["adv_grad_norm"]
+    eps, steps = (TRANSFER_EPS[-1:], 2) if args.quick else (TRANSFER_EPS, TRANSFER_STEPS)
     results = evaluate_models(models, models["baseline"], data.test.images, data.test.labels, adv_step_size=step,
-                              adv_grad_norm=norm, transfer_eps=TRANSFER_EPS, transfer_steps=TRANSFER_STEPS,
-                              seed=args.seed)
+                              adv_grad_norm=norm, transfer_eps=eps, transfer_steps=steps, seed=args.seed)
     count = min(TRAIN_EVAL_IMAGES, len(data.train.labels))
     on_train = evaluate_models(models, models["baseline"], data.train.images[:count], data.train.labels[:count],
                                adv_step_size=step, adv_grad_norm=norm, whitebox=False, seed=args.seed)
