@@ -94,8 +94,11 @@ def main(argv=None) -> int:
 
     extra = argparse.ArgumentParser(add_help=False)
     extra.add_argument("--weights", default=None, help="--full: Keras's no-top MobileNetV2 ImageNet weights (.h5)")
+    extra.add_argument("--unfreeze", choices=("progressive", "all"), default=None,
+                       help="override the recipe's progressive unfreezing (all: every layer trains from epoch 1; "
+                            "the JSON name gets _unfreeze-all)")
     known, rest = extra.parse_known_args(argv)
-    args = parse_args(__doc__.split("\n\n")[0] + " (also: --weights FILE.h5)", rest)
+    args = parse_args(__doc__.split("\n\n")[0] + " (also: --weights FILE.h5, --unfreeze all)", rest)
     recipe = load_submission(RECIPE)
     scale = "quick" if args.quick else "full" if args.full else "cpu"
     pretrain_epochs, epochs, patience, min_delta = SCALES[scale]
@@ -115,6 +118,8 @@ def main(argv=None) -> int:
     recipe_params["seed"] = args.seed
     if epochs is not None:
         recipe_params["epochs"] = epochs
+    if known.unfreeze:
+        recipe_params["unfreeze"] = known.unfreeze
     if patience is not None:
         recipe_params.update(plateau_patience=patience, plateau_min_delta=min_delta)
     print(f"{data.name}: {data.sizes()}, {backbone} {params}, recipe {RECIPE.relative_to(ROOT)}", flush=True)
@@ -155,7 +160,10 @@ def main(argv=None) -> int:
         "history": {name: [asdict(e) for e in h.epochs] for name, h in histories.items()},
         "seed_figures": SEED, "results": results, "rows": table,
     }
-    path = write_result("nsl_tiny_imagenet" + ("" if scale == "cpu" else f"_{scale}"), result, args.out)
+    name = "nsl_tiny_imagenet" + ("" if scale == "cpu" else f"_{scale}")
+    if known.unfreeze and known.unfreeze != recipe.training.get("unfreeze"):
+        name += f"_unfreeze-{known.unfreeze}"
+    path = write_result(name, result, args.out)
     columns = ["evaluation", "metric"] + [f"{n} ({w})" for n in MODELS for w in ("seed", "ours")]
     print(markdown_table(table, columns), flush=True)
     for name in MODELS:

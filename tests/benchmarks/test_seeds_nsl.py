@@ -53,6 +53,7 @@ def test_nsl_tutorial_quick_trains_both_models_and_compares_them_on_reference_pe
                            "nsl_reference": {"baseline": 0.2201466, "adv-regularized": 0.8203125}})
     assert result["dataset"] == "digits" and result["training"]["optimizer"] == "adam"
     assert result["training"]["batch_size"] == 28
+    assert set(result["results"]["nsl_independent"]) == set(MODELS)  # a reference neither model is
     assert "| nsl_reference | top1 | 22.0% |" in capsys.readouterr().out
 
 
