@@ -78,10 +78,10 @@ def main(argv=None) -> int:
     print(f"{data.name}: {data.sizes()}, nsl-cnn, {epochs} epochs Adam, batch {TRAINING['batch_size']}", flush=True)
     baseline, base_seconds, base_train = train(data, "standard", args, epochs)
     regularized, reg_seconds, reg_train = train(data, "nsl-adversarial-regularization", args, epochs, **NSL_KNOBS)
-    eps, steps = (TRANSFER_EPS[-1:], 2) if args.quick else (TRANSFER_EPS, TRANSFER_STEPS)
+    eps = () if args.quick else TRANSFER_EPS  # --quick: nsl_tiny_imagenet.py's quick run covers the PGD transfer
     results = evaluate_models({"baseline": baseline, "adv-regularized": regularized}, baseline,
                               data.test.images, data.test.labels, adv_step_size=NSL_KNOBS["adv_step_size"],
-                              adv_grad_norm=NSL_KNOBS["adv_grad_norm"], transfer_eps=eps, transfer_steps=steps,
+                              adv_grad_norm=NSL_KNOBS["adv_grad_norm"], transfer_eps=eps, transfer_steps=TRANSFER_STEPS,
                               seed=args.seed)
     # beyond the tutorial: a reference neither model is, trained like the baseline from another seed, so that
     # both models see transferred perturbations (the tutorial's reference is the baseline itself: white-box for it)
