@@ -28,6 +28,7 @@ def modules() -> list[str]:
 
 def summary(results: Path) -> str:
     rows = [json.loads(p.read_text()) for p in sorted(results.glob("*.json"))]
+    rows = [row for row in rows if "ours_seconds" in row]  # comparisons only (gpu_check.json is its own report)
     header = ("# Benchmark results\n\nWritten by `python benchmarks/run.py`; ratio = ours / theirs, medians of the "
               "repeats, both sides timed alternately in one run on one machine. A failed correctness check "
               "reports no ratio.\n\n")

@@ -17,7 +17,7 @@ import contextlib
 import importlib
 import importlib.util
 from pathlib import Path
-from typing import Any, Callable, Protocol
+from typing import Any, Callable, Iterable, Iterator, Protocol
 
 import numpy as np
 
@@ -130,6 +130,11 @@ class RuntimeBase:
         """uint8 N,H,W,C numpy -> the framework's float32 batch in [0, 1] (its layout) on ``device``."""
         raise NotImplementedError
 
+    def image_batches(self, images: np.ndarray, device: Any, batch_size: int) -> Iterator[Any]:
+        """:meth:`images_batch` of each consecutive ``batch_size`` chunk (a runtime may prefetch the next one)."""
+        for start in range(0, len(images), batch_size):
+            yield self.images_batch(images[start : start + batch_size], device)
+
     def float_batch(self, images: np.ndarray, device: Any) -> Any:
         """float32 N,H,W,C numpy in [0, 1] -> the framework's float32 batch (its layout) on ``device``."""
         raise NotImplementedError
@@ -182,24 +187,25 @@ class RuntimeBase:
         """A float [0, 1] framework batch -> uint8 N,H,W,C numpy (rounded to the nearest grey level)."""
         return np.clip(np.rint(self.to_nhwc(x) * 255.0), 0, 255).astype(np.uint8)
 
-    def _batched_logits(self, model: Any, images: np.ndarray, to_batch: Callable[[np.ndarray, Any], Any],
-                        batch_size: int) -> np.ndarray:
+    def _batched_logits(self, model: Any, batches: Callable[[Any], Iterable[Any]]) -> np.ndarray:
+        """Logits of every batch ``batches(device)`` yields, concatenated."""
         device = self.device(model)
         outputs = []
         with self.inference(model):
-            for start in range(0, len(images), batch_size):
-                outputs.append(self.forward(model, to_batch(images[start : start + batch_size], device)))
+            for x in batches(device):
+                outputs.append(self.forward(model, x))
         if not outputs:
             return np.zeros((0, 0), dtype=np.float32)
         return np.concatenate(outputs).astype(np.float32, copy=False)
 
     def predict_logits(self, model: Any, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
         """float32 (N, classes) logits for uint8 N,H,W,C images (model in inference mode)."""
-        return self._batched_logits(model, images, self.images_batch, batch_size)
+        return self._batched_logits(model, lambda device: self.image_batches(images, device, batch_size))
 
     def predict_logits_float(self, model: Any, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
         """float32 (N, classes) logits for float32 N,H,W,C images in [0, 1] (e.g. adversarial ones)."""
-        return self._batched_logits(model, images, self.float_batch, batch_size)
+        return self._batched_logits(model, lambda device: (self.float_batch(images[start : start + batch_size], device)
+                                                           for start in range(0, len(images), batch_size)))
 
     def adversarial_images(self, model: Any, images: np.ndarray, labels: np.ndarray | None, attack: Any,
                            batch_size: int = 256) -> np.ndarray:

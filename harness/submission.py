@@ -356,12 +356,23 @@ def _check_resolved(data: dict[str, Any], problems: list[Problem], prefix: str, 
             if key not in known:
                 problems.append(Problem(f"{prefix}training.{key}", f"unknown training knob.{suggest(key, known)} "
                                                                    f"Knobs: {', '.join(sorted(known))}"))
-        try:
-            TrainingConfig(**{k: v for k, v in training.items() if k in known})
-        except (UsageError, TypeError) as exc:
-            problems.append(Problem(f"{prefix}training", getattr(exc, "message", str(exc))))
+        _check_training_values(training, known, f"{prefix}training", problems)
     else:
         problems.append(Problem(f"{prefix}training", f"must be a table, got {training!r}"))
+    defense_params = (data.get("defense") or {}).get("params") if isinstance(data.get("defense"), dict) else None
+    if isinstance(defense_params, dict):  # training knobs may also sit in [defense.params]
+        _check_training_values(defense_params, {f.name for f in fields(TrainingConfig)} - {"augmentations"},
+                               f"{prefix}defense.params", problems)
+
+
+def _check_training_values(table: dict[str, Any], known: set[str], where: str, problems: list[Problem]) -> None:
+    """The :class:`TrainingConfig` checks on ``table``'s training knobs (its message names the knob)."""
+    from .training import TrainingConfig
+
+    try:
+        TrainingConfig(**{k: v for k, v in table.items() if k in known})
+    except (UsageError, TypeError) as exc:
+        problems.append(Problem(where, getattr(exc, "message", str(exc))))
 
 
 def toml_problems(data: dict[str, Any], root: Path) -> list[Problem]:

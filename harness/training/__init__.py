@@ -19,7 +19,8 @@ from __future__ import annotations
 from ..metrics import topk_accuracy, topk_correct
 from .batches import batch_indices, check_labels, derive_seed, split_arrays
 from .checkpoints import RESUMABLE_CHANGES, check_resume, find_checkpoint
-from .config import OPTIMIZERS, SCHEDULES, SEED_STAGE_LRS, UNFREEZE_MODES, TrainingConfig, to_plain
+from .config import (MEMORY_FORMATS, OPTIMIZERS, PRECISIONS, SCHEDULES, SEED_STAGE_LRS, UNFREEZE_MODES,
+                     TrainingConfig, to_plain)
 from .history import (
     CURVES_NAME,
     METRICS_NAME,
@@ -35,7 +36,8 @@ from .schedules import scheduled_lr
 from .trainer import FitRun, TrainerBase
 
 __all__ = [
-    "CURVES_NAME", "METRICS_NAME", "METRICS_SCHEMA_VERSION", "OPTIMIZERS", "RESUMABLE_CHANGES", "SCHEDULES",
+    "CURVES_NAME", "MEMORY_FORMATS", "METRICS_NAME", "METRICS_SCHEMA_VERSION", "OPTIMIZERS", "PRECISIONS",
+    "RESUMABLE_CHANGES", "SCHEDULES",
     "SEED_STAGE_LRS", "UNFREEZE_MODES", "EpochMetrics", "FitRun", "PlateauDetector", "ProgressiveUnfreezing",
     "TrainerBase", "TrainingConfig", "TrainingHistory", "batch_indices", "check_labels", "check_resume",
     "derive_seed", "epoch_event", "find_checkpoint", "load_metrics_json",

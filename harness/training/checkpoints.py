@@ -30,10 +30,14 @@ def check_resume(path: Path, defense: str, params: Mapping[str, Any], saved_defe
                  saved_params: Mapping[str, Any]) -> None:
     """UsageError when a checkpoint was written by another defense or with other parameters.
 
-    Only :data:`RESUMABLE_CHANGES` may differ between a run and its resumption.
+    Only :data:`RESUMABLE_CHANGES` may differ between a run and its resumption. A training knob the
+    checkpoint does not name (written before the knob existed) counts as its default.
     """
+    from .config import TrainingConfig
+
     if saved_defense != defense:
         raise UsageError(f"{path} was written by defense '{saved_defense}', not '{defense}'")
+    saved_params = {**{k: v for k, v in TrainingConfig.defaults().items() if k in params}, **saved_params}
     changed = sorted(k for k in set(params) | set(saved_params)
                      if k not in RESUMABLE_CHANGES and params.get(k) != saved_params.get(k))
     if changed:

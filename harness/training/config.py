@@ -10,6 +10,10 @@ from ..errors import UsageError
 OPTIMIZERS = ("sgd", "adam")
 SCHEDULES = ("step", "cosine", "none")
 UNFREEZE_MODES = ("all", "progressive")
+#: arithmetic of the training forward/backward passes (weights stay float32 either way)
+PRECISIONS = ("fp32", "bf16", "fp16")
+#: torch tensor layout of the trained model and its batches ("auto": channels_last for convolution nets on CUDA)
+MEMORY_FORMATS = ("auto", "channels_last", "contiguous")
 
 #: The seed's fine-tuning regime: head at 0.01 -> 0.001, then upper backbone at 0.001 -> 0.0001.
 SEED_STAGE_LRS = ((0.01, 0.001), (0.001, 0.0001))
@@ -52,16 +56,29 @@ class TrainingConfig:
     seed: int = 0
     device: str = "auto"
     progress: bool = True
+    #: "fp32", or mixed precision "bf16" / "fp16" (fp16 with loss scaling): the training passes only;
+    #: weights, the saved model and evaluation stay float32 (docs/training.md, "Precision, layout, compile")
+    precision: str = "fp32"
+    #: torch only: "auto", "channels_last" or "contiguous"
+    memory_format: str = "auto"
+    #: torch: torch.compile the trained model's forward; TensorFlow: XLA (jit_compile) for the training step
+    compile: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "optimizer", str(self.optimizer).lower())
         object.__setattr__(self, "schedule", str(self.schedule).lower())
         object.__setattr__(self, "unfreeze", str(self.unfreeze).lower())
+        object.__setattr__(self, "precision", str(self.precision).lower())
+        object.__setattr__(self, "memory_format", str(self.memory_format).lower())
         object.__setattr__(self, "stage_lrs", tuple((float(hi), float(lo)) for hi, lo in self.stage_lrs))
         object.__setattr__(self, "augmentations", tuple(self.augmentations or ()))
         check_choice("optimizer", self.optimizer, OPTIMIZERS)
         check_choice("schedule", self.schedule, SCHEDULES)
         check_choice("unfreeze", self.unfreeze, UNFREEZE_MODES)
+        check_choice("precision", self.precision, PRECISIONS)
+        check_choice("memory_format", self.memory_format, MEMORY_FORMATS)
+        if not isinstance(self.compile, bool):
+            raise UsageError(f"compile must be true or false, got {self.compile!r}")
         for name in ("epochs", "batch_size", "eval_batch_size", "plateau_patience"):
             if int(getattr(self, name)) < 1:
                 raise UsageError(f"{name} must be at least 1, got {getattr(self, name)}")

@@ -11,6 +11,13 @@ outputs as the PyTorch trainer (:class:`harness.training.TrainingConfig`):
 - SGD (momentum, Nesterov) or Adam; ``weight_decay`` is added to the gradients
   (L2, as torch's optimizers do); step / cosine / constant learning rate, or the
   seed's progressive unfreezing (frozen stages keep BatchNorm statistics as loaded);
+- mixed precision (``precision``: bf16 or fp16, the latter with a ``LossScaleOptimizer``):
+  the steps run on a clone of the model whose layers carry the ``mixed_bfloat16`` /
+  ``mixed_float16`` policy (its output layer stays float32, so losses are float32, NSL's
+  included) and whose float32 weights are copied back into the model after training; the
+  global Keras policy is never touched, so the saved model predicts in float32.
+  ``compile`` compiles the step with XLA (``jit_compile``); ``memory_format`` is torch's
+  (only ``auto`` is accepted: TensorFlow picks its own layout);
 - seeds every epoch (shuffle order, augmentations, TensorFlow's global seed, which a
   training step traced afresh each epoch passes to dropout and NSL's random start), so
   a resumed run matches an uninterrupted one exactly;
@@ -19,8 +26,8 @@ outputs as the PyTorch trainer (:class:`harness.training.TrainingConfig`):
   history) to ``out_dir``; ``fit(..., resume=True)`` continues from that checkpoint;
 - shows a rich progress bar with the running loss and accuracy.
 
-Only the base model is trained and saved: a wrapper from :meth:`Trainer.prepare`
-shares its layers and adds no weights.
+Only the base model (or its mixed-precision clone) is trained and saved: a wrapper from
+:meth:`Trainer.prepare` shares its layers and adds no weights.
 """
 
 from __future__ import annotations
@@ -43,6 +50,9 @@ from .evaluate import accuracy, images_to_tensor
 
 CHECKPOINT_NAME = "checkpoint.npz"
 CHECKPOINT_FORMAT = "harness-tf-checkpoint/1"
+
+#: TrainingConfig.precision -> the Keras mixed-precision policy of the trained clone (None: the model itself)
+POLICIES = {"fp32": None, "bf16": "mixed_bfloat16", "fp16": "mixed_float16"}
 
 
 # --------------------------------------------------------------------------- losses and weights
@@ -105,6 +115,34 @@ def set_model_weights(model: keras.Model, weights: list[np.ndarray]) -> None:
         variable.assign(value)
 
 
+def mixed_clone(model: keras.Model, policy: str) -> keras.Model:
+    """A copy of ``model`` (same architecture and weights) whose layers compute under ``policy``; nested models
+    are cloned likewise and the output layers stay float32 (float32 logits for the losses)."""
+
+    def clone(layer: keras.layers.Layer, outputs: tuple[str, ...] = ()) -> keras.layers.Layer:
+        if isinstance(layer, keras.Model):
+            return keras.models.clone_model(layer, clone_function=clone)
+        config = layer.get_config()
+        config["dtype"] = "float32" if layer.name in outputs else policy
+        return layer.__class__.from_config(config)
+
+    try:
+        copy = keras.models.clone_model(model, clone_function=lambda layer: clone(layer, tuple(model.output_names)))
+        set_model_weights(copy, model_weights(model))
+    except (NotImplementedError, TypeError, ValueError) as exc:  # a custom layer without a usable get_config
+        raise UsageError(f"precision: cannot rebuild model '{model.name}' under the {policy} policy "
+                         f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})",
+                         hint="give custom layers a get_config(), or train with precision = 'fp32'") from exc
+    return copy
+
+
+def loss_scale_variables(optimizer: Any) -> list[tf.Variable]:
+    """A ``LossScaleOptimizer``'s dynamic loss scale and its counter (checkpointed: resuming stays exact);
+    none for a plain optimizer. (Keras exposes them read-only, so this reads its private state.)"""
+    state = getattr(optimizer, "_loss_scale", None)
+    return [state._current_loss_scale, state._counter] if state is not None else []
+
+
 def load_checkpoint_weights(model: keras.Model, path: str | Path) -> keras.Model:
     """Load the base-model weights of a training checkpoint (``.npz``) or a Keras ``.h5`` file into ``model``."""
     path = Path(path).expanduser()
@@ -142,8 +180,13 @@ class Trainer(TrainerBase):
 
     def __init__(self, **params: Any):
         super().__init__(**params)
+        if self.config.memory_format != "auto":
+            raise UsageError(f"memory_format = {self.config.memory_format!r} is a torch knob: TensorFlow lays "
+                             "tensors out itself (NHWC; its GPU layout optimizer converts convolutions); "
+                             "leave memory_format at 'auto'")
         self.generator = tf.random.Generator.from_seed(0)
         self.loss = None  # loss(labels, logits) (see cross_entropy), set by fit()
+        self.target: keras.Model | None = None  # the model fit() was given (trains a mixed clone of it)
 
     # ---- what a defense overrides
 
@@ -153,7 +196,7 @@ class Trainer(TrainerBase):
 
     def batch_loss(self, trained: keras.Model, x: tf.Tensor, y: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         """(loss to minimise, logits whose accuracy is reported) for one augmented batch, inside the tape."""
-        logits = trained(x, training=True)
+        logits = tf.cast(trained(x, training=True), tf.float32)
         loss = tf.reduce_mean(self.loss(y, logits))
         if trained.losses:  # layer regularizers
             loss += tf.add_n(trained.losses)
@@ -165,9 +208,17 @@ class Trainer(TrainerBase):
         return int(model.output_shape[-1])
 
     def _setup(self, model: keras.Model) -> FitRun:
-        device = resolve_device(self.config.device)
-        self.loss = cross_entropy(self._num_classes(model), self.config.label_smoothing)
-        return FitRun(model, device, unfreezing_stages(model), self._model_facts(model, device))
+        cfg = self.config
+        device = resolve_device(cfg.device)
+        self.loss = cross_entropy(self._num_classes(model), cfg.label_smoothing)
+        self.target = model
+        policy = POLICIES[cfg.precision]
+        if policy is not None:
+            with tf.device(device):
+                model = mixed_clone(model, policy)
+        facts = {**self._model_facts(self.target, device), "precision": cfg.precision,
+                 "memory_format": cfg.memory_format, "compile": cfg.compile}
+        return FitRun(model, device, unfreezing_stages(model), facts)
 
     def _device_scope(self, run: FitRun) -> Any:
         return tf.device(run.device)
@@ -187,7 +238,10 @@ class Trainer(TrainerBase):
     def _open_optimizer(self, run: FitRun, count: int, state: Mapping[str, Any] | None) -> Any:
         optimizer = self._make_optimizer(run.model, run.stages)
         if state is not None:
-            optimizer.set_weights([state["arrays"][f"optimizer_{i}"] for i in range(state["optimizer_arrays"])])
+            inner = getattr(optimizer, "inner_optimizer", optimizer)  # a LossScaleOptimizer sets its inner one's
+            inner.set_weights([state["arrays"][f"optimizer_{i}"] for i in range(state["optimizer_arrays"])])
+            for i, variable in enumerate(loss_scale_variables(optimizer)):
+                variable.assign(state["arrays"][f"loss_scale_{i}"])
         trainable_stages(run.model, run.stages, count)
         return optimizer
 
@@ -222,26 +276,36 @@ class Trainer(TrainerBase):
         state = {**state, "model_arrays": len(weights), "optimizer_arrays": len(optimizer_state)}
         arrays = {f"model_{i}": w for i, w in enumerate(weights)}
         arrays.update({f"optimizer_{i}": v for i, v in enumerate(optimizer_state)})
+        arrays.update({f"loss_scale_{i}": v.numpy() for i, v in enumerate(loss_scale_variables(run.optimizer))})
         with atomic_path(path, suffix=".npz") as tmp:
             np.savez(tmp, state=np.array(json.dumps(to_plain(state))), **arrays)
+
+    def _finish(self, run: FitRun) -> None:
+        if run.model is not self.target:  # the mixed clone's float32 weights go back into the float32 model
+            set_model_weights(self.target, model_weights(run.model))
 
     # ---- the compiled step, optimizer, facts
 
     def _make_step(self, trained: keras.Model, model: keras.Model, optimizer: Any) -> Any:
-        """A compiled training step over the model's currently trainable variables (traced anew every epoch)."""
+        """A compiled training step over the model's currently trainable variables (traced anew every epoch);
+        XLA-compiled with ``compile``, loss-scaled for fp16."""
         variables = list(model.trainable_variables)
         decay = float(self.config.weight_decay)
+        scaled = self.config.precision == "fp16"
         signature = None if self.static_shapes else [
             tf.TensorSpec([None, *model.input_shape[1:]], tf.float32), tf.TensorSpec([None], tf.int64)]
 
-        @tf.function(input_signature=signature)
+        @tf.function(input_signature=signature, jit_compile=self.config.compile or None)
         def step(x: tf.Tensor, y: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
             with tf.GradientTape() as tape:
                 loss, logits = self.batch_loss(trained, x, y)
-            grads = tape.gradient(loss, variables)
+                target = optimizer.get_scaled_loss(loss) if scaled else loss
+            grads = tape.gradient(target, variables)
+            if scaled:
+                grads = optimizer.get_unscaled_gradients(grads)
             pairs = [(g + decay * v if decay else g, v) for g, v in zip(grads, variables) if g is not None]
             optimizer.apply_gradients(pairs)
-            return loss, logits
+            return loss, tf.cast(logits, tf.float32)
 
         return step
 
@@ -253,6 +317,8 @@ class Trainer(TrainerBase):
         else:
             optimizer = keras.optimizers.SGD(learning_rate=cfg.lr, momentum=cfg.momentum,
                                              nesterov=cfg.nesterov and cfg.momentum > 0)
+        if cfg.precision == "fp16":
+            optimizer = keras.mixed_precision.LossScaleOptimizer(optimizer)
         trainable_stages(model, stages, len(stages))
         optimizer.build(model.trainable_variables)
         return optimizer

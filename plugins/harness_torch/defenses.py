@@ -12,7 +12,8 @@ Parameter defaults live in :data:`harness_torch.plugin.DEFENSE_PARAMS` (the
 defense's own knobs) and :class:`harness.training.TrainingConfig` (the rest).
 Adversarial examples are crafted with the model in eval mode (the attacks see
 to that), in pixel space [0, 1], with the trainer's seeded generator; training
-uses the last PGD iterate, as the papers do.
+uses the last PGD iterate, as the papers do. Under mixed precision (``precision``) the
+attacks run inside the trainer's autocast, like the forward they attack; losses are float32.
 """
 
 from __future__ import annotations
@@ -79,7 +80,7 @@ class PGDAdversarialTraining(Trainer):
 
 def trades_kl(adv_logits: torch.Tensor, clean_probs: torch.Tensor) -> torch.Tensor:
     """Per-example KL(clean || adversarial): TRADES' robustness term (its batch mean is the loss)."""
-    return F.kl_div(F.log_softmax(adv_logits, dim=1), clean_probs, reduction="none").sum(dim=1)
+    return F.kl_div(F.log_softmax(adv_logits.float(), dim=1), clean_probs.float(), reduction="none").sum(dim=1)
 
 
 class Trades(Trainer):
@@ -108,12 +109,12 @@ class Trades(Trainer):
         x = self.augment(x)
         a = self.attack
         with eval_mode(model), torch.no_grad():
-            clean_probs = F.softmax(model(x), dim=1)
+            clean_probs = F.softmax(model(x).float(), dim=1)
         x_adv = pgd(model, x, clean_probs, eps=a.eps, step_size=a.step_size, steps=a.steps, norm=a.norm,
                     random_start=a.random_start, generator=self.generator, loss_fn=trades_kl, keep_best=False)
         logits = model(torch.cat([x, x_adv]))
         clean_logits, adv_logits = logits[: len(x)], logits[len(x):]
-        robust = trades_kl(adv_logits, F.softmax(clean_logits, dim=1)).mean()
+        robust = trades_kl(adv_logits, F.softmax(clean_logits.float(), dim=1)).mean()
         loss = self.criterion(clean_logits, y) + self.beta * robust
         return loss, clean_logits
 

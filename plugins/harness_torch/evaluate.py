@@ -1,6 +1,7 @@
 """Loss and accuracy of a torch model on uint8 NHWC images, clean or under an attack plugin.
 
-Also the data boundary: :func:`images_to_tensor` turns harness arrays into model input.
+Batches reach the model through :mod:`harness_torch.batches` (the data boundary; :func:`images_to_tensor`
+is re-exported here).
 """
 
 from __future__ import annotations
@@ -14,22 +15,8 @@ import torch.nn.functional as F
 from harness.metrics import topk_correct
 
 from .attacks import eval_mode
+from .batches import device_batches, images_to_tensor  # noqa: F401 - images_to_tensor re-exported
 from .device import model_device
-
-
-def images_to_tensor(images: np.ndarray, device: torch.device | str | None = None) -> torch.Tensor:
-    """uint8 N,H,W,C numpy -> float32 N,C,H,W in [0, 1] on ``device`` (converted there).
-
-    On the CPU numpy converts (one pass, one thread): torch's intra-op threads gain nothing on this
-    memory-bound step and, where the cores are shared, spin at its barriers (epochs 7x slower).
-    """
-    array = np.ascontiguousarray(images)
-    if device is None or torch.device(device).type == "cpu":
-        return torch.from_numpy(np.divide(array, np.float32(255.0), dtype=np.float32)).permute(0, 3, 1, 2)
-    if not array.flags.writeable:  # read-only memory-mapped cache: torch wants its own copy
-        array = array.copy()
-    tensor = torch.from_numpy(array).to(device, non_blocking=True)
-    return tensor.permute(0, 3, 1, 2).float().div_(255.0)
 
 
 def accuracy(
@@ -42,17 +29,16 @@ def accuracy(
     """Loss, top-1 and top-5 of ``model`` on ``images``, attacked batch by batch when ``attack`` is given."""
     device = model_device(model)
     total_loss, top1, top5 = 0.0, 0, 0
+    labels = np.asarray(labels, dtype=np.int64)
+    chunks = (slice(start, start + batch_size) for start in range(0, len(labels), batch_size))
     with eval_mode(model):
-        for start in range(0, len(labels), batch_size):
-            x = images_to_tensor(images[start : start + batch_size], device)
-            y_numpy = np.array(labels[start : start + batch_size], dtype=np.int64)
-            y = torch.from_numpy(y_numpy).to(device)
+        for x, y in device_batches(images, chunks, device, labels):
             if attack is not None:
                 x = attack(model, x, y)
             with torch.no_grad():
                 logits = model(x).float()
             total_loss += float(F.cross_entropy(logits, y, reduction="sum"))
-            scores = logits.cpu().numpy()
+            scores, y_numpy = logits.cpu().numpy(), y.cpu().numpy()
             top1 += topk_correct(scores, y_numpy, 1)
             top5 += topk_correct(scores, y_numpy, 5)
     n = max(1, len(labels))

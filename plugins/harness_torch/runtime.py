@@ -20,7 +20,7 @@ from harness.frameworks import RUNTIME_FUNCTIONS, RuntimeBase
 from .attacks import eval_mode
 from .device import auto_device, model_device
 from .evaluate import accuracy  # noqa: F401 - exported: a runtime function (RUNTIME_FUNCTIONS)
-from .evaluate import images_to_tensor
+from .batches import device_batches, images_to_tensor
 
 name = "torch"
 weights_file = "weights.pt"
@@ -63,6 +63,10 @@ class TorchRuntime(RuntimeBase):
 
     def images_batch(self, images: np.ndarray, device: torch.device | None) -> torch.Tensor:
         return images_to_tensor(images, device)
+
+    def image_batches(self, images: np.ndarray, device: torch.device | None, batch_size: int) -> Iterator[torch.Tensor]:
+        chunks = (slice(start, start + batch_size) for start in range(0, len(images), batch_size))
+        return (x for x, _ in device_batches(images, chunks, device))
 
     def float_batch(self, images: np.ndarray, device: torch.device) -> torch.Tensor:
         return _float_batch(images, device).permute(0, 3, 1, 2)

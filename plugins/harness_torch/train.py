@@ -9,6 +9,10 @@ A defense subclasses :class:`Trainer` and overrides :meth:`Trainer.batch_loss`
 - SGD (momentum, Nesterov) or Adam with weight decay; step / cosine / constant
   learning rate, or the seed's progressive unfreezing (see
   :class:`harness.training.TrainingConfig`);
+- mixed precision (``precision``: bf16 or fp16 autocast around :meth:`Trainer.batch_loss`, so
+  attacks inside training follow it; fp16 with a ``GradScaler`` whose state is checkpointed),
+  ``memory_format`` (channels_last for convolution nets on CUDA) and ``compile`` (``torch.compile``
+  of the trained forward); weights stay float32 and nothing outside training runs under autocast;
 - seeds everything per epoch (shuffle order, augmentations, attack random starts,
   dropout), so a resumed run matches an uninterrupted one exactly;
 - after every epoch writes ``metrics.json``, ``training_curves.png`` and
@@ -19,8 +23,10 @@ A defense subclasses :class:`Trainer` and overrides :meth:`Trainer.batch_loss`
 
 from __future__ import annotations
 
+import contextlib
 import pickle
 import random
+import shutil
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
 
@@ -44,12 +50,40 @@ from harness.training import (  # noqa: F401 - split_arrays, *_NAME: re-exported
 
 from .backbones import param_groups_for_unfreezing, unfreezing_stages
 from .device import resolve_device
-from .evaluate import accuracy, images_to_tensor
+from .batches import device_batches, images_to_tensor  # noqa: F401 - images_to_tensor re-exported
+from .evaluate import accuracy
 
 CHECKPOINT_NAME = "checkpoint.pt"
 CHECKPOINT_FORMAT = "harness-torch-checkpoint/1"
 
 Augmentation = Callable[..., torch.Tensor]
+
+#: TrainingConfig.precision -> the autocast dtype of the training passes (None: float32, no autocast)
+AUTOCAST_DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+LAYOUTS = {"channels_last": torch.channels_last, "contiguous": torch.contiguous_format}
+
+
+def autocast(device: torch.device | str, precision: str) -> contextlib.AbstractContextManager:
+    """``torch.autocast`` to ``precision``'s dtype on ``device`` (a no-op for fp32)."""
+    dtype = AUTOCAST_DTYPES[precision]
+    device_type = torch.device(device).type
+    return contextlib.nullcontext() if dtype is None else torch.autocast(device_type, dtype=dtype)
+
+
+def resolve_memory_format(choice: str, model: nn.Module, device: torch.device | str) -> str:
+    """``channels_last`` or ``contiguous``; ``auto`` is channels_last for a model with Conv2d on CUDA only
+    (on CPU channels_last measured no faster: docs/training.md)."""
+    if choice != "auto":
+        return choice
+    convolutional = any(isinstance(m, nn.Conv2d) for m in model.modules())
+    return "channels_last" if torch.device(device).type == "cuda" and convolutional else "contiguous"
+
+
+def check_compiler() -> None:
+    """UsageError unless a C++ compiler is on PATH (torch.compile's inductor backend builds kernels with one)."""
+    if not any(shutil.which(name) for name in ("g++", "c++", "clang++")):
+        raise UsageError("compile = true: torch.compile needs a C++ compiler (g++ or clang++) on PATH; none found",
+                         hint="install one (Debian: apt-get install g++) or set compile = false")
 
 
 # --------------------------------------------------------------------------- batches
@@ -60,11 +94,12 @@ def train_batches(images: np.ndarray, labels: np.ndarray, order: np.ndarray, bat
     """The training loop's batches: ``(index, x, y)`` per chunk of ``order`` (see ``batch_indices``).
 
     ``x`` is float32 N,C,H,W in [0, 1] and ``y`` int64, both on ``device``; each chunk is read
-    in sorted order (kind to a memory-mapped cache), so a batch's rows follow ``index``.
+    in sorted order (kind to a memory-mapped cache), so a batch's rows follow ``index``. The next
+    batch is read (and on CUDA copied) while the caller trains on this one (``batches.device_batches``).
     """
-    for index in batch_indices(order, batch_size):
-        index = np.sort(index)
-        yield index, images_to_tensor(images[index], device), torch.from_numpy(labels[index]).to(device)
+    chunks = [np.sort(index) for index in batch_indices(order, batch_size)]
+    for index, (x, y) in zip(chunks, device_batches(images, chunks, device, labels)):
+        yield index, x, y
 
 
 # --------------------------------------------------------------------------- RNG state
@@ -115,6 +150,8 @@ class Trainer(TrainerBase):
     def __init__(self, **params: Any):
         super().__init__(**params)
         self.generator = torch.Generator()  # CPU: same numbers on every device
+        self.memory_format = "contiguous"  # resolved by fit (see resolve_memory_format)
+        self.scaler = torch.amp.GradScaler("cpu", enabled=False)  # fp16's loss scaler, made by fit
 
     # ---- what a defense overrides
 
@@ -129,9 +166,14 @@ class Trainer(TrainerBase):
 
     # ---- helpers for defenses
 
+    def augment(self, x: torch.Tensor) -> torch.Tensor:
+        """The configured augmentations, in float32 even inside mixed-precision training."""
+        with torch.autocast(x.device.type, enabled=False):
+            return super().augment(x)
+
     def criterion(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """Cross-entropy with the configured label smoothing."""
-        return F.cross_entropy(logits, y, label_smoothing=self.config.label_smoothing)
+        """Cross-entropy (in float32, whatever the logits' precision) with the configured label smoothing."""
+        return F.cross_entropy(logits.float(), y, label_smoothing=self.config.label_smoothing)
 
     # ---- fit's hooks
 
@@ -139,9 +181,16 @@ class Trainer(TrainerBase):
         return getattr(model, "num_classes", None)
 
     def _setup(self, model: nn.Module) -> FitRun:
-        device = resolve_device(self.config.device)
-        model.to(device)
-        return FitRun(model, device, param_groups_for_unfreezing(model), self._model_facts(model, device))
+        cfg = self.config
+        device = resolve_device(cfg.device)
+        if cfg.compile:
+            check_compiler()
+        self.memory_format = resolve_memory_format(cfg.memory_format, model, device)
+        model.to(device, memory_format=LAYOUTS[self.memory_format])
+        self.scaler = torch.amp.GradScaler(device.type, enabled=cfg.precision == "fp16")
+        facts = {**self._model_facts(model, device), "precision": cfg.precision,
+                 "memory_format": self.memory_format, "compile": cfg.compile}
+        return FitRun(model, device, param_groups_for_unfreezing(model), facts)
 
     def _read_checkpoint(self, path: Path) -> Mapping[str, Any]:
         try:
@@ -152,6 +201,8 @@ class Trainer(TrainerBase):
     def _restore(self, run: FitRun, state: Mapping[str, Any]) -> None:
         run.model.load_state_dict(state["model"])
         _set_rng_state(state["rng"])
+        if self.scaler.is_enabled() and state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])
 
     def _open_optimizer(self, run: FitRun, count: int, state: Mapping[str, Any] | None) -> torch.optim.Optimizer:
         """Freeze everything but the first ``count`` stages; an optimizer with one group per open stage."""
@@ -164,23 +215,30 @@ class Trainer(TrainerBase):
         return optimizer
 
     def _prepare(self, run: FitRun) -> nn.Module:
+        """The defense's ``prepare``; then the model the steps call: ``torch.compile``'d when ``compile`` is set
+        (it shares the model's parameters, so the model itself is what is trained and saved)."""
         self.prepare(run.model, run.device)
-        return run.model
+        return torch.compile(run.model) if self.config.compile else run.model
 
     def _train_batches(self, run: FitRun, images: np.ndarray, labels: np.ndarray, epoch: int,
                        lr: float) -> Iterator[tuple[np.ndarray, float, np.ndarray]]:
-        cfg, model, optimizer = self.config, run.model, run.optimizer
+        cfg, model, optimizer, scaler = self.config, run.trained, run.optimizer, self.scaler
+        channels_last = self.memory_format == "channels_last"
         for group in optimizer.param_groups:
             group["lr"] = lr
         torch.manual_seed(derive_seed(cfg.seed, epoch, 0))  # dropout and anything else on the global RNG
         self.generator.manual_seed(derive_seed(cfg.seed, epoch, 1))  # augmentations, attack random starts
         order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(derive_seed(cfg.seed, epoch, 2)))
-        self._train_mode(model)
+        self._train_mode(run.model)
         for index, x, y in train_batches(images, labels, order.numpy(), cfg.batch_size, run.device):
-            loss, logits = self.batch_loss(model, x, y)
+            if channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            with autocast(run.device, cfg.precision):  # the forward, loss and in-training attacks only
+                loss, logits = self.batch_loss(model, x, y)
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            scaler.scale(loss).backward()  # scaler disabled (fp32, bf16): plain backward and step
+            scaler.step(optimizer)
+            scaler.update()
             yield index, float(loss.detach()), logits.detach().float().cpu().numpy()
 
     def evaluate(self, model: nn.Module, images: np.ndarray, labels: np.ndarray) -> dict[str, float]:
@@ -197,12 +255,14 @@ class Trainer(TrainerBase):
 
     def _write_checkpoint(self, run: FitRun, path: Path, state: dict[str, Any]) -> None:
         state = {**state, "model": run.model.state_dict(), "optimizer": run.optimizer.state_dict(),
-                 "rng": _rng_state()}
+                 "rng": _rng_state(), "scaler": self.scaler.state_dict()}
         with atomic_path(path, suffix=".pt") as tmp:
             torch.save(state, tmp)
 
     def _finish(self, run: FitRun) -> None:
         run.model.eval()
+        if self.memory_format != "contiguous":  # the trained model leaves in the usual layout
+            run.model.to(memory_format=torch.contiguous_format)
 
     # ---- optimizer, modes, facts
 

@@ -249,3 +249,34 @@ def test_torch_runs_on_the_tensor_device(name):
     assert out.device == x.device and out.shape == x.shape
     cpu = fw.create(name, severity=5)(x.cpu(), generator=torch.Generator().manual_seed(0))
     assert torch.allclose(out.cpu(), cpu, atol=1e-3)
+
+
+@pytest.mark.parametrize("mode", ["bilinear", "nearest"])
+def test_torch_warps_run_batched_and_match_torchvision_image_by_image(mode):
+    """rotation / affine / perspective warp the whole batch at once, equal to F.rotate / F.affine /
+    F.perspective per image bit for bit (a 90-degree angle takes torchvision's exact rot90 path)."""
+    torch = pytest.importorskip("torch")
+    from torchvision.transforms import InterpolationMode
+    from torchvision.transforms.v2 import functional as F
+
+    from harness_torch.augmentations import TorchAugmentOps
+
+    ops, n, h, w = TorchAugmentOps(), 5, 12, 16
+    x = torch.rand(n, h, w, 3, generator=torch.Generator().manual_seed(0)).permute(0, 3, 1, 2)
+    draws = torch.rand(14, n, generator=torch.Generator().manual_seed(1)).tolist()
+    kw = {"interpolation": InterpolationMode(mode), "fill": 0.25}
+    angles = [40 * a - 20 for a in draws[0]]
+    angles[1] = 90.0
+    expected = torch.stack([F.rotate(image, angle, **kw) for image, angle in zip(x, angles)])
+    assert torch.equal(ops.rotate(x, angles, mode, 0.25), expected)
+    tx, ty = [4 * v - 2 for v in draws[1]], [4 * v - 2 for v in draws[2]]
+    scale, sx, sy = [0.8 + 0.4 * v for v in draws[3]], [20 * v - 10 for v in draws[4]], [20 * v - 10 for v in draws[5]]
+    expected = torch.stack([F.affine(x[i], 0.0, translate=[tx[i], ty[i]], scale=scale[i], shear=[sx[i], sy[i]], **kw)
+                            for i in range(n)])
+    assert torch.equal(ops.affine(x, tx, ty, scale, sx, sy, mode, 0.25), expected)
+    dx, dy = [[3 * v for v in draws[6 + k]] for k in range(4)], [[3 * v for v in draws[10 + k]] for k in range(4)]
+    start = [[0, 0], [w - 1, 0], [w - 1, h - 1], [0, h - 1]]
+    expected = torch.stack([F.perspective(x[i], start, [[dx[0][i], dy[0][i]], [w - 1 - dx[1][i], dy[1][i]],
+                                                        [w - 1 - dx[2][i], h - 1 - dy[2][i]],
+                                                        [dx[3][i], h - 1 - dy[3][i]]], **kw) for i in range(n)])
+    assert torch.equal(ops.perspective(x, dx, dy, mode, 0.25), expected)

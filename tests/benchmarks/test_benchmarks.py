@@ -24,6 +24,7 @@ MODULES = {
     "training": (["training_hardening_vs_torch", "training_trades_vs_torch", "training_nsl_vs_keras"],
                  ["torch", "torchattacks", "tensorflow", "tf_keras", "neural_structured_learning"]),
     "data": (["data_epoch_vs_imagefolder"], ["torch", "torchvision"]),
+    "data_path": (["data_path_vs_training_step"], ["torch"]),
     "corruptions": (["corruptions_vs_imagecorruptions"], ["imagecorruptions"]),
     "scoring": (["scoring_predict_vs_bare_torch"], ["torch"]),
     "adaptive": (["adaptive_phase_vs_evaluate_robust"], ["torch"]),
@@ -31,10 +32,12 @@ MODULES = {
     "ray": (["ray_executor_vs_local"], ["ray", "torch"]),
     "sandbox": (["sandbox_ns_vs_none_python"], []),
     "site": (["site_build_vs_csv_leaderboard", "site_charts_svg_vs_matplotlib"], ["jinja2"]),
+    "precision": (["precision_torch_small_cnn_standard_bf16", "precision_torch_small_cnn_model_hardening_bf16",
+                   "precision_tf_nsl_cnn_standard_bf16"], ["torch", "tensorflow", "tf_keras"]),
 }
 #: quick runs of 11-52 s each on 2 cores, left out of `make test` to keep the whole suite under 15 minutes there;
 #: ``HARNESS_QUICK_BENCHMARKS=all make test`` (or ``make bench BENCH_ARGS=--quick``) runs them
-HEAVY = {"pgd_torch", "pgd_tf", "training", "data", "scoring", "adaptive", "ray"}
+HEAVY = {"pgd_torch", "pgd_tf", "training", "data", "data_path", "scoring", "adaptive", "ray", "precision"}
 ALL_BENCHMARKS = os.environ.get("HARNESS_QUICK_BENCHMARKS") == "all"
 
 

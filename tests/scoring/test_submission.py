@@ -248,3 +248,15 @@ def test_thirdparty_plugins_are_seen_by_the_sandboxed_validation(tmp_path, third
     (folder / "submission.toml").write_text(text)
     result = CliRunner().invoke(app, ["submission", "validate", str(folder)], env={"COLUMNS": "300"})
     assert result.exit_code == 0 and "ok" in result.output, result.output
+
+
+def test_precision_memory_format_and_compile_are_checked_where_they_are_set(tmp_path):
+    text = BASE + '\n[training]\nprecision = "bf17"\nmemory_format = "nhwc"\ncompile = "yes"\n'
+    assert messages(write(tmp_path, text)) == [
+        "training: precision must be one of fp32, bf16, fp16, got 'bf17'. Did you mean 'bf16'?"]
+    text = BASE.replace('name = "standard"', 'name = "standard"\nparams = { compile = "yes" }')
+    assert messages(write(tmp_path, text)) == ["defense.params: compile must be true or false, got 'yes'"]
+    text = BASE.replace('name = "standard"', 'name = "standard"\nparams = { precision = "bf16" }')
+    ok = text + '\n[training]\nmemory_format = "channels_last"\ncompile = true\n'
+    assert messages(write(tmp_path, ok)) == []
+    assert load_submission(write(tmp_path, ok)).trainer_params()["precision"] == "bf16"

@@ -107,3 +107,14 @@ def test_configure_seed_makes_model_building_reproducible():
     adversarial = runtime.adversarial_images(model, x, np.arange(4),
                                              create_attack("pgd", framework="tf", eps=0.1, steps=2, seed=None))
     assert adversarial.shape == (4, 8, 8, 1)
+
+
+def test_images_to_tensor_casts_uint8_in_tensorflow_exactly_as_numpy_divides():
+    from harness_tf.evaluate import images_to_tensor
+
+    images = np.arange(256, dtype=np.uint8).reshape(4, 8, 8, 1).repeat(3, axis=3)
+    x = images_to_tensor(images[:, ::-1])  # a non-contiguous view too
+    expected = np.asarray(images[:, ::-1], dtype=np.float32) / np.float32(255.0)
+    assert x.dtype.name == "float32" and np.array_equal(x.numpy(), expected)
+    grey = np.float32(255.0) * expected  # float input: divided on the host, as before
+    assert np.array_equal(images_to_tensor(grey).numpy(), grey / np.float32(255.0))

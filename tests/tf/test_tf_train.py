@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from harness.errors import UsageError
 from harness.registry import create_defense
 from harness_tf.train import cross_entropy, load_checkpoint_weights, model_weights
 from tf_helpers import FAST, nsl_cnn, subset, to_float
@@ -47,3 +48,21 @@ def test_checkpoint_holds_weights_optimizer_state_and_loads_back(digits_splits, 
     again = load_checkpoint_weights(nsl_cnn(seed=1), tmp_path / "checkpoint.npz")
     for a, b in zip(model_weights(model), model_weights(again)):
         assert np.array_equal(a, b)
+
+
+def test_memory_format_is_torchs_knob_and_tensorflow_says_so():
+    with pytest.raises(UsageError, match=r"memory_format = 'channels_last' is a torch knob: TensorFlow lays tensors"):
+        create_defense("standard", framework="tf", memory_format="channels_last", **FAST)
+
+
+def test_compile_builds_the_step_with_xla(digits_splits):
+    """compile = true builds the training step with jit_compile (XLA); running it, NSL's step included, is
+    timed by benchmarks/bench_precision.py. bf16 with NSL trains end to end in tests/scoring."""
+    model = nsl_cnn()
+    compiled = create_defense("standard", framework="tf", compile=True, **FAST)
+    plain = create_defense("standard", framework="tf", **FAST)
+    for trainer in (compiled, plain):
+        trainer._setup(model)
+    optimizer = compiled._make_optimizer(model, [("all", model.layers)])
+    assert compiled._make_step(model, model, optimizer)._jit_compile
+    assert not plain._make_step(model, model, optimizer)._jit_compile

@@ -8,6 +8,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from harness.errors import UsageError  # noqa: E402
 from harness.registry import create_backbone, create_defense  # noqa: E402
 from harness_torch.train import images_to_tensor, load_checkpoint_weights, train_batches  # noqa: E402
 
@@ -53,3 +54,47 @@ def test_fit_leaves_eval_mode_and_a_checkpoint_with_optimizer_and_rng_states(dig
     again = load_checkpoint_weights(small_model(seed=1), tmp_path / "checkpoint.pt")
     for a, b in zip(model.state_dict().values(), again.state_dict().values()):
         assert torch.equal(a, b)
+
+
+def test_fp16_model_hardening_step_and_channels_last_leave_a_plain_float32_model(digits_splits):
+    """fp16 autocast on CPU with the in-training FGSM/BIM; channels_last during training, the usual layout after."""
+    model = small_model()
+    trainer = create_defense("model-hardening", framework="torch", epochs=1, bim_steps=2, precision="fp16",
+                             memory_format="channels_last", **FAST)
+    history = trainer.fit(model, subset(digits_splits.train, 64))
+    assert np.isfinite(history[0].train_loss) and history.meta["memory_format"] == "channels_last"
+    assert all(p.dtype == torch.float32 and p.is_contiguous() for p in model.parameters())
+    assert trainer.scaler.is_enabled() and not torch.is_autocast_enabled("cpu")
+    auto = create_defense("standard", framework="torch", epochs=1, **FAST).fit(small_model(),
+                                                                           subset(digits_splits.train, 64))
+    assert auto.meta["memory_format"] == "contiguous"  # auto: channels_last on CUDA only
+
+
+def test_compile_trains_through_torch_compile(digits_splits, monkeypatch):
+    """compile = true trains the torch.compile'd forward (dynamo + AOTAutograd; the aot_eager backend stands in
+    for inductor, whose C++ build takes over a minute on 2 cores) and saves the plain model's weights."""
+    import functools
+
+    compiled, real_compile = [], torch.compile
+
+    def compile_(model, **kw):
+        compiled.append(model)
+        return functools.partial(real_compile, backend="aot_eager")(model, **kw)
+
+    monkeypatch.setattr(torch, "compile", compile_)
+    model = small_model()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    history = create_defense("standard", framework="torch", epochs=1, compile=True, precision="bf16",
+                             **FAST).fit(model, subset(digits_splits.train, 128))
+    assert compiled == [model] and history.meta["compile"] is True and np.isfinite(history[0].train_loss)
+    assert model.state_dict().keys() == before.keys()  # no "_orig_mod." prefixes: the model itself trained
+    assert any(not torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+def test_compile_without_a_compiler_is_one_clear_line(monkeypatch):
+    import harness_torch.train
+
+    monkeypatch.setattr(harness_torch.train.shutil, "which", lambda name: None)
+    trainer = create_defense("standard", framework="torch", epochs=1, compile=True, **FAST)
+    with pytest.raises(UsageError, match=r"^compile = true: torch.compile needs a C\+\+ compiler \(g\+\+ or clang"):
+        trainer.fit(small_model(), (np.zeros((2, 8, 8, 1), np.uint8), np.array([0, 1])))

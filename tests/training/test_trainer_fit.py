@@ -57,8 +57,25 @@ class TorchAdapter:
 
     noise_augmentation = staticmethod(torch_noise)
 
+    def full_precision_after_training(self, model):
+        """No autocast left on; the model predicts float32 in the usual layout."""
+        x = self.torch.rand(2, 1, 8, 8)
+        return (not self.torch.is_autocast_enabled("cpu") and model(x).dtype == self.torch.float32
+                and all(p.is_contiguous() for p in model.parameters()))
+
     def checkpoint_epoch(self, path):
         return self.torch.load(path, weights_only=True)["epoch"]
+
+    def loss_scale(self, path):
+        return self.torch.load(path, weights_only=True)["scaler"]["scale"]
+
+    def jumpy_loss_scale(self, monkeypatch):
+        import functools
+
+        import harness_torch.train
+
+        scaler = functools.partial(self.torch.amp.GradScaler, init_scale=2.0 ** 17, growth_interval=2)
+        monkeypatch.setattr(harness_torch.train.torch.amp, "GradScaler", scaler)
 
     #: a second defense whose resume must also match (random starts on the trainer's generator)
     adversarial = ("trades", {"eps": 0.1, "steps": 2, "optimizer": "adam", "lr": 1e-3})
@@ -86,9 +103,26 @@ class TFAdapter:
 
     noise_augmentation = staticmethod(tf_noise)
 
+    def full_precision_after_training(self, model):
+        """The global Keras policy untouched; the model itself still computes in float32."""
+        policy = self.keras.mixed_precision.global_policy().name
+        return policy == "float32" and all(layer.dtype_policy.name == "float32" for layer in model.layers) \
+            and model(np.zeros((2, 8, 8, 1), np.float32)).dtype == self.tf.float32
+
     def checkpoint_epoch(self, path):
         with np.load(path) as data:
             return json.loads(str(data["state"]))["epoch"]
+
+    def loss_scale(self, path):
+        with np.load(path) as data:
+            return float(data["loss_scale_0"])
+
+    def jumpy_loss_scale(self, monkeypatch):
+        import functools
+
+        optimizer = functools.partial(self.keras.mixed_precision.LossScaleOptimizer, initial_scale=2.0 ** 17,
+                                      dynamic_growth_steps=2)
+        monkeypatch.setattr(self.keras.mixed_precision, "LossScaleOptimizer", optimizer)
 
     #: a second defense whose resume must also match (NSL's random start from TF's global seed)
     adversarial = ("nsl-adversarial-regularization", {"optimizer": "adam", "lr": 1e-3, "label_smoothing": 0.1,
@@ -174,14 +208,17 @@ def run(fw, name, train, out_dir, epochs, resume=False, **params):
     return model, history
 
 
-@pytest.mark.parametrize("case", ["progressive", "adversarial"])
-def test_resume_gives_the_same_weights_as_an_uninterrupted_run(fw, digits_splits, tmp_path, case):
+@pytest.mark.parametrize("case", ["progressive", "adversarial", "fp16"])
+def test_resume_gives_the_same_weights_as_an_uninterrupted_run(fw, digits_splits, tmp_path, case, monkeypatch):
     if case == "progressive":  # stops after the upper backbone opened (epoch 4): a new stage's optimizer state
         name, stop, params = "standard", 4, {**PROGRESSIVE, "optimizer": "sgd",
                                              "augmentations": [fw.noise_augmentation, "hflip"]}
+    elif case == "fp16":  # the loss scale is checkpointed: it doubles every 2 steps and halves on overflows
+        name, stop, params = "standard", 1, {"precision": "fp16", "lr": 0.05, "batch_size": 32}
+        fw.jumpy_loss_scale(monkeypatch)
     else:
         (name, params), stop = fw.adversarial, 2
-    train = subset(digits_splits[0], 256)
+    train = subset(digits_splits[0], 128 if case == "fp16" else 256)  # fp16 autocast is slow on CPU
     total = stop + 1
     straight, straight_history = run(fw, name, train, tmp_path / "straight", total, **params)
     run(fw, name, train, tmp_path / "resumed", stop, **params)  # "interrupted" after epoch `stop`
@@ -196,6 +233,19 @@ def test_resume_gives_the_same_weights_as_an_uninterrupted_run(fw, digits_splits
     assert fw.checkpoint_epoch(tmp_path / "resumed" / fw.checkpoint) == total
     if case == "progressive":
         assert "unfreeze upper backbone" in straight_history.column("event")
+    if case == "fp16":
+        assert fw.loss_scale(tmp_path / "resumed" / fw.checkpoint) != 2.0 ** 17  # it moved from the initial scale
+
+
+def test_mixed_precision_trains_float32_weights_and_records_how(fw, digits_splits, tmp_path):
+    model = fw.model()
+    history = defense(fw, epochs=1, precision="bf16", optimizer="adam", lr=3e-3).fit(
+        model, subset(digits_splits[0], 256), digits_splits[1], out_dir=tmp_path)
+    assert all(w.dtype == np.float32 for w in fw.weights(model))
+    assert np.isfinite(history[0].train_loss) and history[0].val_top1 is not None
+    meta = json.loads((tmp_path / "metrics.json").read_text())["meta"]
+    assert (meta["precision"], meta["compile"], meta["params"]["precision"]) == ("bf16", False, "bf16")
+    assert fw.full_precision_after_training(model)
 
 
 def test_resume_refuses_changed_parameters_other_defenses_and_missing_files(fw, digits_splits, tmp_path):

@@ -27,3 +27,10 @@ def test_check_resume_allows_only_resumable_changes(tmp_path):
         check_resume(tmp_path, "standard", {**saved, "lr": 0.5}, "standard", saved)
     with pytest.raises(UsageError, match="written by defense 'trades', not 'standard'"):
         check_resume(tmp_path, "standard", saved, "trades", saved)
+
+
+def test_check_resume_reads_a_knob_the_checkpoint_predates_as_its_default(tmp_path):
+    saved = {"epochs": 3, "lr": 0.01}  # written before precision / memory_format / compile existed
+    check_resume(tmp_path, "standard", {**saved, "precision": "fp32", "compile": False}, "standard", saved)
+    with pytest.raises(UsageError, match="precision 'fp32' -> 'bf16'"):
+        check_resume(tmp_path, "standard", {**saved, "precision": "bf16"}, "standard", saved)
