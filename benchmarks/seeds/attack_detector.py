@@ -124,7 +124,7 @@ def run(args) -> dict[str, Any]:
     from harness_torch import runtime
 
     common.setup(args)
-    data = common.load_data(args)
+    data = common.load_data(args, quick=(300, 150))
     print(data.describe() + f"; eps {args.eps:.4f} ({args.eps * 255:.3g}/255), BIM k={common.SEED_BIM_STEPS}, "
           f"{args.epochs} epochs per model", flush=True)
     variants: dict[str, tuple[Callable[[np.ndarray], np.ndarray], bool]] = {
@@ -181,11 +181,11 @@ def main(argv=None) -> int:
     p = common.parser(__doc__.split("\n\n")[0], cpu_epochs=30, full_epochs=5, quick_epochs=1)
     args = common.parse(p, argv)
     payload = run(args)
-    path = common.write_result(args, NAME, payload, started)
+    path = common.torch_result(args, NAME, payload, started)
     print(tables(payload), flush=True)
     print(f"wrote {path}", flush=True)
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(common.run(main))

@@ -36,8 +36,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from nsl_common import (ROOT, configure_tensorflow, evaluate_models, load_data, markdown_table,  # noqa: E402
-                        parse_args, run, set_seeds, training_params, write_result)
+from common import (ROOT, load_data, markdown_table, parse, parser, run, scale, set_seeds,  # noqa: E402
+                    training_params, write_result)
+from nsl_eval import configure_tensorflow, evaluate_models  # noqa: E402
 
 RECIPE = ROOT / "submissions" / "mobilenet-nsl"
 #: the write-up's printed figures: accuracy on perturbed *training* images (section 6); "more than 80% training
@@ -47,8 +48,9 @@ SEED = {
     "train_accuracy": {"adv-regularized": 0.80},
 }
 MODELS = ("baseline", "adv-regularized")
-#: (pretraining epochs, fine-tuning epochs, plateau patience, plateau min delta) per scale
-SCALES = {"quick": (1, 1, 1, 0.1), "cpu": (3, 4, 1, 0.1), "full": (0, None, None, None)}
+#: (pretraining epochs, plateau patience, plateau min delta) per scale; fine-tuning epochs: 4 on CPU, 1 with
+#: --quick, the recipe's with --full
+SCALES = {"quick": (1, 1, 0.1), "cpu": (3, 1, 0.1), "full": (0, None, None)}
 PRETRAIN = {"optimizer": "sgd", "lr": 0.05, "schedule": "none", "unfreeze": "all", "batch_size": 64}
 #: training images perturbed for the seed's own protocol (its code perturbs its training set)
 TRAIN_EVAL_IMAGES = 10_000
@@ -59,7 +61,7 @@ TRANSFER_STEPS = 10
 def build(data, backbone: str, params: dict, seed: int):
     from harness.registry import create_backbone
 
-    set_seeds(seed)
+    set_seeds(seed, "tf")
     return create_backbone(backbone, framework="tf", num_classes=data.num_classes, input_shape=data.image_shape,
                            **params)
 
@@ -88,29 +90,25 @@ def events(history) -> list[str]:
 
 
 def main(argv=None) -> int:
-    import argparse
-
     from harness.submission import load_submission
 
-    extra = argparse.ArgumentParser(add_help=False)
-    extra.add_argument("--weights", default=None, help="--full: Keras's no-top MobileNetV2 ImageNet weights (.h5)")
-    extra.add_argument("--unfreeze", choices=("progressive", "all"), default=None,
-                       help="override the recipe's progressive unfreezing (all: every layer trains from epoch 1; "
-                            "the JSON name gets _unfreeze-all)")
-    known, rest = extra.parse_known_args(argv)
-    args = parse_args(__doc__.split("\n\n")[0] + " (also: --weights FILE.h5, --unfreeze all)", rest)
+    p = parser(__doc__.split("\n\n")[0], cpu_epochs=4, full_epochs=None, framework="tf")
+    p.add_argument("--weights", default=None, help="--full: Keras's no-top MobileNetV2 ImageNet weights (.h5)")
+    p.add_argument("--unfreeze", choices=("progressive", "all"), default=None,
+                   help="override the recipe's progressive unfreezing (all: every layer trains from epoch 1; "
+                        "the JSON name gets _unfreeze-all)")
+    args = parse(p, argv)
     recipe = load_submission(RECIPE)
-    scale = "quick" if args.quick else "full" if args.full else "cpu"
-    pretrain_epochs, epochs, patience, min_delta = SCALES[scale]
-    epochs = args.epochs or epochs
+    pretrain_epochs, patience, min_delta = SCALES[scale(args)]
+    epochs = args.epochs
     data = load_data(args)
     configure_tensorflow(args.threads)
     backbone = "nsl-cnn" if args.quick else recipe.backbone
     params = {} if args.quick else dict(recipe.backbone_params)
     if not args.full and not args.quick:
         params["pretrained"] = False  # no download here: the pretraining run below stands in
-    if known.weights:
-        params.update(weights=known.weights, pretrained=False)
+    if args.weights:
+        params.update(weights=args.weights, pretrained=False)
     recipe_params = recipe.trainer_params()
     nsl_knobs = dict(recipe.defense_params)
     for knob in nsl_knobs:
@@ -118,8 +116,8 @@ def main(argv=None) -> int:
     recipe_params["seed"] = args.seed
     if epochs is not None:
         recipe_params["epochs"] = epochs
-    if known.unfreeze:
-        recipe_params["unfreeze"] = known.unfreeze
+    if args.unfreeze:
+        recipe_params["unfreeze"] = args.unfreeze
     if patience is not None:
         recipe_params.update(plateau_patience=patience, plateau_min_delta=min_delta)
     print(f"{data.name}: {data.sizes()}, {backbone} {params}, recipe {RECIPE.relative_to(ROOT)}", flush=True)
@@ -150,7 +148,7 @@ def main(argv=None) -> int:
     table = rows(results, histories)
     result = {
         "seed": "000_2acae5b12fd595f9 (Tiny ImageNet write-up: MobileNetV2 + NSL), 001, 002",
-        "scale": scale, "dataset": data.name, "sizes": data.sizes(), "backbone": backbone,
+        "scale": scale(args), "dataset": data.name, "sizes": data.sizes(), "backbone": backbone,
         "backbone_params": params, "recipe": str(RECIPE.relative_to(ROOT)),
         "pretraining": None if not pretrain_epochs else {**PRETRAIN, "epochs": pretrain_epochs,
                                                          "seconds": round(pretrain_seconds, 1)},
@@ -160,12 +158,12 @@ def main(argv=None) -> int:
         "history": {name: [asdict(e) for e in h.epochs] for name, h in histories.items()},
         "seed_figures": SEED, "results": results, "rows": table,
     }
-    name = "nsl_tiny_imagenet" + ("" if scale == "cpu" else f"_{scale}")
-    if known.unfreeze and known.unfreeze != recipe.training.get("unfreeze"):
-        name += f"_unfreeze-{known.unfreeze}"
-    path = write_result(name, result, args.out)
+    name = "nsl_tiny_imagenet" + ("" if scale(args) == "cpu" else f"_{scale(args)}")
+    if args.unfreeze and args.unfreeze != recipe.training.get("unfreeze"):
+        name += f"_unfreeze-{args.unfreeze}"
+    path = write_result(args.out / f"{name}.json", result)
     columns = ["evaluation", "metric"] + [f"{n} ({w})" for n in MODELS for w in ("seed", "ours")]
-    print(markdown_table(table, columns), flush=True)
+    print(markdown_table(columns, table), flush=True)
     for name in MODELS:
         print(f"{name}: {seconds[name]:.0f} s; {'; '.join(result['events'][name])}", flush=True)
     print(f"pretraining stand-in: {pretrain_seconds:.0f} s; wrote {path}", flush=True)

@@ -25,8 +25,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from nsl_common import (configure_tensorflow, evaluate_models, load_data, markdown_table,  # noqa: E402
-                        parse_args, run, set_seeds, training_params, write_result)
+from common import (load_data, markdown_table, parse_args, run, scale, set_seeds,  # noqa: E402
+                    training_params, write_result)
+from nsl_eval import configure_tensorflow, evaluate_models  # noqa: E402
 
 #: the tutorial's knobs (make_adv_reg_config and the Keras fit)
 NSL_KNOBS = {"multiplier": 0.2, "adv_step_size": 0.2, "adv_grad_norm": "infinity"}
@@ -46,7 +47,7 @@ def train(data, defense: str, args, epochs: int, seed: int | None = None, **knob
     from harness.registry import create_backbone, create_defense
 
     seed = args.seed if seed is None else seed
-    set_seeds(seed)  # the baseline and the regularized model start from the same weights
+    set_seeds(seed, "tf")  # the baseline and the regularized model start from the same weights
     model = create_backbone("nsl-cnn", framework="tf", num_classes=data.num_classes, input_shape=data.image_shape)
     params = training_params(args, **{**TRAINING, "epochs": epochs})
     trainer = create_defense(defense, framework="tf", **{**params, "seed": seed}, **knobs)
@@ -71,10 +72,10 @@ def rows(results: dict) -> list[dict]:
 
 
 def main(argv=None) -> int:
-    args = parse_args(__doc__.split("\n\n")[0], argv)
+    args = parse_args(__doc__.split("\n\n")[0], argv, cpu_epochs=TRAINING["epochs"], full_epochs=TRAINING["epochs"])
     data = load_data(args)
     configure_tensorflow(args.threads)
-    epochs = args.epochs or (1 if args.quick else TRAINING["epochs"])
+    epochs = args.epochs
     print(f"{data.name}: {data.sizes()}, nsl-cnn, {epochs} epochs Adam, batch {TRAINING['batch_size']}", flush=True)
     baseline, base_seconds, base_train = train(data, "standard", args, epochs)
     regularized, reg_seconds, reg_train = train(data, "nsl-adversarial-regularization", args, epochs, **NSL_KNOBS)
@@ -91,18 +92,18 @@ def main(argv=None) -> int:
         adv_step_size=NSL_KNOBS["adv_step_size"], adv_grad_norm=NSL_KNOBS["adv_grad_norm"], whitebox=False,
         seed=args.seed)["nsl_reference"]
     table = rows(results)
-    scale = "quick" if args.quick else "full" if args.full else "cpu"
     result = {
         "seed": "004_c822ac97ac692c77 (NSL adversarial regularization tutorial, Beans)",
-        "scale": scale, "dataset": data.name, "sizes": data.sizes(), "backbone": "nsl-cnn",
+        "scale": scale(args), "dataset": data.name, "sizes": data.sizes(), "backbone": "nsl-cnn",
         "training": {**TRAINING, "epochs": epochs, "precision": args.precision}, "nsl": NSL_KNOBS,
         "train_seconds": {"baseline": round(base_seconds, 1), "adv-regularized": round(reg_seconds, 1)},
         "train_top1": {"baseline": base_train, "adv-regularized": reg_train},
         "seed_figures": SEED, "results": results, "rows": table,
     }
-    path = write_result("nsl_tutorial" + ("" if scale == "cpu" else f"_{scale}"), result, args.out)
+    path = write_result(args.out / ("nsl_tutorial" + ("" if scale(args) == "cpu" else f"_{scale(args)}") + ".json"),
+                        result)
     columns = ["evaluation", "metric"] + [f"{n} ({w})" for n in MODELS for w in ("seed", "ours")]
-    print(markdown_table(table, columns), flush=True)
+    print(markdown_table(columns, table), flush=True)
     print(f"train seconds: baseline {base_seconds:.0f}, adv-regularized {reg_seconds:.0f}; wrote {path}", flush=True)
     return 0
 

@@ -78,15 +78,15 @@ def test_nsl_tiny_imagenet_quick_runs_the_recipe_on_a_tiny_imagenet_folder(tmp_p
 def test_a_missing_data_folder_is_one_line_naming_it(tmp_path, capsys):
     sys.path.insert(0, str(SEEDS))
     try:
-        import nsl_common
+        import common
     finally:
         sys.path.remove(str(SEEDS))
 
     def main(argv):
-        nsl_common.load_data(nsl_common.parse_args("test", argv))
+        common.load_data(common.parse_args("test", argv))
         return 0
 
     missing = tmp_path / "no-such-folder"
-    assert nsl_common.run(main, ["--quick", "--data", str(missing)]) == 2
+    assert common.run(main, ["--quick", "--data", str(missing)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("Error: ") and str(missing) in err.splitlines()[0] and "Traceback" not in err

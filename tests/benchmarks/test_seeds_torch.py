@@ -95,6 +95,7 @@ def _common():
     (["--full", "--data", "/no/such/tiny-imagenet-200"], "--data /no/such/tiny-imagenet-200: no such file"),
     (["--full", "--quick"], "--full and --quick exclude each other"),
     (["--eps", "2"], "--eps must be in (0, 1]"),
+    (["--epochs", "0"], "--epochs must be at least 1, got 0"),
 ])
 def test_bad_options_end_in_one_line_naming_the_option(argv, message, capsys):
     common = _common()
