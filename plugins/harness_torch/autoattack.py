@@ -166,8 +166,10 @@ def square_linf(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, eps: f
         margin_best = _margin(model(x_best), y)
         line_h = torch.arange(height, device=device).view(1, 1, height, 1)
         line_w = torch.arange(width, device=device).view(1, 1, 1, width)
+        # the examples not fooled yet, gathered once per change of that set (not once per query)
+        todo = torch.nonzero(margin_best > 0).flatten()
+        x_cur, y_cur, best_cur, margin_cur = x[todo], y[todo], x_best[todo], margin_best[todo]
         for i in range(n_queries):
-            todo = torch.nonzero(margin_best > 0).flatten()
             if len(todo) == 0:
                 break
             side = square_side(square_p(i, n_queries, p_init), height, width)
@@ -176,13 +178,18 @@ def square_linf(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, eps: f
             top = (torch.rand(count, generator=generator) * (height - side)).long().to(device).view(-1, 1, 1, 1)
             left = (torch.rand(count, generator=generator) * (width - side)).long().to(device).view(-1, 1, 1, 1)
             window = (line_h >= top) & (line_h < top + side) & (line_w >= left) & (line_w < left + side)
-            x_cur, best_cur = x[todo], x_best[todo]
             # the window is set to x +- eps per channel (reference: x_best + 2 eps * sign, then projected)
             candidate = _project(best_cur + window * (2.0 * eps) * signs(count, channels, 1, 1), x_cur, eps, "linf")
-            margin = _margin(model(candidate), y[todo])
-            better = margin < margin_best[todo]  # loss "margin": improvement and misclassification both lower it
-            margin_best[todo] = torch.where(better, margin, margin_best[todo])
-            x_best[todo] = torch.where(_rows(better), candidate, best_cur)
+            margin = _margin(model(candidate), y_cur)
+            better = margin < margin_cur  # loss "margin": improvement and misclassification both lower it
+            margin_cur = torch.where(better, margin, margin_cur)
+            best_cur = torch.where(_rows(better), candidate, best_cur)
+            done = margin_cur <= 0
+            if i == n_queries - 1 or bool(done.any()):  # write back; keep working on the rest
+                x_best[todo], margin_best[todo] = best_cur, margin_cur
+                keep = ~done
+                todo, x_cur, y_cur, best_cur, margin_cur = (todo[keep], x_cur[keep], y_cur[keep], best_cur[keep],
+                                                            margin_cur[keep])
     return x_best, margin_best <= 0
 
 
