@@ -6,8 +6,9 @@ float32 images in [0, 1], with ``config.eps``, ``config.norm`` and ``config.to_d
 runtime's ``art_classifier`` on float32 N,H,W,C numpy; a framework package supplies the layout
 conversion at the boundary (:class:`Layout`) and :func:`art_attack_classes` derives its classes.
 Defaults follow AutoAttack's "standard" version (Croce & Hein 2020). They are registered as
-``art-apgd-ce``, ``art-apgd-t``, ``art-square`` (the plain names are the native members of
-:mod:`harness.attacks.autoattack` for torch; TensorFlow registers these ART classes under both). ``seed`` seeds numpy's
+``art-apgd-ce``, ``art-apgd-t``, ``art-square`` for torch (the plain names are its native members,
+:mod:`harness.attacks.autoattack`); TensorFlow, with no native members yet, registers them under the
+plain names. ``seed`` seeds numpy's
 global generator (ART draws from it) for the call, then restores it. Nothing here imports a
 framework or ART until an attack runs.
 """

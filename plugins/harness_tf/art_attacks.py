@@ -1,6 +1,6 @@
 """APGD-CE, APGD-T and Square (adversarial-robustness-toolbox) for Keras models: the layout conversion
 at ART's boundary; the attacks themselves are :mod:`harness.attacks.art`. TensorFlow has no native
-AutoAttack members yet: ``apgd-ce``, ``apgd-t``, ``square`` are these ART classes, as are ``art-*``."""
+AutoAttack members yet: ``apgd-ce``, ``apgd-t``, ``square`` are these ART classes."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import tensorflow as tf
 
 from harness.attacks.art import art_attack_classes
 
-__all__ = ["APGDCE", "APGDT", "ArtAPGDCE", "ArtAPGDT", "ArtSquare", "Square", "TFLayout"]
+__all__ = ["APGDCE", "APGDT", "Square", "TFLayout"]
 
 
 class TFLayout:
@@ -28,4 +28,3 @@ class TFLayout:
 
 
 APGDCE, APGDT, Square = art_attack_classes("tf", TFLayout(), __name__, prefix="")
-ArtAPGDCE, ArtAPGDT, ArtSquare = art_attack_classes("tf", TFLayout(), __name__)

@@ -82,8 +82,8 @@ NSL_PERTURB_PARAMS = {
 @hookimpl
 def harness_register_attacks():
     """FGSM, BIM, PGD (the shared driver), the ART attacks apgd-ce, apgd-t, square (no native ones for TensorFlow
-    yet), the same as art-apgd-ce, art-apgd-t, art-square, and nsl-perturb."""
-    specs = attack_specs(M, "tf") + art_attack_specs(M, "tf", prefix="") + art_attack_specs(M, "tf", classes="Art{}")
+    yet) and nsl-perturb."""
+    specs = attack_specs(M, "tf") + art_attack_specs(M, "tf", prefix="")
     specs.append(
         AttackSpec(
             name="nsl-perturb",

@@ -182,11 +182,13 @@ def test_harness_attacks_and_plugin_modules_import_no_framework():
                                           ("art-square", {"max_iter": 40})])
 def test_art_attacks_follow_the_attack_contract(fw, name, params):
     pytest.importorskip("art")
+    name = name if fw.name == "torch" else name.removeprefix("art-")  # TensorFlow's plain names are ART's
     eps = 0.1
     x, y = fw.x[:32], fw.y[:32]
     art_attack = attack(fw, name, eps=eps, seed=3, **params)
     assert (art_attack.config.eps, art_attack.config.norm) == (eps, "linf")
-    assert art_attack.threat == ("black-box" if name == "art-square" else "white-box")
+    assert art_attack.threat == ("black-box" if name.endswith("square") else "white-box")
+    assert "adversarial-robustness-toolbox" in art_attack.implementation
     assert art_attack.config.to_dict() == {**registry.get_attack(name, framework=fw.name).params, **params,
                                            "eps": eps, "seed": 3}
     x_adv = art_attack(fw.model, x, y)

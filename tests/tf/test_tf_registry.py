@@ -15,8 +15,7 @@ from harness.training import TrainingConfig
 
 BACKBONES = ["densenet121", "efficientnet_b0", "mobilenet_v2", "nasnet_mobile", "nsl-cnn"]
 DEFENSES = ["nsl-adversarial-regularization", "standard"]
-ATTACKS = ["apgd-ce", "apgd-t", "art-apgd-ce", "art-apgd-t", "art-square", "bim", "fgsm", "nsl-perturb", "pgd",
-           "square"]
+ATTACKS = ["apgd-ce", "apgd-t", "bim", "fgsm", "nsl-perturb", "pgd", "square"]
 
 
 def tf_only(kind):
