@@ -22,6 +22,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import time
 from dataclasses import dataclass, field
 from numbers import Real
 from pathlib import Path
@@ -96,6 +97,8 @@ class RobustnessReport:
     cascade: bool = True
     #: attack -> eps -> how many images it attacked
     attacked: dict[str, dict[float, int]] = field(default_factory=dict)
+    #: attack -> eps -> wall seconds it took (its attack and predictions, not the checks)
+    attack_seconds: dict[str, dict[float, float]] = field(default_factory=dict)
     #: steps -> eps -> PGD accuracy (the step-count check)
     pgd_steps_accuracy: dict[int, dict[float, float]] = field(default_factory=dict)
     #: eps -> accuracy on examples transferred from the reference model (None: not measured)
@@ -152,6 +155,8 @@ class RobustnessReport:
             "attacks": {
                 name: {"accuracy": series(by_eps),
                        "attacked": [int(self.attacked.get(name, {}).get(e, 0)) for e in sorted(by_eps)],
+                       "seconds": [round(float(self.attack_seconds.get(name, {}).get(e, 0.0)), 3)
+                                   for e in sorted(by_eps)],
                        "params": [self.attack_params[name][e] for e in sorted(self.attack_params[name])]}
                 for name, by_eps in self.attack_accuracy.items()
             },
@@ -387,6 +392,7 @@ def _evaluate(runtime, model, images, labels, eps, extra_eps, attacks, reference
     # ---- the ensemble, on the examples the model gets right (cascade: on those no member has broken yet)
     survived: dict[str, dict[float, np.ndarray]] = {m.name: {} for m in order}
     attacked: dict[str, dict[float, int]] = {m.name: {} for m in order}
+    seconds: dict[str, dict[float, float]] = {m.name: {} for m in order}
     params: dict[str, dict[float, dict[str, Any]]] = {m.name: {} for m in order}
     violations: dict[str, dict[float, dict[str, int]]] = {m.name: {} for m in order}
     errors: dict[str, list[str]] = {m.name: [] for m in order}
@@ -406,6 +412,7 @@ def _evaluate(runtime, model, images, labels, eps, extra_eps, attacks, reference
             for chunk in _chunks(np.arange(count), batch_size):
                 kept[e][chunk] = _floats(images[chunk])
         for i, member in enumerate(order):
+            started = time.perf_counter()
             attack = member.create(runtime.name, e, _seed(seed, seeds[member.name], j), norm)
             params[member.name][e] = member.hyperparameters(attack, runtime.name)
             todo = np.flatnonzero(alive) if cascade else idx
@@ -430,6 +437,7 @@ def _evaluate(runtime, model, images, labels, eps, extra_eps, attacks, reference
                     kept[e][chunk[chosen]] = adversarial[chosen]
                     taken[chunk[fooled]] = True
             violations[member.name][e] = counts
+            seconds[member.name][e] = time.perf_counter() - started
             alive &= ~broke
             (whitebox if kinds[member.name] == "white-box" else blackbox)[broke] = False
             survived[member.name][e] = alive.copy() if cascade else clean_correct & ~broke
@@ -509,6 +517,7 @@ def _evaluate(runtime, model, images, labels, eps, extra_eps, attacks, reference
         framework=runtime.name, count=count, num_classes=num_classes, seed=int(seed),
         clean_accuracy=float(clean_correct.mean()), eps=eps_values, robust_accuracy=robust,
         attack_accuracy=attack_accuracy, attack_params=params, cascade=cascade, attacked=attacked,
+        attack_seconds=seconds,
         pgd_steps_accuracy={k: {e: float(v.mean()) for e, v in by_eps.items()} for k, by_eps in by_steps.items()},
         transfer_accuracy=transfer_accuracy, transfer=transfer_info, checks=report_checks, corruption=corruption,
         whitebox_accuracy=whitebox_accuracy, survival=series, adversarial=kept,
