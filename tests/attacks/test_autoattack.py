@@ -101,6 +101,7 @@ def test_native_names_and_art_names_are_registered():
     assert "batch_size" not in registry.get_attack("apgd-ce", framework="torch").params
 
 
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # ART's own divisions on 8x8 images
 def test_square_l2_runs_art(mlp):
     pytest.importorskip("art")
     model, x, y = mlp
