@@ -129,12 +129,12 @@ def run(quick: bool = False, repeats: int = 3) -> list[Comparison]:
             return float((model(x_adv).argmax(1) == y).float().mean())
 
     # ---- correctness (these runs are the warm-ups)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     report = ours()
-    ours_first = time.perf_counter() - t0
-    t0 = time.perf_counter()
+    ours_first, ours_cpu = time.perf_counter() - t0, time.process_time() - c0
+    t0, c0 = time.perf_counter(), time.process_time()
     x_theirs = theirs()
-    theirs_first = time.perf_counter() - t0
+    theirs_first, theirs_cpu = time.perf_counter() - t0, time.process_time() - c0
     print(f"checked runs: ours {ours_first:.1f}s, theirs {theirs_first:.1f}s", flush=True)
     clean = accuracy(x)
     robust_ours, robust_theirs = report.robust_accuracy[EPS], accuracy(x_theirs)
@@ -148,8 +148,8 @@ def run(quick: bool = False, repeats: int = 3) -> list[Comparison]:
         "ours_attacked_per_member": {name: by_eps[EPS] for name, by_eps in report.attacked.items()},
         "ours_flags": report.flags, "budget_theirs": budget,
     }
-    ok = (robust_ours <= robust_theirs + TARGET_ROBUST and robust_ours < clean and robust_theirs < clean
-          and abs(report.clean_accuracy - clean) < 1e-9 and budget["ok"]
+    ok = (robust_ours <= robust_theirs + TARGET_ROBUST + 1e-6 and robust_ours < clean and robust_theirs < clean
+          and round(report.clean_accuracy * count) == round(clean * count) and budget["ok"]
           and "adversarial-out-of-budget" not in report.flags and "attack-failed" not in report.flags)
     details: dict[str, Any] = {
         "model": f"small CNN (stride-4 stem), {epochs} epochs on digits 64x64 RGB, PGD-2 training at 4/255 from "
@@ -159,9 +159,13 @@ def run(quick: bool = False, repeats: int = 3) -> list[Comparison]:
                 "cascade, step ladder 1/10, every sanity check",
         "theirs": "AutoAttack standard: APGD-CE, APGD-T (9 targets), FAB-T (9 targets), Square 5000, cascade",
         "checked_run_seconds": {"ours": ours_first, "theirs": theirs_first},
+        # one thread per side: on a shared machine the CPU seconds are the steadier figure
+        "checked_run_cpu_seconds": {"ours": ours_cpu, "theirs": theirs_cpu},
+        "cpu_ratio": ours_cpu / theirs_cpu,
         "ours_members_seconds": members_seconds,
         "ours_seconds_per_member": {name: by_eps[EPS] for name, by_eps in report.attack_seconds.items()},
         "ours_members_only_ratio": members_seconds / theirs_first,
+        "members_share_of_our_run": members_seconds / ours_first,
         "timing": "the checked runs are the first timed repeat (minutes long: no warm-up); further repeats "
                   "alternate ours and theirs",
     }
