@@ -104,6 +104,14 @@ def apgd(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, loss: Loss, e
     x_old = x_adv.clone()
     loss_steps = torch.zeros((n_iter, rows), device=x.device)
     interval, since_check = first, 0
+    if norm == "linf":  # the ball and [0, 1] at once: the same values as clipping to one, then the other
+        low, high = (x - eps).clamp(0.0, 1.0), (x + eps).clamp(0.0, 1.0)
+
+        def project(v: torch.Tensor) -> torch.Tensor:
+            return torch.min(torch.max(v, low), high)
+    else:
+        def project(v: torch.Tensor) -> torch.Tensor:
+            return _project(v, x, eps, norm)
     loss_best_last_check = loss_best.clone()
     reduced_last_check = torch.ones(rows, dtype=torch.bool, device=x.device)
     for i in range(n_iter):
@@ -112,10 +120,10 @@ def apgd(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, loss: Loss, e
         previous_move = x_adv - x_old
         x_old = x_adv
         if norm == "linf":
-            z = _project(x_adv + step_size * grad.sign(), x, eps, norm)
+            z = project(x_adv + step_size * grad.sign())
         else:
-            z = _project(x_adv + step_size * grad / (_l2(grad) + 1e-12), x, eps, norm)
-        x_adv = _project(x_adv + (z - x_adv) * a + previous_move * (1 - a), x, eps, norm)
+            z = project(x_adv + step_size * grad / (_l2(grad) + 1e-12))
+        x_adv = project(x_adv + (z - x_adv) * a + previous_move * (1 - a))
         logits, losses, grad = _loss_and_grad(model, x_adv, loss, y)
         now_fooled = logits.argmax(dim=1) != y
         x_fooled = torch.where(_rows(now_fooled), x_adv, x_fooled)
@@ -169,6 +177,9 @@ def square_linf(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, eps: f
         # the examples not fooled yet, gathered once per change of that set (not once per query)
         todo = torch.nonzero(margin_best > 0).flatten()
         x_cur, y_cur, best_cur, margin_cur = x[todo], y[todo], x_best[todo], margin_best[todo]
+        # the window's two possible values, x +- eps inside [0, 1]: x_best + 2 eps * sign lies beyond the ball
+        # (x_best is inside it), so the reference's projection lands exactly there
+        low, high = (x_cur - eps).clamp(0.0, 1.0), (x_cur + eps).clamp(0.0, 1.0)
         for i in range(n_queries):
             if len(todo) == 0:
                 break
@@ -179,7 +190,7 @@ def square_linf(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, eps: f
             left = (torch.rand(count, generator=generator) * (width - side)).long().to(device).view(-1, 1, 1, 1)
             window = (line_h >= top) & (line_h < top + side) & (line_w >= left) & (line_w < left + side)
             # the window is set to x +- eps per channel (reference: x_best + 2 eps * sign, then projected)
-            candidate = _project(best_cur + window * (2.0 * eps) * signs(count, channels, 1, 1), x_cur, eps, "linf")
+            candidate = torch.where(window, torch.where(signs(count, channels, 1, 1) > 0, high, low), best_cur)
             margin = _margin(model(candidate), y_cur)
             better = margin < margin_cur  # loss "margin": improvement and misclassification both lower it
             margin_cur = torch.where(better, margin, margin_cur)
@@ -190,6 +201,7 @@ def square_linf(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, eps: f
                 keep = ~done
                 todo, x_cur, y_cur, best_cur, margin_cur = (todo[keep], x_cur[keep], y_cur[keep], best_cur[keep],
                                                             margin_cur[keep])
+                low, high = low[keep], high[keep]
     return x_best, margin_best <= 0
 
 
