@@ -5,7 +5,10 @@ float32 images in [0, 1], with ``config.eps``, ``config.norm`` and ``config.to_d
 ``threat`` (Square is black-box: it only reads scores). They reach the model through the framework
 runtime's ``art_classifier`` on float32 N,H,W,C numpy; a framework package supplies the layout
 conversion at the boundary (:class:`Layout`) and :func:`art_attack_classes` derives its classes.
-Defaults follow AutoAttack's "standard" version (Croce & Hein 2020). ``seed`` seeds numpy's
+Defaults follow AutoAttack's "standard" version (Croce & Hein 2020). They are registered as
+``art-apgd-ce``, ``art-apgd-t``, ``art-square`` for torch (the plain names are its native members,
+:mod:`harness.attacks.autoattack`); TensorFlow, with no native members yet, registers them under the
+plain names. ``seed`` seeds numpy's
 global generator (ART draws from it) for the call, then restores it. Nothing here imports a
 framework or ART until an attack runs.
 """
@@ -14,15 +17,12 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
-import math
-from dataclasses import dataclass, field
-from numbers import Integral, Real
-from typing import Any, ClassVar, Iterator, Mapping, Protocol
+from typing import Any, ClassVar, Iterator, Protocol
 
 import numpy as np
 
 from ..errors import PluginError, UsageError
-from .config import DEFAULT_EPS, NORMS, _number, merge_params
+from .autoattack import KnobConfig
 
 ART_VERSION = "1.20.1"
 
@@ -41,11 +41,6 @@ ART_ATTACK_DESCRIPTIONS: dict[str, str] = {
     "square": "Square Attack: black-box, score-based random square updates (ART SquareAttack)",
 }
 
-#: parameters that are counts (integers >= 1) and positive numbers
-_COUNTS = ("max_iter", "restarts", "n_targets", "batch_size")
-_POSITIVE = ("p_init",)
-
-
 @contextlib.contextmanager
 def numpy_seed(seed: int) -> Iterator[None]:
     """Seed numpy's global RNG (ART draws from it) for the block, then restore its state."""
@@ -55,47 +50,6 @@ def numpy_seed(seed: int) -> Iterator[None]:
         yield
     finally:
         np.random.set_state(state)
-
-
-@dataclass(frozen=True)
-class ArtAttackConfig:
-    """Validated parameters of one ART attack: the budget (``eps``, ``norm``), ``seed`` and its knobs."""
-
-    name: str
-    eps: float
-    norm: str
-    seed: int
-    knobs: Mapping[str, Any] = field(default_factory=dict)
-
-    @classmethod
-    def for_attack(cls, name: str, **params: Any) -> "ArtAttackConfig":
-        """Config of ART attack ``name`` from its parameters over :data:`ART_ATTACK_PARAMS`."""
-        merged = merge_params(name, params, ART_ATTACK_PARAMS[name])
-        norm = merged.pop("norm")
-        if norm not in NORMS:
-            raise UsageError(f"{name}: norm must be one of {', '.join(NORMS)}, got {norm!r}")
-        eps = merged.pop("eps")
-        eps = DEFAULT_EPS[norm] if eps is None else _number(f"{name}: eps", eps)
-        seed = merged.pop("seed")
-        if isinstance(seed, bool) or not isinstance(seed, Integral):
-            raise UsageError(f"{name}: seed must be an integer, got {seed!r}")
-        for key, value in merged.items():
-            if key in _COUNTS and (isinstance(value, bool) or not isinstance(value, Integral) or value < 1):
-                raise UsageError(f"{name}: {key} must be an integer >= 1, got {value!r}")
-            if key in _POSITIVE and (isinstance(value, bool) or not isinstance(value, Real)
-                                     or not 0 < float(value) < math.inf):
-                raise UsageError(f"{name}: {key} must be a number > 0, got {value!r}")
-        return cls(name, eps, norm, int(seed), merged)
-
-    def __getattr__(self, key: str) -> Any:
-        knobs = self.__dict__.get("knobs", {})
-        if key in knobs:
-            return knobs[key]
-        raise AttributeError(key)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain dict (for result records)."""
-        return {"eps": self.eps, "norm": self.norm, **self.knobs, "seed": self.seed}
 
 
 class Layout(Protocol):
@@ -119,6 +73,8 @@ class ArtAttack:
     """
 
     name: ClassVar[str] = ""
+    #: the attack in :data:`ART_ATTACK_PARAMS` (``name`` is the registry name: ``art-`` + base, or base)
+    base: ClassVar[str] = ""
     threat: ClassVar[str] = "white-box"
     implementation: ClassVar[str] = ""
     framework: ClassVar[str] = ""
@@ -126,14 +82,14 @@ class ArtAttack:
     batches_itself: ClassVar[bool] = True
 
     def __init__(self, **params: Any):
-        self.config = ArtAttackConfig.for_attack(self.name, **params)
+        self.config = KnobConfig.for_attack(self.name, {self.name: ART_ATTACK_PARAMS[self.base]}, **params)
         if importlib.util.find_spec("art") is None:
             raise PluginError(f"attack '{self.name}' needs adversarial-robustness-toolbox, which is not installed",
                               hint="pip install 'harness[robust]'")
 
     @property
     def description(self) -> str:
-        return ART_ATTACK_DESCRIPTIONS[self.name]
+        return ART_ATTACK_DESCRIPTIONS[self.base]
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.config.to_dict().items())})"
@@ -173,7 +129,7 @@ class ArtAttack:
 class APGDCE(ArtAttack):
     """APGD with the cross-entropy loss (ART ``AutoProjectedGradientDescent``)."""
 
-    name = "apgd-ce"
+    base = "apgd-ce"
     implementation = f"adversarial-robustness-toolbox {ART_VERSION} AutoProjectedGradientDescent(cross_entropy)"
 
     def _apgd(self, classifier: Any, targeted: bool, loss: str) -> Any:
@@ -195,7 +151,7 @@ class APGDT(APGDCE):
     An example keeps the first candidate that fools the model; one that nothing fools keeps the last try.
     """
 
-    name = "apgd-t"
+    base = "apgd-t"
     implementation = (f"adversarial-robustness-toolbox {ART_VERSION} "
                       "AutoProjectedGradientDescent(difference_logits_ratio, targeted)")
 
@@ -224,7 +180,7 @@ class APGDT(APGDCE):
 class Square(ArtAttack):
     """Square Attack (Andriushchenko et al. 2020): random square updates, scores only (ART)."""
 
-    name = "square"
+    base = "square"
     threat = "black-box"
     implementation = f"adversarial-robustness-toolbox {ART_VERSION} SquareAttack"
 
@@ -243,18 +199,25 @@ class Square(ArtAttack):
 ART_ATTACK_CLASSES: dict[str, type[ArtAttack]] = {"APGDCE": APGDCE, "APGDT": APGDT, "Square": Square}
 
 
-def art_attack_classes(framework: str, layout: Layout, module: str) -> tuple[type[ArtAttack], ...]:
-    """APGDCE, APGDT and Square for ``framework``, converting with ``layout``, living in ``module``."""
-    return tuple(type(class_name, (base,), {"framework": framework, "layout": layout, "__module__": module,
-                                            "__doc__": base.__doc__})
+#: registry prefix of the ART attacks (``art-apgd-ce``, ...); the native members own the plain names
+PREFIX = "art-"
+
+
+def art_attack_classes(framework: str, layout: Layout, module: str, prefix: str = PREFIX
+                       ) -> tuple[type[ArtAttack], ...]:
+    """APGDCE, APGDT and Square for ``framework``, converting with ``layout``, living in ``module``,
+    registered as ``prefix`` + apgd-ce / apgd-t / square."""
+    return tuple(type(class_name, (base,), {"name": prefix + base.base, "framework": framework, "layout": layout,
+                                            "__module__": module, "__doc__": base.__doc__})
                  for class_name, base in ART_ATTACK_CLASSES.items())
 
 
-def art_attack_specs(package: str, framework: str) -> list[Any]:
-    """AttackSpecs of apgd-ce, apgd-t and square, implemented by ``package.art_attacks``."""
+def art_attack_specs(package: str, framework: str, prefix: str = PREFIX, classes: str = "{}") -> list[Any]:
+    """AttackSpecs of ``prefix`` + apgd-ce / apgd-t / square, implemented by ``package.art_attacks`` (class
+    names ``classes.format("APGDCE")``, ...)."""
     from ..specs import AttackSpec
 
-    return [AttackSpec(name=base.name, factory=f"{package}.art_attacks:{class_name}",
-                       description=ART_ATTACK_DESCRIPTIONS[base.name], framework=framework,
-                       params=dict(ART_ATTACK_PARAMS[base.name]))
+    return [AttackSpec(name=prefix + base.base, factory=f"{package}.art_attacks:{classes.format(class_name)}",
+                       description=ART_ATTACK_DESCRIPTIONS[base.base], framework=framework,
+                       params=dict(ART_ATTACK_PARAMS[base.base]))
             for class_name, base in ART_ATTACK_CLASSES.items()]

@@ -227,6 +227,8 @@ def _robust_report(model, images, labels, eps: float, corruptions: Optional[str]
                                  attacks=attacks, corruptions=corruptions, seed=seed, out_dir=out,
                                  num_classes=int(model.info["num_classes"]))
     table = Table(title=f"{model.submission.name}: robust accuracy (clean {report.clean_accuracy:.1%})")
+    table.caption = ("each attack's column: accuracy after it and the attacks left of it (each attacks the images "
+                     "still robust, as AutoAttack)" if report.cascade else None)
     table.add_column("eps (L-inf)", overflow="fold")  # narrow terminals wrap headers, never "…"
     for attack in report.attack_accuracy:
         table.add_column(attack, justify="right", overflow="fold")

@@ -29,8 +29,8 @@ FLAGS: dict[str, str] = {
     ACCURACY_RISES_WITH_EPS: "robust accuracy at a larger eps exceeds that at a smaller one (or clean accuracy)",
     MORE_STEPS_WEAKER: "PGD with more steps leaves more examples correct than PGD with fewer",
     WHITEBOX_WEAKER_THAN_TRANSFER: "the white-box ensemble is weaker than examples transferred from a reference model",
-    BLACKBOX_BEATS_WHITEBOX: "Square (black-box) beats the white-box attacks by more than 0.2 points: "
-                             "gradient masking",
+    BLACKBOX_BEATS_WHITEBOX: "Square (black-box) broke more than 0.2 points of images the white-box attacks "
+                             "left correct: gradient masking",
     NONDETERMINISTIC: "5 forward passes on the same images disagree by more than 1e-4",
     PROBABILITY_OUTPUTS: "the model returns probabilities (rows in [0, 1] summing to 1), not logits",
     ZERO_GRADIENTS: "the cross-entropy has an all-zero (or non-finite) gradient wrt the input on some examples",
@@ -141,7 +141,9 @@ def check_transfer(whitebox: Mapping[float, float], transfer: Mapping[float, flo
 
 def check_blackbox(whitebox: Mapping[float, float], blackbox: Mapping[float, float],
                    margin: float = TOLERANCE) -> SanityCheck:
-    """Flag eps where Square's accuracy is more than ``margin`` below the white-box attacks' worst case."""
+    """Flag eps where ``blackbox`` is more than ``margin`` below ``whitebox`` (the white-box members' worst case):
+    in the ensemble's cascade, the accuracy after the black-box members (Square), which attack only what the
+    white-box members left correct; without it, the black-box members' own worst case."""
     check = _compare(BLACKBOX_BEATS_WHITEBOX, whitebox, blackbox, margin, "square")
     check.detail = check.detail if check.flagged else "square does not beat the white-box attacks"
     return check

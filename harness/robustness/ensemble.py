@@ -5,14 +5,16 @@ third-party one included) can be a member. The default four follow AutoAttack's
 "standard" version (Croce & Hein 2020):
 
 - ``pgd``: the harness's PGD, here with 50 steps and 2 restarts;
-- ``apgd-ce``: APGD on the cross-entropy (adversarial-robustness-toolbox);
+- ``apgd-ce``: APGD on the cross-entropy (torch: native, ``harness_torch.autoattack``; tf: ART);
 - ``apgd-t``: targeted APGD on the DLR loss, one run per target among the top
-  ``n_targets`` wrong classes of the clean logits (ART);
-- ``square``: Square Attack, black-box, score-based (ART).
+  ``n_targets`` wrong classes of the clean logits (torch: native; tf: ART);
+- ``square``: Square Attack, black-box, score-based (torch: native L-inf; tf: ART).
 
 A member is built per eps with ``create_attack(name, framework=..., eps=eps, seed=seed, **params)``
-and run through the runtime's ``adversarial_images``; its hyper-parameters are recorded from
-``attack.config.to_dict()``, its kind from ``attack.threat`` (default white-box).
+and run through the runtime's ``adversarial_images``, ``batch_size`` images at a time (by default on
+the images no member before it has broken: see :func:`harness.robustness.evaluate_robustness`); its
+hyper-parameters are recorded from ``attack.config.to_dict()``, its kind from ``attack.threat``
+(default white-box).
 """
 
 from __future__ import annotations
@@ -79,7 +81,7 @@ def kind(attack: Any) -> str:
 def run_member(runtime: Any, model: Any, attack: Any, images: np.ndarray, labels: np.ndarray,
                batch_size: int) -> np.ndarray:
     """float32 N,H,W,C adversarial images of ``attack`` through the runtime; an attack that batches
-    itself (``batches_itself``, e.g. ART's) gets every image in one call."""
+    itself (``batches_itself``, e.g. ART's) gets every image given (one chunk of the evaluation) in one call."""
     size = len(images) if getattr(attack, "batches_itself", False) else batch_size
     return runtime.adversarial_images(model, images, labels, attack, batch_size=max(1, size))
 

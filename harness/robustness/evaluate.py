@@ -22,6 +22,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import time
 from dataclasses import dataclass, field
 from numbers import Real
 from pathlib import Path
@@ -85,12 +86,19 @@ class RobustnessReport:
     eps: list[float]
     #: eps -> accuracy under the ensemble's per-example worst case
     robust_accuracy: dict[float, float]
-    #: attack -> eps -> accuracy under that attack alone
+    #: attack -> eps -> accuracy after that member (``cascade``: it and the members before it), or under that
+    #: attack alone (``cascade`` False); attacks in the order they ran
     attack_accuracy: dict[str, dict[float, float]]
     #: attack -> eps -> hyper-parameters
     attack_params: dict[str, dict[float, dict[str, Any]]]
     #: eps -> accuracy under the worst case of the white-box members (what Square is compared with)
     whitebox_accuracy: dict[float, float] = field(default_factory=dict)
+    #: True: each member attacked only the images still robust (AutoAttack's way); False: each on every one
+    cascade: bool = True
+    #: attack -> eps -> how many images it attacked
+    attacked: dict[str, dict[float, int]] = field(default_factory=dict)
+    #: attack -> eps -> wall seconds it took (its attack and predictions, not the checks)
+    attack_seconds: dict[str, dict[float, float]] = field(default_factory=dict)
     #: steps -> eps -> PGD accuracy (the step-count check)
     pgd_steps_accuracy: dict[int, dict[float, float]] = field(default_factory=dict)
     #: eps -> accuracy on examples transferred from the reference model (None: not measured)
@@ -143,8 +151,12 @@ class RobustnessReport:
             "clean_accuracy": self.clean_accuracy,
             "eps": [float(e) for e in self.eps],
             "robust_accuracy": series(self.robust_accuracy),
+            "cascade": self.cascade,
             "attacks": {
                 name: {"accuracy": series(by_eps),
+                       "attacked": [int(self.attacked.get(name, {}).get(e, 0)) for e in sorted(by_eps)],
+                       "seconds": [round(float(self.attack_seconds.get(name, {}).get(e, 0.0)), 3)
+                                   for e in sorted(by_eps)],
                        "params": [self.attack_params[name][e] for e in sorted(self.attack_params[name])]}
                 for name, by_eps in self.attack_accuracy.items()
             },
@@ -233,6 +245,50 @@ class _Target:
         return C.project_adversarial(adversarial, x, eps, norm=self.norm)
 
 
+def _transfer(runtime: Any, target: _Target, reference: Reference | Mapping[float, np.ndarray], images: np.ndarray,
+              labels: np.ndarray, eps_values: list[float], seed: int, batch_size: int
+              ) -> tuple[dict[float, float], dict[str, Any]]:
+    """Accuracy on examples transferred from the reference (made chunk by chunk on its model with the seeds of
+    :func:`transfer_examples`, or sliced from precomputed ones) and what they were."""
+    from ..frameworks import get_runtime
+    from ..registry import create_attack
+
+    if isinstance(reference, Reference):
+        ref_runtime = runtime if reference.runtime is None else reference.runtime
+        ref_runtime = get_runtime(ref_runtime) if isinstance(ref_runtime, str) else ref_runtime
+        base = _seed(seed, 2000)
+        attacks = {e: create_attack("pgd", framework=ref_runtime.name, eps=e, steps=reference.steps,
+                                    restarts=reference.restarts, seed=base + i) for i, e in enumerate(eps_values)}
+
+        def examples(e: float, chunk: np.ndarray) -> np.ndarray:
+            return ref_runtime.adversarial_images(reference.model, images[chunk], labels[chunk], attacks[e],
+                                                  batch_size=batch_size)
+
+        info = {"reference": reference.name, "attack": "pgd", "steps": reference.steps,
+                "restarts": reference.restarts}
+    else:
+        given = {float(e): v for e, v in reference.items()}
+
+        def examples(e: float, chunk: np.ndarray) -> np.ndarray | None:
+            key = next((k for k in given if math.isclose(k, e, rel_tol=1e-6)), None)
+            return None if key is None else np.asarray(given[key][chunk[0] : chunk[-1] + 1])
+
+        info = {"reference": "precomputed examples"}
+    accuracy = {}
+    for e in eps_values:
+        correct, missing = 0, False
+        for chunk in _chunks(np.arange(len(images)), batch_size):
+            adversarial = examples(e, chunk)
+            if adversarial is None:
+                missing = True
+                break
+            adversarial, _ = C.project_adversarial(adversarial, _floats(images[chunk]), e)
+            correct += int(np.sum(target.predict(adversarial) == labels[chunk]))
+        if not missing:
+            accuracy[e] = correct / len(images)
+    return accuracy, info
+
+
 def evaluate_robustness(
     runtime: Any,
     model: Any,
@@ -254,6 +310,7 @@ def evaluate_robustness(
     progress: bool = True,
     norm: str = "linf",
     keep_adversarial: bool = False,
+    cascade: bool = True,
 ) -> RobustnessReport:
     """White-box, transfer and corruption robustness of ``model`` with every sanity check.
 
@@ -270,18 +327,35 @@ def evaluate_robustness(
     - ``progress``: a bar on a terminal, else a line per attack x eps and stage (:mod:`harness.progress`).
     - ``norm``: the budgets' norm, "linf" or "l2" (every member needs a ``norm`` parameter; no ``reference``).
     - ``keep_adversarial``: keep each example's worst-case image per eps in ``report.adversarial``.
+    - ``cascade`` (default, as AutoAttack): per eps, each member attacks only the images no member before it
+      has broken (white-box members first, then black-box ones), and ``attack_accuracy`` is the accuracy after
+      that member; False: every member attacks every correct image and ``attack_accuracy`` is "that attack
+      alone" (slower). The worst case per example is the same either way.
+
+    Memory stays bounded by ``batch_size`` images in float32 (``images`` may be a memory-mapped uint8
+    array; it is read chunk by chunk, never copied whole), apart from ``keep_adversarial``'s images.
     """
     from ..progress import stage
 
     with stage("evaluate --robust", enabled=progress) as report:
         return _evaluate(runtime, model, images, labels, eps, extra_eps, attacks, reference, corruptions, severities,
                          corruption_baseline, seed, out_dir, batch_size, num_classes, tolerance, report, norm,
-                         keep_adversarial)
+                         keep_adversarial, cascade)
+
+
+def _chunks(idx: np.ndarray, size: int) -> Iterable[np.ndarray]:
+    """``idx`` in consecutive pieces of at most ``size``."""
+    for start in range(0, len(idx), max(1, size)):
+        yield idx[start : start + size]
+
+
+def _floats(images: np.ndarray) -> np.ndarray:
+    return images.astype(np.float32) / 255.0
 
 
 def _evaluate(runtime, model, images, labels, eps, extra_eps, attacks, reference, corruptions, severities,
               corruption_baseline, seed, out_dir, batch_size, num_classes, tolerance, report, norm="linf",
-              keep_adversarial=False) -> RobustnessReport:
+              keep_adversarial=False, cascade=True) -> RobustnessReport:
     """The body of :func:`evaluate_robustness`, reporting to the stage ``report``."""
     from ..frameworks import get_runtime
 
@@ -295,9 +369,15 @@ def _evaluate(runtime, model, images, labels, eps, extra_eps, attacks, reference
     if norm != "linf" and reference is not None:
         raise UsageError("transfer examples are linf only: no reference with norm l2")
     members = build_ensemble(attacks, framework=runtime.name)
+    kinds: dict[str, str] = {}
     for i, member in enumerate(members):  # bad parameters fail here, before anything runs
-        member.create(runtime.name, eps_values[0], _seed(seed, i, 0), norm)
-    x = images.astype(np.float32) / 255.0
+        kinds[member.name] = kind(member.create(runtime.name, eps_values[0], _seed(seed, i, 0), norm))
+    if cascade:  # as AutoAttack: the white-box members first, then the black-box ones, each in the given order
+        order = [m for m in members if kinds[m.name] == "white-box"] + [
+            m for m in members if kinds[m.name] != "white-box"]
+    else:
+        order = list(members)
+    seeds = {m.name: i for i, m in enumerate(members)}  # a member's seed does not depend on the order
     logits = runtime.predict_logits(model, images, batch_size=batch_size)
     num_classes = int(num_classes or logits.shape[1])
     target = _Target(runtime, model, batch_size, norm)
@@ -305,107 +385,121 @@ def _evaluate(runtime, model, images, labels, eps, extra_eps, attacks, reference
     count = len(labels)
     idx = np.flatnonzero(clean_correct)
     report.line(f"clean accuracy {clean_correct.mean():.1%} on {count} images; "
-                f"{len(members)} attacks x {len(eps_values)} eps")
+                f"{len(members)} attacks x {len(eps_values)} eps"
+                + (" (each on the images still robust)" if cascade else " (each on every correct image)"))
     report.bar("attacks", len(members) * len(eps_values))
 
-    # ---- the ensemble, on the examples the model gets right
-    survived = {m.name: {} for m in members}
-    params: dict[str, dict[float, dict[str, Any]]] = {m.name: {} for m in members}
-    violations: dict[str, dict[float, dict[str, int]]] = {m.name: {} for m in members}
-    errors: dict[str, list[str]] = {m.name: [] for m in members}
-    kinds: dict[str, str] = {}
+    # ---- the ensemble, on the examples the model gets right (cascade: on those no member has broken yet)
+    survived: dict[str, dict[float, np.ndarray]] = {m.name: {} for m in order}
+    attacked: dict[str, dict[float, int]] = {m.name: {} for m in order}
+    seconds: dict[str, dict[float, float]] = {m.name: {} for m in order}
+    params: dict[str, dict[float, dict[str, Any]]] = {m.name: {} for m in order}
+    violations: dict[str, dict[float, dict[str, int]]] = {m.name: {} for m in order}
+    errors: dict[str, list[str]] = {m.name: [] for m in order}
     kept: dict[float, np.ndarray] = {}
+    robust_alive: dict[float, np.ndarray] = {}
+    whitebox_alive: dict[float, np.ndarray] = {}
+    blackbox_alive: dict[float, np.ndarray] = {}
+    pgd_alone: dict[float, np.ndarray] = {}  # pgd's own survival on the images it attacked (the step check)
+    pgd_inputs: dict[float, np.ndarray] = {}
     for j, e in enumerate(eps_values):
-        taken = np.zeros(len(idx), dtype=bool)  # examples whose kept image already changed the prediction
+        alive = clean_correct.copy()  # not broken by any member so far
+        whitebox = clean_correct.copy()
+        blackbox = clean_correct.copy()
+        taken = np.zeros(count, dtype=bool)  # examples whose kept image already changed the prediction
         if keep_adversarial:
-            kept[e] = x.copy()
-        for i, member in enumerate(members):
-            attack = member.create(runtime.name, e, _seed(seed, i, j), norm)
+            kept[e] = np.zeros(images.shape, np.float32)
+            for chunk in _chunks(np.arange(count), batch_size):
+                kept[e][chunk] = _floats(images[chunk])
+        for i, member in enumerate(order):
+            started = time.perf_counter()
+            attack = member.create(runtime.name, e, _seed(seed, seeds[member.name], j), norm)
             params[member.name][e] = member.hyperparameters(attack, runtime.name)
-            kinds[member.name] = kind(attack)
-            alive = np.zeros(count, dtype=bool)
-            before = len(errors[member.name])
-            if len(idx):
+            todo = np.flatnonzero(alive) if cascade else idx
+            attacked[member.name][e] = len(todo)
+            report.line(f"{member.name} eps {_eps_text(e)}: attacking {len(todo)} images")
+            broke = np.zeros(count, dtype=bool)
+            counts = {"not_finite": 0, "outside_box": 0, "outside_budget": 0}
+            failed = ""
+            for chunk in _chunks(todo, batch_size):
+                x_chunk = _floats(images[chunk])
                 try:
-                    adversarial, bad = target.attack(attack, images[idx], x[idx], labels[idx], e)
+                    adversarial, bad = target.attack(attack, images[chunk], x_chunk, labels[chunk], e)
                 except Exception as exc:  # noqa: BLE001 - recorded and flagged, the others still run
                     errors[member.name].append(_failure(e, exc))
-                    adversarial, bad = x[idx], {}
-                violations[member.name][e] = bad
-                alive[idx] = target.predict(adversarial) == labels[idx]
+                    failed = " (attack failed)"
+                    break
+                counts = {k: counts[k] + bad.get(k, 0) for k in counts}
+                fooled = target.predict(adversarial) != labels[chunk]
+                broke[chunk[fooled]] = True
                 if keep_adversarial:
-                    chosen = ~taken & (~alive[idx] | (i == len(members) - 1))
-                    kept[e][idx[chosen]] = adversarial[chosen]
-                    taken |= ~alive[idx]
-            survived[member.name][e] = alive
-            failed = " (attack failed)" if len(errors[member.name]) > before else ""
-            report.done(f"{member.name} eps {_eps_text(e)} done (robust {alive.mean():.1%}){failed}")
+                    chosen = ~taken[chunk] & (fooled | (i == len(order) - 1))
+                    kept[e][chunk[chosen]] = adversarial[chosen]
+                    taken[chunk[fooled]] = True
+            violations[member.name][e] = counts
+            seconds[member.name][e] = time.perf_counter() - started
+            alive &= ~broke
+            (whitebox if kinds[member.name] == "white-box" else blackbox)[broke] = False
+            survived[member.name][e] = alive.copy() if cascade else clean_correct & ~broke
+            if member.name == "pgd":
+                pgd_alone[e], pgd_inputs[e] = clean_correct & ~broke, todo
+            report.done(f"{member.name} eps {_eps_text(e)} done ({'robust' if cascade else 'alone'} "
+                        f"{survived[member.name][e].mean():.1%}){failed}")
+        robust_alive[e], whitebox_alive[e], blackbox_alive[e] = alive, whitebox, blackbox
     attack_accuracy = {name: {e: float(a.mean()) for e, a in by_eps.items()} for name, by_eps in survived.items()}
-    robust = {e: float(np.logical_and.reduce([survived[m.name][e] for m in members]).mean()) for e in eps_values}
-    whitebox_members = [m for m in members if kinds[m.name] == "white-box"]
-    whitebox = {e: float(np.logical_and.reduce([survived[m.name][e] for m in whitebox_members]).mean())
-                for e in eps_values} if whitebox_members else {}
+    robust = {e: float(a.mean()) for e, a in robust_alive.items()}
+    has_whitebox = any(k == "white-box" for k in kinds.values())
+    has_blackbox = any(k != "white-box" for k in kinds.values())
+    whitebox_accuracy = {e: float(a.mean()) for e, a in whitebox_alive.items()} if has_whitebox else {}
+    # the black-box members' effect: (cascade) after them, on what the white-box members left; else on their own
+    blackbox_accuracy = ({e: robust[e] if cascade else float(blackbox_alive[e].mean()) for e in eps_values}
+                         if has_blackbox else None)
 
-    # ---- PGD at fewer steps: more steps must not be weaker
+    # ---- PGD at fewer steps, on the images pgd attacked: more steps must not be weaker
     pgd = next((m for m in members if m.name == "pgd"), None)
     by_steps: dict[int, dict[float, np.ndarray]] = {}
     if pgd is not None:
         pgd_steps = params["pgd"][eps_values[0]]["steps"]
-        by_steps[pgd_steps] = survived[pgd.name]
+        by_steps[pgd_steps] = pgd_alone
         report.line(f"pgd at fewer steps ({', '.join(str(s) for s in STEP_LADDER if s < pgd_steps) or 'none'})")
         for steps in (s for s in STEP_LADDER if s < pgd_steps):
             member = Member("pgd", {"steps": steps, "restarts": 1})
             by_steps[steps] = {}
             for j, e in enumerate(eps_values):
-                alive = np.zeros(count, dtype=bool)
-                if len(idx):
-                    try:
-                        attack = member.create(runtime.name, e, _seed(seed, 1000 + steps, j), norm)
-                        adversarial, _ = target.attack(attack, images[idx], x[idx], labels[idx], e)
-                    except Exception as exc:  # noqa: BLE001 - the same failure as the pgd member's, recorded
-                        errors.setdefault(f"pgd-{steps}-steps", []).append(_failure(e, exc))
-                        adversarial = x[idx]
-                    alive[idx] = target.predict(adversarial) == labels[idx]
+                alive = clean_correct.copy()
+                try:
+                    attack = member.create(runtime.name, e, _seed(seed, 1000 + steps, j), norm)
+                    for chunk in _chunks(pgd_inputs[e], batch_size):
+                        adversarial, _ = target.attack(attack, images[chunk], _floats(images[chunk]), labels[chunk],
+                                                       e)
+                        alive[chunk] = target.predict(adversarial) == labels[chunk]
+                except Exception as exc:  # noqa: BLE001 - the same failure as the pgd member's, recorded
+                    errors.setdefault(f"pgd-{steps}-steps", []).append(_failure(e, exc))
                 by_steps[steps][e] = alive
+                report.line(f"pgd-{steps} eps {_eps_text(e)} done (alone {alive.mean():.1%})")
 
-    # ---- transfer from the reference model
+    # ---- transfer from the reference model, chunk by chunk
     transfer_accuracy, transfer_info = None, None
     if reference is not None:
         report.line("transfer from the reference model")
-        if isinstance(reference, Reference):
-            ref_runtime = runtime if reference.runtime is None else reference.runtime
-            examples = transfer_examples(ref_runtime, reference.model, images, labels, eps_values,
-                                         steps=reference.steps, restarts=reference.restarts, seed=_seed(seed, 2000),
-                                         batch_size=batch_size)
-            transfer_info = {"reference": reference.name, "attack": "pgd", "steps": reference.steps,
-                             "restarts": reference.restarts}
-        else:
-            examples = {float(e): np.asarray(v) for e, v in reference.items()}
-            transfer_info = {"reference": "precomputed examples"}
-        transfer_accuracy = {}
-        for e in eps_values:
-            key = next((k for k in examples if math.isclose(k, e, rel_tol=1e-6)), None)
-            if key is not None:
-                adversarial, _ = C.project_adversarial(examples[key], x, e)
-                transfer_accuracy[e] = float(np.mean(target.predict(adversarial) == labels))
+        transfer_accuracy, transfer_info = _transfer(runtime, target, reference, images, labels, eps_values, seed,
+                                                    batch_size)
 
     # ---- model checks on a subset
     report.line("sanity checks")
     subset = images[:CHECK_EXAMPLES]
     passes = [logits[: len(subset)]] + [runtime.predict_logits(model, subset, batch_size=batch_size)
                                         for _ in range(C.DETERMINISM_PASSES - 1)]
-    gradients = runtime.input_gradients(model, x[: len(subset)], labels[: len(subset)], batch_size=batch_size)
-    series = {"ensemble": {e: np.logical_and.reduce([survived[m.name][e] for m in members]) for e in eps_values},
-              **survived}
-    square = attack_accuracy.get("square")
+    gradients = runtime.input_gradients(model, _floats(subset), labels[: len(subset)], batch_size=batch_size)
+    series = {"ensemble": robust_alive, **survived}
     report_checks = [
         C.check_eps_monotone(series, clean_correct, tolerance),
         C.check_steps_monotone(by_steps, tolerance) if pgd is not None
         else C.skipped(C.MORE_STEPS_WEAKER, "pgd is not in the ensemble"),
         C.check_transfer(robust, transfer_accuracy, tolerance) if transfer_accuracy
         else C.skipped(C.WHITEBOX_WEAKER_THAN_TRANSFER, "no reference model"),
-        C.check_blackbox(whitebox, square, tolerance) if square is not None and whitebox
-        else C.skipped(C.BLACKBOX_BEATS_WHITEBOX, "needs square and a white-box attack"),
+        C.check_blackbox(whitebox_accuracy, blackbox_accuracy, tolerance) if blackbox_accuracy and whitebox_accuracy
+        else C.skipped(C.BLACKBOX_BEATS_WHITEBOX, "needs a black-box (square) and a white-box attack"),
         C.check_determinism(passes),
         C.check_logits(logits),
         C.check_gradients(gradients),
@@ -422,10 +516,11 @@ def _evaluate(runtime, model, images, labels, eps, extra_eps, attacks, reference
     result = RobustnessReport(
         framework=runtime.name, count=count, num_classes=num_classes, seed=int(seed),
         clean_accuracy=float(clean_correct.mean()), eps=eps_values, robust_accuracy=robust,
-        attack_accuracy=attack_accuracy, attack_params=params,
+        attack_accuracy=attack_accuracy, attack_params=params, cascade=cascade, attacked=attacked,
+        attack_seconds=seconds,
         pgd_steps_accuracy={k: {e: float(v.mean()) for e, v in by_eps.items()} for k, by_eps in by_steps.items()},
         transfer_accuracy=transfer_accuracy, transfer=transfer_info, checks=report_checks, corruption=corruption,
-        whitebox_accuracy=whitebox, survival=series, adversarial=kept,
+        whitebox_accuracy=whitebox_accuracy, survival=series, adversarial=kept,
     )
     if out_dir is not None:
         result.write(out_dir)

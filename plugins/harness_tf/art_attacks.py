@@ -1,5 +1,6 @@
 """APGD-CE, APGD-T and Square (adversarial-robustness-toolbox) for Keras models: the layout conversion
-at ART's boundary; the attacks themselves are :mod:`harness.attacks.art`."""
+at ART's boundary; the attacks themselves are :mod:`harness.attacks.art`. TensorFlow has no native
+AutoAttack members yet: ``apgd-ce``, ``apgd-t``, ``square`` are these ART classes."""
 
 from __future__ import annotations
 
@@ -26,4 +27,4 @@ class TFLayout:
         return tf.convert_to_tensor(images, tf.float32)
 
 
-APGDCE, APGDT, Square = art_attack_classes("tf", TFLayout(), __name__)
+APGDCE, APGDT, Square = art_attack_classes("tf", TFLayout(), __name__, prefix="")

@@ -81,8 +81,9 @@ NSL_PERTURB_PARAMS = {
 
 @hookimpl
 def harness_register_attacks():
-    """FGSM, BIM, PGD (the shared driver), the ART attacks apgd-ce, apgd-t, square, and nsl-perturb."""
-    specs = attack_specs(M, "tf") + art_attack_specs(M, "tf")
+    """FGSM, BIM, PGD (the shared driver), the ART attacks apgd-ce, apgd-t, square (no native ones for TensorFlow
+    yet) and nsl-perturb."""
+    specs = attack_specs(M, "tf") + art_attack_specs(M, "tf", prefix="")
     specs.append(
         AttackSpec(
             name="nsl-perturb",

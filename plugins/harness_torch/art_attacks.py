@@ -1,5 +1,6 @@
 """APGD-CE, APGD-T and Square (adversarial-robustness-toolbox) for torch models: the layout conversion
-at ART's boundary; the attacks themselves are :mod:`harness.attacks.art`."""
+at ART's boundary; the attacks themselves are :mod:`harness.attacks.art`. Registered as ``art-apgd-ce``,
+``art-apgd-t``, ``art-square`` (the plain names are the native :mod:`harness_torch.autoattack`)."""
 
 from __future__ import annotations
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from harness import hookimpl
 from harness.attacks.art import art_attack_specs
+from harness.attacks.autoattack import autoattack_specs
 from harness.framework_specs import application_backbone_specs, attack_specs, augmentation_specs, defense_specs
 from harness.specs import BackboneSpec
 
@@ -94,5 +95,6 @@ def harness_register_augmentations():
 
 @hookimpl
 def harness_register_attacks():
-    """FGSM, BIM, PGD (the shared driver) and the ART attacks apgd-ce, apgd-t, square."""
-    return attack_specs(M, "torch") + art_attack_specs(M, "torch")
+    """FGSM, BIM, PGD (the shared driver), the native AutoAttack members apgd-ce, apgd-t, square and the ART
+    attacks art-apgd-ce, art-apgd-t, art-square."""
+    return attack_specs(M, "torch") + autoattack_specs(M, "torch") + art_attack_specs(M, "torch")

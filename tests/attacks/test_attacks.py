@@ -177,15 +177,18 @@ def test_harness_attacks_and_plugin_modules_import_no_framework():
 # --------------------------------------------------------------------------- the ART attacks
 
 
-@pytest.mark.parametrize("name, params", [("apgd-ce", {"max_iter": 5}), ("apgd-t", {"max_iter": 5, "n_targets": 2}),
-                                          ("square", {"max_iter": 40})])
+@pytest.mark.parametrize("name, params", [("art-apgd-ce", {"max_iter": 5}),
+                                          ("art-apgd-t", {"max_iter": 5, "n_targets": 2}),
+                                          ("art-square", {"max_iter": 40})])
 def test_art_attacks_follow_the_attack_contract(fw, name, params):
     pytest.importorskip("art")
+    name = name if fw.name == "torch" else name.removeprefix("art-")  # TensorFlow's plain names are ART's
     eps = 0.1
     x, y = fw.x[:32], fw.y[:32]
     art_attack = attack(fw, name, eps=eps, seed=3, **params)
     assert (art_attack.config.eps, art_attack.config.norm) == (eps, "linf")
-    assert art_attack.threat == ("black-box" if name == "square" else "white-box")
+    assert art_attack.threat == ("black-box" if name.endswith("square") else "white-box")
+    assert "adversarial-robustness-toolbox" in art_attack.implementation
     assert art_attack.config.to_dict() == {**registry.get_attack(name, framework=fw.name).params, **params,
                                            "eps": eps, "seed": 3}
     x_adv = art_attack(fw.model, x, y)
@@ -199,13 +202,14 @@ def test_art_attacks_follow_the_attack_contract(fw, name, params):
         art_attack(fw.model, x, y, target=y)
 
 
-def test_art_attack_parameters_are_checked():
+@pytest.mark.parametrize("prefix", ["", "art-"])
+def test_art_and_native_attack_parameters_are_checked(prefix):
     with pytest.raises(UsageError, match="max_iter must be an integer >= 1"):
-        registry.create_attack("apgd-ce", framework="torch", max_iter=0)
-    with pytest.raises(UsageError, match="p_init must be a number > 0"):
-        registry.create_attack("square", framework="torch", p_init=-1)
+        registry.create_attack(prefix + "apgd-ce", framework="torch", max_iter=0)
+    with pytest.raises(UsageError, match=r"p_init must be a number in \(0, 1\]"):
+        registry.create_attack(prefix + "square", framework="torch", p_init=-1)
     with pytest.raises(UsageError, match="has no parameter 'n_target'. Did you mean 'n_targets'"):
-        registry.create_attack("apgd-t", framework="torch", n_target=2)
+        registry.create_attack(prefix + "apgd-t", framework="torch", n_target=2)
 
 
 # --------------------------------------------------------------------------- the same answers across frameworks

@@ -28,6 +28,7 @@ MODULES = {
     "corruptions": (["corruptions_vs_imagecorruptions"], ["imagecorruptions"]),
     "scoring": (["scoring_predict_vs_bare_torch"], ["torch"]),
     "adaptive": (["adaptive_phase_vs_evaluate_robust"], ["torch"]),
+    "autoattack": (["autoattack_ensemble_vs_torchattacks"], ["torch", "torchattacks"]),
     "startup": (["startup_help_vs_python", "startup_help_vs_import_torch"], ["torch"]),
     "ray": (["ray_executor_vs_local"], ["ray", "torch"]),
     "sandbox": (["sandbox_ns_vs_none_python"], []),
@@ -37,7 +38,8 @@ MODULES = {
 }
 #: quick runs of 11-52 s each on 2 cores, left out of `make test` to keep the whole suite under 15 minutes there;
 #: ``HARNESS_QUICK_BENCHMARKS=all make test`` (or ``make bench BENCH_ARGS=--quick``) runs them
-HEAVY = {"pgd_torch", "pgd_tf", "training", "data", "data_path", "scoring", "adaptive", "ray", "precision"}
+HEAVY = {"pgd_torch", "pgd_tf", "training", "data", "data_path", "scoring", "adaptive", "ray", "precision",
+         "autoattack"}
 ALL_BENCHMARKS = os.environ.get("HARNESS_QUICK_BENCHMARKS") == "all"
 
 
