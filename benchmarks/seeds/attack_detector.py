@@ -177,14 +177,7 @@ def tables(payload: dict[str, Any]) -> str:
 
 
 def main(argv=None) -> int:
-    started = time.perf_counter()
-    p = common.parser(__doc__.split("\n\n")[0], cpu_epochs=30, full_epochs=5, quick_epochs=1)
-    args = common.parse(p, argv)
-    payload = run(args)
-    path = common.torch_result(args, NAME, payload, started)
-    print(tables(payload), flush=True)
-    print(f"wrote {path}", flush=True)
-    return 0
+    return common.torch_main(argv, __doc__.split("\n\n")[0], NAME, run, tables, cpu_epochs=30, full_epochs=5)
 
 
 if __name__ == "__main__":

@@ -307,3 +307,32 @@ def torch_result(args: argparse.Namespace, name: str, payload: dict[str, Any], s
     settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if not k.startswith("_")}
     return write_result(result_path(args, name), {"name": name, "scale": scale(args), "settings": settings,
                                                   **payload, "seconds": round(time.perf_counter() - started, 1)})
+
+
+def seed_vs_ours(results: Mapping[str, Mapping[str, Any]], models: Sequence[str],
+                 seed: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """One row per (evaluation, metric): the seed's figure (top-1 only: the seeds give no top-5) beside ours,
+    per model; keys of ``results`` ending in ``settings`` are skipped."""
+    table = []
+    for key, by_model in results.items():
+        if key.endswith("settings"):
+            continue
+        for metric in ("top1", "top5"):
+            row: dict[str, Any] = {"evaluation": key, "metric": metric}
+            for name in models:
+                row[f"{name} (seed)"] = seed.get(key, {}).get(name) if metric == "top1" else None
+                row[f"{name} (ours)"] = by_model[name][metric]
+            table.append(row)
+    return table
+
+
+def torch_main(argv: Sequence[str] | None, description: str, name: str, run_script: Callable[..., dict[str, Any]],
+               tables: Callable[[dict[str, Any]], str], *, cpu_epochs: int, full_epochs: int) -> int:
+    """A PyTorch seed script's main: parse, run, write its result (:func:`torch_result`), print its tables."""
+    started = time.perf_counter()
+    args = parse(parser(description, cpu_epochs=cpu_epochs, full_epochs=full_epochs, quick_epochs=1), argv)
+    payload = run_script(args)
+    path = torch_result(args, name, payload, started)
+    print(tables(payload), flush=True)
+    print(f"wrote {path}", flush=True)
+    return 0

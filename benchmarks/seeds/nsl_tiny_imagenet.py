@@ -36,7 +36,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import (ROOT, load_data, markdown_table, parse, parser, run, scale, set_seeds,  # noqa: E402
+from common import (ROOT, seed_vs_ours, load_data, markdown_table, parse, parser, run, scale, set_seeds,  # noqa: E402
                     training_params, write_result)
 from nsl_eval import configure_tensorflow, evaluate_models  # noqa: E402
 
@@ -175,16 +175,7 @@ def rows(results: dict, histories: dict) -> list[dict]:
     table = [{"evaluation": "train_accuracy (last epoch, augmented)", "metric": "top1",
               **{f"{n} (seed)": SEED["train_accuracy"].get(n) for n in MODELS},
               **{f"{n} (ours)": histories[n].epochs[-1].train_top1 for n in MODELS}}]
-    for key, by_model in results.items():
-        if key.endswith("settings"):
-            continue
-        for metric in ("top1", "top5"):
-            row = {"evaluation": key, "metric": metric}
-            for name in MODELS:
-                row[f"{name} (seed)"] = SEED.get(key, {}).get(name) if metric == "top1" else None
-                row[f"{name} (ours)"] = by_model[name][metric]
-            table.append(row)
-    return table
+    return table + seed_vs_ours(results, MODELS, SEED)
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import (load_data, markdown_table, parse_args, run, scale, set_seeds,  # noqa: E402
+from common import (load_data, seed_vs_ours, markdown_table, parse_args, run, scale, set_seeds,  # noqa: E402
                     training_params, write_result)
 from nsl_eval import configure_tensorflow, evaluate_models  # noqa: E402
 
@@ -58,17 +58,7 @@ def train(data, defense: str, args, epochs: int, seed: int | None = None, **knob
 
 def rows(results: dict) -> list[dict]:
     """One row per (perturbation, metric): seed vs ours for both models."""
-    out = []
-    for key, by_model in results.items():
-        if key == "settings":
-            continue
-        for metric in ("top1", "top5"):
-            row = {"evaluation": key, "metric": metric}
-            for name in MODELS:
-                row[f"{name} (seed)"] = SEED.get(key, {}).get(name) if metric == "top1" else None
-                row[f"{name} (ours)"] = by_model[name][metric]
-            out.append(row)
-    return out
+    return seed_vs_ours(results, MODELS, SEED)
 
 
 def main(argv=None) -> int:
