@@ -21,6 +21,7 @@ from typing import Any, Callable, Iterable, Iterator, Protocol
 
 import numpy as np
 
+from .chunks import spans
 from .errors import PluginError
 
 #: framework name -> (runtime module, the module it needs, pip extra)
@@ -132,8 +133,8 @@ class RuntimeBase:
 
     def image_batches(self, images: np.ndarray, device: Any, batch_size: int) -> Iterator[Any]:
         """:meth:`images_batch` of each consecutive ``batch_size`` chunk (a runtime may prefetch the next one)."""
-        for start in range(0, len(images), batch_size):
-            yield self.images_batch(images[start : start + batch_size], device)
+        for part in spans(len(images), batch_size):
+            yield self.images_batch(images[part], device)
 
     def float_batch(self, images: np.ndarray, device: Any) -> Any:
         """float32 N,H,W,C numpy in [0, 1] -> the framework's float32 batch (its layout) on ``device``."""

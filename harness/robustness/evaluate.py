@@ -31,6 +31,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 
 from ..atomic import write_json, write_text
+from ..chunks import spans
 from ..errors import UsageError
 from ..perturb.severity import SEVERITIES
 from . import checks as C
@@ -344,9 +345,8 @@ def evaluate_robustness(
 
 
 def _chunks(idx: np.ndarray, size: int) -> Iterable[np.ndarray]:
-    """``idx`` in consecutive pieces of at most ``size``."""
-    for start in range(0, len(idx), max(1, size)):
-        yield idx[start : start + size]
+    """``idx`` in consecutive pieces of at most ``size`` (:func:`harness.chunks.spans`)."""
+    return (idx[part] for part in spans(len(idx), max(1, size)))
 
 
 def _floats(images: np.ndarray) -> np.ndarray:

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from harness.chunks import spans
 from harness.metrics import topk_correct
 
 from .attacks import eval_mode
@@ -30,9 +31,8 @@ def accuracy(
     device = model_device(model)
     total_loss, top1, top5 = 0.0, 0, 0
     labels = np.asarray(labels, dtype=np.int64)
-    chunks = (slice(start, start + batch_size) for start in range(0, len(labels), batch_size))
     with eval_mode(model):
-        for x, y in device_batches(images, chunks, device, labels):
+        for x, y in device_batches(images, spans(len(labels), batch_size), device, labels):
             if attack is not None:
                 x = attack(model, x, y)
             with torch.no_grad():

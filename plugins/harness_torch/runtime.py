@@ -14,6 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from harness.chunks import spans
 from harness.errors import PluginError
 from harness.frameworks import RUNTIME_FUNCTIONS, RuntimeBase
 
@@ -65,8 +66,7 @@ class TorchRuntime(RuntimeBase):
         return images_to_tensor(images, device)
 
     def image_batches(self, images: np.ndarray, device: torch.device | None, batch_size: int) -> Iterator[torch.Tensor]:
-        chunks = (slice(start, start + batch_size) for start in range(0, len(images), batch_size))
-        return (x for x, _ in device_batches(images, chunks, device))
+        return (x for x, _ in device_batches(images, spans(len(images), batch_size), device))
 
     def float_batch(self, images: np.ndarray, device: torch.device) -> torch.Tensor:
         return _float_batch(images, device).permute(0, 3, 1, 2)
