@@ -128,7 +128,8 @@ def evaluate(
     seed: int = typer.Option(0, "--seed", help="Seed of augmentations and attacks."),
     csv_path: Optional[Path] = typer.Option(None, "--csv", help="CSV file (default: RUNS/evaluation.csv)."),
     robust: bool = typer.Option(False, "--robust", help="Also the attack ensemble (PGD, APGD-CE, APGD-T, Square) at "
-                                "2/255, 4/255, 8/255 and --eps, with sanity checks (docs/robustness.md)."),
+                                "2/255, 4/255, 8/255 and --eps, each member on the images the ones before it left "
+                                "robust (as AutoAttack), with sanity checks (docs/robustness.md)."),
     robust_attack: Optional[List[str]] = typer.Option(
         None, "--robust-attack", help="With --robust: an ensemble member as NAME[:key=value,...], any registered "
         "L-inf attack (repeatable; default: pgd, apgd-ce, apgd-t, square)."),
